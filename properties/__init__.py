@@ -1,0 +1,1 @@
+"""The Hypothesis suite that holds backends to the reference."""
