@@ -1,4 +1,7 @@
-"""Argument checks shared by the reference: each raises ``ValueError`` naming the argument."""
+"""Argument checks shared by the reference.
+
+Each raises ``ValueError`` naming the argument.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 def as_float64(
     name: str, value: object, *, ndim: int | Sequence[int] | None = None
 ) -> np.ndarray:
-    """``value`` as a float64 array, checked to have ``ndim`` dimensions (one of them)."""
+    """``value`` as a float64 array with ``ndim`` dimensions (or one of several)."""
     array = np.asarray(value, dtype=np.float64)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -61,14 +64,21 @@ def require_in_range(
             value <= high if high_inclusive else value < high
         )
     if not ok:
-        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        interval = f"{left}{low}, {high}{right}"
         raise ValueError(f"{name} must lie in {interval}, got {value!r}")
     return float(value)
 
 
 def pair(name: str, value: int | Sequence[int], *, minimum: int = 0) -> tuple[int, int]:
     """An int or an ``(h, w)`` pair of ints, each at least ``minimum``, as a pair."""
-    values = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if isinstance(value, numbers.Integral):
+        values: tuple = (value, value)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if len(values) != 2 or not all(isinstance(v, numbers.Integral) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in values):
@@ -86,3 +96,10 @@ def require_labels(name: str, labels: object, batch: int, classes: int) -> np.nd
     if array.size and (array.min() < 0 or array.max() >= classes):
         raise ValueError(f"{name} must lie in [0, {classes}), got values out of range")
     return array.astype(np.intp)
+
+
+def upstream(dout: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``dout`` as float64, checked to have the forward output's ``shape``."""
+    array = as_float64("dout", dout)
+    require_shape("dout", array, shape)
+    return array
