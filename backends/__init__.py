@@ -1,4 +1,4 @@
-"""Backends: the contract (:mod:`backends.contract`) and the built-in implementations."""
+"""Backends: the contract (:mod:`backends.contract`) and the built-ins."""
 
 from backends.contract import (
     BUILTIN,

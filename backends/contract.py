@@ -198,7 +198,9 @@ def load(spec: str) -> Any:
     path = BUILTIN.get(spec, spec)
     target = _import_attribute(path)
     if isinstance(target, type) or (
-        callable(target) and not hasattr(target, "name") and not hasattr(target, "asarray")
+        callable(target)
+        and not hasattr(target, "name")
+        and not hasattr(target, "asarray")
     ):
         target = target()
     return validate(target, spec)

@@ -1,0 +1,1748 @@
+r"""Every contract operation, written once over an array namespace ``xp``.
+
+:class:`ArrayBackend` holds the fast implementation shared by the NumPy backend
+(``xp = numpy``) and the CuPy backend (``xp = cupy``): vectorised, float32-first
+(outputs keep the dtype of the float inputs: Python scalars only, never float64
+NumPy scalars, meet the arrays), no Python loop over pixels or batch elements.
+The only loops are over the kernel offsets of a window (pooling, col2im), the
+phases of an upsampling factor and the arrays of a list (gradient clipping).
+
+Subclasses override only what differs between array libraries: moving arrays
+between host and device (:meth:`ArrayBackend.asarray`,
+:meth:`ArrayBackend.to_numpy`, :meth:`ArrayBackend._from_host`), waiting for the
+device (:meth:`ArrayBackend.synchronize`), strided views
+(:meth:`ArrayBackend._as_strided`), the random generator
+(:meth:`ArrayBackend._uniform`) and the optimizer updates (``_<name>_update``),
+which here update ``param`` and the state in place with ``out=`` ufuncs and one
+preallocated scratch buffer, and on a GPU are one fused kernel each.
+
+Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`),
+each computing on the zero-padded input:
+
+* ``im2col``: the input windows as one strided view ``(N, C, kH, kW, H_out,
+  W_out)``, copied once into columns ``(N, C kH kW, H_out W_out)`` and multiplied
+  by the weights ``(C_out, C kH kW)``: one (batched) GEMM whose result is already
+  NCHW, so no transposed copy of the output. Backward: ``dW`` from the same
+  columns, ``dx`` by ``W^T dY`` and col2im (a loop over the kernel offsets).
+* ``offsets``: one GEMM per kernel offset ``(i, j)`` accumulated into the
+  output, never holding more than one offset's slice of the input: the
+  low-memory fallback when im2col's columns would be too large.
+
+:meth:`ArrayBackend.select_conv_algorithm` picks one per shape (the first of
+``conv_preference`` that supports the shape within ``conv_workspace_limit``
+bytes), or the one named by ``conv_algorithm``; :func:`register_conv_algorithm`
+adds one (a Winograd F(2x2, 3x3) would declare it supports 3x3 kernels at
+stride 1 and go first in the preference).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from reference._checks import (
+    pair,
+    require_in_range,
+    require_non_negative,
+    require_positive,
+    require_shape,
+)
+
+__all__ = [
+    "CONV_ALGORITHMS",
+    "ArrayBackend",
+    "ConvAlgorithm",
+    "ConvGeometry",
+    "register_conv_algorithm",
+]
+
+Array = Any
+
+#: SELU constants of Klambauer et al. (2017), eq. (14), as torch.
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+#: Binary cross-entropy clamps each log at -100 (as torch and the reference).
+LOG_CLAMP = -100.0
+_SMALLEST_PROB = math.exp(LOG_CLAMP)
+
+INITIALIZER_HYPER: dict[str, dict[str, float]] = {
+    "zeros": {},
+    "normal": {"std": 0.01},
+    "uniform_fan_in": {},
+    "lecun_normal": {},
+    "xavier_normal": {},
+    "xavier_uniform": {},
+    "he_normal": {"negative_slope": 0.0},
+    "he_uniform": {"negative_slope": 0.0},
+}
+_UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
+
+#: The state arrays of each optimizer (torch's names) besides scratch buffers.
+OPTIMIZER_BUFFERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum_buffer",),
+    "adagrad": ("sum",),
+    "rmsprop": ("square_avg",),
+    "adadelta": ("square_avg", "acc_delta"),
+    "adam": ("exp_avg", "exp_avg_sq"),
+}
+#: Scratch buffers an in-place update needs to avoid full-size temporaries.
+_OPTIMIZER_SCRATCH: dict[str, tuple[str, ...]] = {
+    "sgd": ("scratch",),
+    "adagrad": ("scratch",),
+    "rmsprop": ("scratch",),
+    "adadelta": ("scratch", "delta"),
+    "adam": ("scratch",),
+}
+
+
+# ---------------------------------------------------------------------------
+# Convolution algorithms
+# ---------------------------------------------------------------------------
+
+
+class ConvGeometry(NamedTuple):
+    """Everything about one conv2d call but the values."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    out_height: int
+    out_width: int
+    itemsize: int
+
+    @property
+    def padded_shape(self) -> tuple[int, int, int, int]:
+        return (
+            self.batch,
+            self.in_channels,
+            self.height + 2 * self.padding[0],
+            self.width + 2 * self.padding[1],
+        )
+
+    @property
+    def columns(self) -> int:
+        """``C_in kH kW``: the GEMM's reduction length."""
+        return self.in_channels * self.kernel[0] * self.kernel[1]
+
+    @property
+    def pixels(self) -> int:
+        """``H_out W_out``."""
+        return self.out_height * self.out_width
+
+
+def _always(geometry: ConvGeometry) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class ConvAlgorithm:
+    """One way to compute conv2d, on the zero-padded input.
+
+    ``forward(backend, x_padded, w, geometry)`` returns ``y`` (N, C_out, H_out,
+    W_out) without the bias; ``backward(backend, dout, x_padded, w, geometry)``
+    returns ``(dx_padded, dw)``. ``supports(geometry)`` says whether it can
+    compute that shape at all; ``workspace_bytes(geometry)`` is the extra memory
+    its larger pass needs, which automatic selection weighs against the
+    backend's ``conv_workspace_limit``.
+    """
+
+    name: str
+    forward: Callable[..., Array]
+    backward: Callable[..., tuple[Array, Array]]
+    supports: Callable[[ConvGeometry], bool] = _always
+    workspace_bytes: Callable[[ConvGeometry], int] = lambda geometry: 0
+
+
+#: The registered algorithms, by name.
+CONV_ALGORITHMS: dict[str, ConvAlgorithm] = {}
+
+
+def register_conv_algorithm(algorithm: ConvAlgorithm) -> ConvAlgorithm:
+    """Add ``algorithm`` to :data:`CONV_ALGORITHMS` (replacing one of the same name)."""
+    CONV_ALGORITHMS[algorithm.name] = algorithm
+    return algorithm
+
+
+def _offset_index(i: int, j: int, stride: tuple[int, int], size_out: tuple[int, int]):
+    """The input rows and columns that offset ``(i, j)`` meets in every window."""
+    rows = slice(i, i + stride[0] * (size_out[0] - 1) + 1, stride[0])
+    cols = slice(j, j + stride[1] * (size_out[1] - 1) + 1, stride[1])
+    return (slice(None), slice(None), rows, cols)
+
+
+def _conv_windows(backend: ArrayBackend, x_padded: Array, g: ConvGeometry) -> Array:
+    """The read-only view ``(N, C, kH, kW, H_out, W_out)`` of every input window."""
+    s_n, s_c, s_h, s_w = x_padded.strides
+    shape = (g.batch, g.in_channels, *g.kernel, g.out_height, g.out_width)
+    strides = (s_n, s_c, s_h, s_w, s_h * g.stride[0], s_w * g.stride[1])
+    return backend._as_strided(x_padded, shape, strides)
+
+
+def _im2col_columns(backend: ArrayBackend, x_padded: Array, g: ConvGeometry) -> Array:
+    # Kernel offsets before pixels: the GEMM with (C_out, C kH kW) weights then
+    # yields (N, C_out, H_out W_out), already NCHW.
+    return _conv_windows(backend, x_padded, g).reshape(g.batch, g.columns, g.pixels)
+
+
+def _im2col_forward(
+    backend: ArrayBackend, x_padded: Array, w: Array, g: ConvGeometry
+) -> Array:
+    xp = backend.xp
+    columns = _im2col_columns(backend, x_padded, g)
+    y = xp.matmul(w.reshape(g.out_channels, g.columns), columns)
+    return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
+
+
+def _col2im(
+    backend: ArrayBackend, dcolumns: Array, g: ConvGeometry, dtype: Any
+) -> Array:
+    """Scatter-add ``(N, C, kH, kW, H_out, W_out)`` window gradients onto the input."""
+    dx_padded = backend.xp.zeros(g.padded_shape, dtype=dtype)
+    size_out = (g.out_height, g.out_width)
+    for i in range(g.kernel[0]):
+        for j in range(g.kernel[1]):
+            dx_padded[_offset_index(i, j, g.stride, size_out)] += dcolumns[:, :, i, j]
+    return dx_padded
+
+
+def _im2col_backward(
+    backend: ArrayBackend, dout: Array, x_padded: Array, w: Array, g: ConvGeometry
+) -> tuple[Array, Array]:
+    xp = backend.xp
+    dout3 = dout.reshape(g.batch, g.out_channels, g.pixels)
+    columns = _im2col_columns(backend, x_padded, g)
+    # (N, C_out, K) per sample, summed over the batch: small next to the columns.
+    dw = xp.matmul(dout3, columns.transpose(0, 2, 1)).sum(axis=0)
+    del columns
+    w2 = w.reshape(g.out_channels, g.columns)
+    dcolumns = xp.matmul(w2.T, dout3).reshape(
+        g.batch, g.in_channels, *g.kernel, g.out_height, g.out_width
+    )
+    dx_padded = _col2im(backend, dcolumns, g, dout3.dtype)
+    return dx_padded, dw.reshape(w.shape)
+
+
+def _im2col_workspace(g: ConvGeometry) -> int:
+    # Backward holds the columns, then their gradient, each N K H_out W_out.
+    return g.batch * g.columns * g.pixels * g.itemsize
+
+
+def _offsets_forward(
+    backend: ArrayBackend, x_padded: Array, w: Array, g: ConvGeometry
+) -> Array:
+    xp = backend.xp
+    size_out = (g.out_height, g.out_width)
+    w_offsets = xp.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (kH, kW, C_out, C)
+    dtype = xp.result_type(x_padded, w)
+    y = xp.zeros((g.batch, g.out_channels, g.pixels), dtype=dtype)
+    term = None
+    for i in range(g.kernel[0]):
+        for j in range(g.kernel[1]):
+            patch = x_padded[_offset_index(i, j, g.stride, size_out)].reshape(
+                g.batch, g.in_channels, g.pixels
+            )
+            term = xp.matmul(w_offsets[i, j], patch, out=term)
+            y += term
+    return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
+
+
+def _offsets_backward(
+    backend: ArrayBackend, dout: Array, x_padded: Array, w: Array, g: ConvGeometry
+) -> tuple[Array, Array]:
+    xp = backend.xp
+    size_out = (g.out_height, g.out_width)
+    dout3 = xp.ascontiguousarray(dout).reshape(g.batch, g.out_channels, g.pixels)
+    w_offsets = xp.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (kH, kW, C_out, C)
+    dw_offsets = xp.empty_like(w_offsets)
+    dx_padded = xp.zeros(g.padded_shape, dtype=dout3.dtype)
+    for i in range(g.kernel[0]):
+        for j in range(g.kernel[1]):
+            index = _offset_index(i, j, g.stride, size_out)
+            patch = x_padded[index].reshape(g.batch, g.in_channels, g.pixels)
+            dw_offsets[i, j] = xp.matmul(dout3, patch.transpose(0, 2, 1)).sum(axis=0)
+            dpatch = xp.matmul(w_offsets[i, j].T, dout3)
+            dx_padded[index] += dpatch.reshape(
+                g.batch, g.in_channels, g.out_height, g.out_width
+            )
+    return dx_padded, xp.ascontiguousarray(dw_offsets.transpose(2, 3, 0, 1))
+
+
+def _offsets_workspace(g: ConvGeometry) -> int:
+    return g.batch * (g.in_channels + g.out_channels) * g.pixels * g.itemsize
+
+
+register_conv_algorithm(
+    ConvAlgorithm(
+        "im2col", _im2col_forward, _im2col_backward, _always, _im2col_workspace
+    )
+)
+register_conv_algorithm(
+    ConvAlgorithm(
+        "offsets", _offsets_forward, _offsets_backward, _always, _offsets_workspace
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _require_bool(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _require_seed(seed: object) -> int:
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+def _output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _require_window_fits(
+    name: str, kernel: tuple[int, int], shape: tuple[int, ...], padding: tuple[int, int]
+) -> None:
+    padded = (shape[2] + 2 * padding[0], shape[3] + 2 * padding[1])
+    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+        raise ValueError(
+            f"{name}: the kernel {kernel} is larger than the padded input {padded} "
+            f"(input {tuple(shape[2:])}, padding {padding})"
+        )
+
+
+def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
+    """A tuple index applying ``index`` along ``axis`` of an ``ndim``-d array."""
+    return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
+
+
+class _Unavailable:
+    """Stands in for an array namespace that cannot be used here."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise RuntimeError(f"backend unavailable: {self._reason}")
+
+
+# ---------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------
+
+
+class ArrayBackend:
+    """The contract's operations over the array namespace ``xp``.
+
+    Attributes that tune it (instance attributes, safe to change):
+
+    * ``conv_algorithm``: ``"auto"`` (default) or the name of a registered conv
+      algorithm to use for every shape;
+    * ``conv_preference``: the order in which ``"auto"`` tries the algorithms;
+    * ``conv_workspace_limit``: the most extra bytes ``"auto"`` lets an
+      algorithm use; when every algorithm needs more, the one needing least wins.
+    """
+
+    name: str = "array"
+    device: str = "cpu"
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    unavailable_reason: str | None = None
+    #: Whether the optimizer states carry scratch buffers (the ufunc updates).
+    scratch_buffers: bool = True
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.conv_algorithms: dict[str, ConvAlgorithm] = dict(CONV_ALGORITHMS)
+        self.conv_algorithm = "auto"
+        self.conv_preference: tuple[str, ...] = ("im2col", "offsets")
+        self.conv_workspace_limit = 1 << 30
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} device={self.device!r}>"
+
+    # -- moving arrays ------------------------------------------------------
+
+    def asarray(self, a: np.ndarray, dtype: str) -> Array:
+        """A new native array holding ``a`` as ``dtype`` (never a view of ``a``)."""
+        return self.xp.array(a, dtype=dtype, copy=True)
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        """A new host array holding ``a`` (never a view of ``a``)."""
+        return np.array(a, copy=True)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work: nothing to wait for on the CPU."""
+
+    def _from_host(self, a: np.ndarray) -> Array:
+        return self.xp.asarray(a)
+
+    def _as_strided(self, a: Array, shape: tuple[int, ...], strides: tuple[int, ...]):
+        return np.lib.stride_tricks.as_strided(
+            a, shape=shape, strides=strides, writeable=False
+        )
+
+    def _uniform(self, seed: int, shape: tuple[int, ...]) -> Array:
+        """``U[0, 1)`` draws (float64) from a generator seeded by ``seed``."""
+        return np.random.default_rng(seed).random(shape)
+
+    # -- argument checks ------------------------------------------------------
+
+    def _float(self, name: str, value: Any, ndim: int | Sequence[int] | None = None):
+        array = self.xp.asarray(value)
+        if array.dtype.kind != "f":
+            raise ValueError(
+                f"{name} must be a floating-point array, got {array.dtype}"
+            )
+        if ndim is not None:
+            allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+            if array.ndim not in allowed:
+                expected = " or ".join(str(n) for n in allowed)
+                raise ValueError(
+                    f"{name} must have {expected} dimensions, got shape {array.shape}"
+                )
+        return array
+
+    def _upstream(self, dout: Any, shape: tuple[int, ...]) -> Array:
+        dout = self._float("dout", dout)
+        require_shape("dout", dout, shape)
+        return dout
+
+    def _scalar_upstream(self, dout: Any, dtype: Any) -> Array:
+        """A loss's upstream gradient (a 0-d array or a float) as 0-d ``dtype``."""
+        dout = self.xp.asarray(dout, dtype=dtype)
+        if dout.ndim != 0:
+            raise ValueError(
+                f"dout must be a 0-d array or a float, got shape {dout.shape}"
+            )
+        return dout
+
+    def _scalar(self, value: Any, dtype: Any) -> Array:
+        return self.xp.asarray(value, dtype=dtype)
+
+    # -- activations --------------------------------------------------------
+
+    def relu(self, x: Array) -> Array:
+        x = self._float("x", x)
+        return self.xp.maximum(x, 0)
+
+    def relu_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (self.xp.where(x > 0, dout, 0),)
+
+    def leaky_relu(self, x: Array, *, alpha: float = 0.01) -> Array:
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        return self.xp.where(x > 0, x, x * alpha)
+
+    def leaky_relu_backward(
+        self, dout: Array, x: Array, *, alpha: float = 0.01
+    ) -> tuple[Array]:
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        dout = self._upstream(dout, x.shape)
+        return (self.xp.where(x > 0, dout, dout * alpha),)
+
+    def _prelu_slope(self, x: Array, alpha: Any) -> Array:
+        alpha = self._float("alpha", alpha, ndim=1)
+        if alpha.shape == (1,):
+            return alpha.reshape((1,) * x.ndim)
+        if x.ndim < 2 or alpha.shape != (x.shape[1],):
+            raise ValueError(
+                f"alpha must have shape (1,) or (C,) with C = x.shape[1] for x of "
+                f"shape {x.shape}, got {alpha.shape}"
+            )
+        return alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def prelu(self, x: Array, alpha: Array) -> Array:
+        x = self._float("x", x)
+        slope = self._prelu_slope(x, alpha)
+        return self.xp.where(x > 0, x, x * slope)
+
+    def prelu_backward(
+        self, dout: Array, x: Array, alpha: Array
+    ) -> tuple[Array, Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        slope = self._prelu_slope(x, alpha)
+        dout = self._upstream(dout, x.shape)
+        positive = x > 0
+        dx = xp.where(positive, dout, dout * slope)
+        dslope = xp.where(positive, 0, dout * x)
+        summed = tuple(axis for axis in range(x.ndim) if slope.shape[axis] == 1)
+        return dx, dslope.sum(axis=summed).reshape(-1)
+
+    def elu(self, x: Array, *, alpha: float = 1.0) -> Array:
+        xp = self.xp
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * alpha)
+
+    def elu_backward(
+        self, dout: Array, x: Array, *, alpha: float = 1.0
+    ) -> tuple[Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        dout = self._upstream(dout, x.shape)
+        return (xp.where(x > 0, dout, dout * (xp.exp(xp.minimum(x, 0)) * alpha)),)
+
+    def selu(self, x: Array) -> Array:
+        xp = self.xp
+        x = self._float("x", x)
+        negative = xp.expm1(xp.minimum(x, 0)) * (SELU_SCALE * SELU_ALPHA)
+        return xp.where(x > 0, x * SELU_SCALE, negative)
+
+    def selu_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        negative = xp.exp(xp.minimum(x, 0)) * (SELU_SCALE * SELU_ALPHA)
+        return (dout * xp.where(x > 0, SELU_SCALE, negative),)
+
+    def _sigmoid(self, x: Array) -> Array:
+        # Both branches written with e = exp(-|x|) in (0, 1]: nothing overflows.
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        reciprocal = 1 / (1 + e)
+        return xp.where(x >= 0, reciprocal, e * reciprocal)
+
+    def sigmoid(self, x: Array) -> Array:
+        return self._sigmoid(self._float("x", x))
+
+    def sigmoid_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        s = self._sigmoid(x)
+        return (dout * s * (1 - s),)
+
+    def tanh(self, x: Array) -> Array:
+        return self.xp.tanh(self._float("x", x))
+
+    def tanh_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        t = self.xp.tanh(x)
+        return (dout * (1 - t * t),)
+
+    def _softplus(self, x: Array) -> Array:
+        xp = self.xp
+        return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
+
+    def softplus(self, x: Array) -> Array:
+        return self._softplus(self._float("x", x))
+
+    def softplus_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (dout * self._sigmoid(x),)
+
+    def abs_rectify(self, x: Array) -> Array:
+        return self.xp.abs(self._float("x", x))
+
+    def abs_rectify_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (dout * self.xp.sign(x),)
+
+    # -- linear ---------------------------------------------------------------
+
+    def _check_linear(self, x: Any, w: Any, b: Any) -> tuple[Array, Array, Array]:
+        x = self._float("x", x, ndim=2)
+        w = self._float("w", w, ndim=2)
+        b = self._float("b", b, ndim=1)
+        if w.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"w must have shape (D_out, D_in) with D_in = x.shape[1] = "
+                f"{x.shape[1]}, got {w.shape}"
+            )
+        require_shape("b", b, (w.shape[0],))
+        return x, w, b
+
+    def linear(self, x: Array, w: Array, b: Array) -> Array:
+        x, w, b = self._check_linear(x, w, b)
+        y = x @ w.T
+        y += b
+        return y
+
+    def linear_backward(
+        self, dout: Array, x: Array, w: Array, b: Array
+    ) -> tuple[Array, Array, Array]:
+        x, w, b = self._check_linear(x, w, b)
+        dout = self._upstream(dout, (x.shape[0], w.shape[0]))
+        return dout @ w, dout.T @ x, dout.sum(axis=0)
+
+    # -- conv2d ---------------------------------------------------------------
+
+    def _check_conv2d(
+        self, x: Any, w: Any, b: Any, stride: Any, padding: Any
+    ) -> tuple[Array, Array, Array, ConvGeometry]:
+        x = self._float("x", x, ndim=4)
+        w = self._float("w", w, ndim=4)
+        b = self._float("b", b, ndim=1)
+        stride = pair("stride", stride, minimum=1)
+        padding = pair("padding", padding, minimum=0)
+        if w.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"w must have C_in = x.shape[1] = {x.shape[1]} input channels "
+                f"(shape (C_out, C_in, kH, kW)), got {w.shape}"
+            )
+        if w.shape[2] < 1 or w.shape[3] < 1:
+            raise ValueError(f"w must have a kernel of at least 1 x 1, got {w.shape}")
+        require_shape("b", b, (w.shape[0],))
+        kernel = (int(w.shape[2]), int(w.shape[3]))
+        _require_window_fits("w", kernel, x.shape, padding)
+        geometry = ConvGeometry(
+            batch=int(x.shape[0]),
+            in_channels=int(x.shape[1]),
+            out_channels=int(w.shape[0]),
+            height=int(x.shape[2]),
+            width=int(x.shape[3]),
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            out_height=_output_size(x.shape[2], kernel[0], stride[0], padding[0]),
+            out_width=_output_size(x.shape[3], kernel[1], stride[1], padding[1]),
+            itemsize=int(np.result_type(x.dtype, w.dtype).itemsize),
+        )
+        return x, w, b, geometry
+
+    def select_conv_algorithm(self, geometry: ConvGeometry) -> ConvAlgorithm:
+        """The conv algorithm used for ``geometry`` (see the class docstring)."""
+        if self.conv_algorithm != "auto":
+            algorithm = self.conv_algorithms.get(self.conv_algorithm)
+            if algorithm is None:
+                raise ValueError(
+                    f"conv_algorithm must be 'auto' or one of "
+                    f"{sorted(self.conv_algorithms)}, got {self.conv_algorithm!r}"
+                )
+            if not algorithm.supports(geometry):
+                raise ValueError(
+                    f"conv algorithm {algorithm.name!r} does not support {geometry}"
+                )
+            return algorithm
+        candidates = [
+            self.conv_algorithms[name]
+            for name in self.conv_preference
+            if self.conv_algorithms[name].supports(geometry)
+        ]
+        if not candidates:
+            raise ValueError(f"no conv algorithm supports {geometry}")
+        for algorithm in candidates:
+            if algorithm.workspace_bytes(geometry) <= self.conv_workspace_limit:
+                return algorithm
+        return min(
+            candidates, key=lambda algorithm: algorithm.workspace_bytes(geometry)
+        )
+
+    def _pad(self, x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
+        """``x`` (NCHW) with ``padding`` rows and columns of ``value`` on both sides."""
+        ph, pw = padding
+        if ph == 0 and pw == 0:
+            return x
+        n, c, h, w = x.shape
+        padded = self.xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+        padded[:, :, ph : ph + h, pw : pw + w] = x
+        return padded
+
+    @staticmethod
+    def _crop(x_padded: Array, padding: tuple[int, int], height: int, width: int):
+        ph, pw = padding
+        return x_padded[:, :, ph : ph + height, pw : pw + width]
+
+    def conv2d(
+        self, x: Array, w: Array, b: Array, *, stride: Any = 1, padding: Any = 0
+    ) -> Array:
+        x, w, b, geometry = self._check_conv2d(x, w, b, stride, padding)
+        algorithm = self.select_conv_algorithm(geometry)
+        y = algorithm.forward(self, self._pad(x, geometry.padding), w, geometry)
+        y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def conv2d_backward(
+        self,
+        dout: Array,
+        x: Array,
+        w: Array,
+        b: Array,
+        *,
+        stride: Any = 1,
+        padding: Any = 0,
+    ) -> tuple[Array, Array, Array]:
+        x, w, b, g = self._check_conv2d(x, w, b, stride, padding)
+        dout = self._upstream(
+            dout, (g.batch, g.out_channels, g.out_height, g.out_width)
+        )
+        algorithm = self.select_conv_algorithm(g)
+        dx_padded, dw = algorithm.backward(self, dout, self._pad(x, g.padding), w, g)
+        dx = self.xp.ascontiguousarray(
+            self._crop(dx_padded, g.padding, g.height, g.width)
+        )
+        return dx, dw, dout.sum(axis=(0, 2, 3))
+
+    # -- pooling --------------------------------------------------------------
+
+    def _check_pool(
+        self, x: Any, kernel_size: Any, stride: Any, padding: Any
+    ) -> tuple[
+        Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
+    ]:
+        x = self._float("x", x, ndim=4)
+        kernel = pair("kernel_size", kernel_size, minimum=1)
+        stride = kernel if stride is None else pair("stride", stride, minimum=1)
+        padding = pair("padding", padding, minimum=0)
+        _require_window_fits("kernel_size", kernel, x.shape, padding)
+        size_out = (
+            _output_size(x.shape[2], kernel[0], stride[0], padding[0]),
+            _output_size(x.shape[3], kernel[1], stride[1], padding[1]),
+        )
+        return x, kernel, stride, padding, size_out
+
+    def _check_max_pool(
+        self, x: Any, kernel_size: Any, stride: Any, padding: Any
+    ) -> tuple[
+        Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
+    ]:
+        checked = self._check_pool(x, kernel_size, stride, padding)
+        kernel, padding = checked[1], checked[3]
+        if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+            raise ValueError(
+                f"padding must be at most kernel_size // 2 = "
+                f"({kernel[0] // 2}, {kernel[1] // 2}), got {padding}"
+            )
+        return checked
+
+    def max_pool2d(
+        self, x: Array, *, kernel_size: Any, stride: Any = None, padding: Any = 0
+    ) -> Array:
+        x, kernel, stride, padding, size_out = self._check_max_pool(
+            x, kernel_size, stride, padding
+        )
+        x_padded = self._pad(x, padding, value=-math.inf)
+        y = x_padded[_offset_index(0, 0, stride, size_out)].copy()
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                if i or j:
+                    window = x_padded[_offset_index(i, j, stride, size_out)]
+                    self.xp.maximum(y, window, out=y)
+        return y
+
+    def max_pool2d_backward(
+        self,
+        dout: Array,
+        x: Array,
+        *,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+    ) -> tuple[Array]:
+        xp = self.xp
+        x, kernel, stride, padding, size_out = self._check_max_pool(
+            x, kernel_size, stride, padding
+        )
+        dout = self._upstream(dout, (*x.shape[:2], *size_out))
+        x_padded = self._pad(x, padding, value=-math.inf)
+        # The first maximum in row-major order: later offsets win only if larger.
+        best = x_padded[_offset_index(0, 0, stride, size_out)].copy()
+        winner = xp.zeros(best.shape, dtype=xp.int32)
+        offsets = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+        for k, (i, j) in enumerate(offsets[1:], start=1):
+            window = x_padded[_offset_index(i, j, stride, size_out)]
+            larger = window > best
+            xp.copyto(best, window, where=larger)
+            xp.copyto(winner, k, where=larger)
+        del best
+        dx_padded = xp.zeros(x_padded.shape, dtype=dout.dtype)
+        for k, (i, j) in enumerate(offsets):
+            dx_padded[_offset_index(i, j, stride, size_out)] += xp.where(
+                winner == k, dout, 0
+            )
+        return (xp.ascontiguousarray(self._crop(dx_padded, padding, *x.shape[2:])),)
+
+    def avg_pool2d(self, x: Array, *, kernel_size: Any, stride: Any = None) -> Array:
+        x, kernel, stride, _, size_out = self._check_pool(x, kernel_size, stride, 0)
+        y = x[_offset_index(0, 0, stride, size_out)].copy()
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                if i or j:
+                    y += x[_offset_index(i, j, stride, size_out)]
+        y /= kernel[0] * kernel[1]
+        return y
+
+    def avg_pool2d_backward(
+        self, dout: Array, x: Array, *, kernel_size: Any, stride: Any = None
+    ) -> tuple[Array]:
+        x, kernel, stride, _, size_out = self._check_pool(x, kernel_size, stride, 0)
+        dout = self._upstream(dout, (*x.shape[:2], *size_out))
+        share = dout / (kernel[0] * kernel[1])
+        dx = self.xp.zeros(x.shape, dtype=dout.dtype)
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                dx[_offset_index(i, j, stride, size_out)] += share
+        return (dx,)
+
+    # -- batch norm -----------------------------------------------------------
+
+    def _check_batch_norm(
+        self,
+        x: Any,
+        gamma: Any,
+        beta: Any,
+        running_mean: Any,
+        running_var: Any,
+        training: Any,
+        momentum: float,
+        eps: float,
+    ) -> tuple[Array, ...]:
+        x = self._float("x", x, ndim=(2, 4))
+        channels = x.shape[1]
+        params = []
+        for name, value in (
+            ("gamma", gamma),
+            ("beta", beta),
+            ("running_mean", running_mean),
+            ("running_var", running_var),
+        ):
+            array = self._float(name, value)
+            require_shape(name, array, (channels,))
+            params.append(array)
+        _require_bool("training", training)
+        require_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
+        require_positive("eps", eps)
+        return (x, *params)
+
+    @staticmethod
+    def _channel_axes(x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The reduced axes and the broadcast shape of a per-channel vector."""
+        if x.ndim == 2:
+            return (0,), (1, x.shape[1])
+        return (0, 2, 3), (1, x.shape[1], 1, 1)
+
+    def batch_norm(
+        self,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        running_mean: Array,
+        running_var: Array,
+        *,
+        training: bool,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> tuple[Array, Array, Array]:
+        xp = self.xp
+        x, gamma, beta, running_mean, running_var = self._check_batch_norm(
+            x, gamma, beta, running_mean, running_var, training, momentum, eps
+        )
+        axes, shape = self._channel_axes(x)
+        if not training:
+            scale = gamma / xp.sqrt(running_var + eps)
+            y = x - running_mean.reshape(shape)
+            y *= scale.reshape(shape)
+            y += beta.reshape(shape)
+            return y, running_mean.copy(), running_var.copy()
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise ValueError(
+                f"x must hold more than one value per channel in training, got "
+                f"shape {x.shape}"
+            )
+        mean = x.mean(axis=axes)
+        y = x - mean.reshape(shape)
+        var = xp.square(y).mean(axis=axes)
+        y *= (gamma / xp.sqrt(var + eps)).reshape(shape)
+        y += beta.reshape(shape)
+        new_mean = running_mean * (1 - momentum) + mean * momentum
+        new_var = running_var * (1 - momentum) + var * (momentum * count / (count - 1))
+        return y, new_mean, new_var
+
+    def batch_norm_backward(
+        self,
+        dout: Array,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        running_mean: Array,
+        running_var: Array,
+        *,
+        training: bool,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> tuple[Array, Array, Array]:
+        xp = self.xp
+        x, gamma, beta, running_mean, running_var = self._check_batch_norm(
+            x, gamma, beta, running_mean, running_var, training, momentum, eps
+        )
+        dout = self._upstream(dout, x.shape)
+        axes, shape = self._channel_axes(x)
+        if training:
+            count = x.size // x.shape[1]
+            if count < 2:
+                raise ValueError(
+                    f"x must hold more than one value per channel in training, "
+                    f"got shape {x.shape}"
+                )
+            mean = x.mean(axis=axes)
+            x_hat = x - mean.reshape(shape)
+            inv_std = 1 / xp.sqrt(xp.square(x_hat).mean(axis=axes) + eps)
+        else:
+            x_hat = x - running_mean.reshape(shape)
+            inv_std = 1 / xp.sqrt(running_var + eps)
+        x_hat *= inv_std.reshape(shape)
+        dbeta = dout.sum(axis=axes)
+        dgamma = (dout * x_hat).sum(axis=axes)
+        scale = (gamma * inv_std).reshape(shape)
+        if not training:
+            return dout * scale, dgamma, dbeta
+        # dx = gamma/sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))
+        x_hat *= (dgamma / count).reshape(shape)
+        dx = dout - (dbeta / count).reshape(shape)
+        dx -= x_hat
+        dx *= scale
+        return dx, dgamma, dbeta
+
+    # -- dropout --------------------------------------------------------------
+
+    def dropout_mask(self, shape: Any, *, p: float, seed: int) -> Array:
+        if _is_int(shape):
+            shape = (shape,)
+        if not isinstance(shape, Sequence) or not all(
+            _is_int(d) and d >= 0 for d in shape
+        ):
+            raise ValueError(
+                f"shape must be a tuple of non-negative ints, got {shape!r}"
+            )
+        p = require_in_range("p", p, 0.0, 1.0)
+        return self._uniform(_require_seed(seed), tuple(int(d) for d in shape)) >= p
+
+    def _check_dropout(self, x: Any, mask: Any, p: float, training: Any):
+        x = self._float("x", x)
+        mask = self.xp.asarray(mask)
+        if mask.dtype != bool:
+            raise ValueError(f"mask must be a bool array, got dtype {mask.dtype}")
+        require_shape("mask", mask, x.shape)
+        p = require_in_range("p", p, 0.0, 1.0)
+        return x, mask, p, _require_bool("training", training)
+
+    def dropout(self, x: Array, mask: Array, *, p: float, training: bool) -> Array:
+        x, mask, p, training = self._check_dropout(x, mask, p, training)
+        if not training:
+            return x.copy()
+        y = x * mask
+        y /= 1 - p
+        return y
+
+    def dropout_backward(
+        self, dout: Array, x: Array, mask: Array, *, p: float, training: bool
+    ) -> tuple[Array, None]:
+        x, mask, p, training = self._check_dropout(x, mask, p, training)
+        dout = self._upstream(dout, x.shape)
+        if not training:
+            return dout.copy(), None
+        dx = dout * mask
+        dx /= 1 - p
+        return dx, None
+
+    # -- reshaping, softmax, maxout, upsampling ------------------------------
+
+    def flatten(self, x: Array) -> Array:
+        x = self._float("x", x)
+        if x.ndim < 2:
+            raise ValueError(
+                f"x must have at least 2 dimensions (N, ...), got {x.shape}"
+            )
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])).copy()
+
+    def flatten_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        if x.ndim < 2:
+            raise ValueError(
+                f"x must have at least 2 dimensions (N, ...), got {x.shape}"
+            )
+        dout = self._upstream(dout, (x.shape[0], math.prod(x.shape[1:])))
+        return (dout.reshape(x.shape).copy(),)
+
+    def _check_axis(self, x: Any, axis: Any) -> tuple[Array, int]:
+        x = self._float("x", x)
+        if x.ndim < 1:
+            raise ValueError(f"x must have at least 1 dimension, got shape {x.shape}")
+        if not _is_int(axis) or not -x.ndim <= axis < x.ndim:
+            raise ValueError(
+                f"axis must be an int in [{-x.ndim}, {x.ndim}) for x of shape "
+                f"{x.shape}, got {axis!r}"
+            )
+        return x, int(axis)
+
+    def _log_softmax(self, x: Array, axis: int) -> Array:
+        xp = self.xp
+        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return shifted
+
+    def _softmax(self, x: Array, axis: int) -> Array:
+        e = self.xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        return e
+
+    def softmax(self, x: Array, *, axis: int = -1) -> Array:
+        return self._softmax(*self._check_axis(x, axis))
+
+    def softmax_backward(
+        self, dout: Array, x: Array, *, axis: int = -1
+    ) -> tuple[Array]:
+        x, axis = self._check_axis(x, axis)
+        dout = self._upstream(dout, x.shape)
+        s = self._softmax(x, axis)
+        dx = dout - (dout * s).sum(axis=axis, keepdims=True)
+        dx *= s
+        return (dx,)
+
+    def log_softmax(self, x: Array, *, axis: int = -1) -> Array:
+        return self._log_softmax(*self._check_axis(x, axis))
+
+    def log_softmax_backward(
+        self, dout: Array, x: Array, *, axis: int = -1
+    ) -> tuple[Array]:
+        x, axis = self._check_axis(x, axis)
+        dout = self._upstream(dout, x.shape)
+        s = self.xp.exp(self._log_softmax(x, axis))
+        s *= dout.sum(axis=axis, keepdims=True)
+        return (dout - s,)
+
+    def _check_maxout(self, x: Any, w: Any, b: Any) -> tuple[Array, Array, Array]:
+        x = self._float("x", x, ndim=2)
+        w = self._float("w", w, ndim=3)
+        b = self._float("b", b, ndim=2)
+        if w.shape[0] < 1 or w.shape[2] != x.shape[1]:
+            raise ValueError(
+                f"w must have shape (k, D_out, D_in) with k >= 1 and D_in = "
+                f"x.shape[1] = {x.shape[1]}, got {w.shape}"
+            )
+        require_shape("b", b, w.shape[:2])
+        return x, w, b
+
+    def _maxout_pieces(self, x: Array, w: Array, b: Array) -> Array:
+        """``x @ w[k].T + b[k]`` for every piece: ``(k, N, D_out)``."""
+        pieces = self.xp.matmul(x, w.transpose(0, 2, 1))
+        pieces += b[:, None, :]
+        return pieces
+
+    def maxout(self, x: Array, w: Array, b: Array) -> Array:
+        x, w, b = self._check_maxout(x, w, b)
+        return self._maxout_pieces(x, w, b).max(axis=0)
+
+    def maxout_backward(
+        self, dout: Array, x: Array, w: Array, b: Array
+    ) -> tuple[Array, Array, Array]:
+        xp = self.xp
+        x, w, b = self._check_maxout(x, w, b)
+        dout = self._upstream(dout, (x.shape[0], w.shape[1]))
+        winner = self._maxout_pieces(x, w, b).argmax(axis=0)  # the first maximum
+        pieces = xp.arange(w.shape[0]).reshape(-1, 1, 1)
+        dpieces = xp.where(winner[None] == pieces, dout[None], 0)  # (k, N, D_out)
+        dx = xp.tensordot(dpieces, w, axes=([0, 2], [0, 1]))
+        dw = xp.matmul(dpieces.transpose(0, 2, 1), x)
+        return dx, dw, dpieces.sum(axis=1)
+
+    def _check_upsample(self, x: Any, scale_factor: Any, mode: Any) -> Array:
+        x = self._float("x", x, ndim=4)
+        if not _is_int(scale_factor) or scale_factor < 1:
+            raise ValueError(
+                f"scale_factor must be a positive int, got {scale_factor!r}"
+            )
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(
+                f"mode must be one of ('nearest', 'bilinear'), got {mode!r}"
+            )
+        return x
+
+    @staticmethod
+    def _bilinear_phases(scale: int):
+        """For each phase ``r`` of output ``o = s k + r``: offset and weight.
+
+        The half-pixel source of ``o`` is ``k + delta_r``, ``delta_r = (r + 1/2)/s
+        - 1/2`` in ``(-1/2, 1/2)``: output ``k`` blends the edge-padded input at
+        ``k + first`` and ``k + first + 1`` (indices into ``[x_0, x, x_{H-1}]``)
+        with weights ``1 - weight`` and ``weight``. The edge padding implements
+        the clamp of the source at 0 and of the upper neighbour at ``H - 1``.
+        """
+        for r in range(scale):
+            delta = (r + 0.5) / scale - 0.5
+            if delta >= 0:
+                yield r, 1, delta
+            else:
+                yield r, 0, 1.0 + delta
+
+    def _upsample_axis(self, x: Array, axis: int, scale: int) -> Array:
+        """Bilinear (half-pixel) upsampling of ``x`` by ``scale`` along ``axis``."""
+        xp = self.xp
+        size, ndim = x.shape[axis], x.ndim
+        extended = xp.concatenate(
+            [
+                x[_axis_index(ndim, axis, slice(0, 1))],
+                x,
+                x[_axis_index(ndim, axis, slice(size - 1, size))],
+            ],
+            axis=axis,
+        )
+        out = xp.empty((*x.shape[: axis + 1], scale, *x.shape[axis + 1 :]), x.dtype)
+        for r, first, weight in self._bilinear_phases(scale):
+            low = extended[_axis_index(ndim, axis, slice(first, first + size))]
+            high = extended[_axis_index(ndim, axis, slice(first + 1, first + 1 + size))]
+            target = out[_axis_index(ndim + 1, axis + 1, r)]
+            xp.multiply(low, 1 - weight, out=target)
+            target += high * weight
+        return out.reshape((*x.shape[:axis], size * scale, *x.shape[axis + 1 :]))
+
+    def _upsample_axis_backward(self, dout: Array, axis: int, scale: int) -> Array:
+        """The transpose of :meth:`_upsample_axis`."""
+        xp = self.xp
+        size, ndim = dout.shape[axis] // scale, dout.ndim
+        phases = dout.reshape(
+            (*dout.shape[:axis], size, scale, *dout.shape[axis + 1 :])
+        )
+        extended_shape = (*dout.shape[:axis], size + 2, *dout.shape[axis + 1 :])
+        dextended = xp.zeros(extended_shape, dtype=dout.dtype)
+        for r, first, weight in self._bilinear_phases(scale):
+            dphase = phases[_axis_index(ndim + 1, axis + 1, r)]
+            dextended[_axis_index(ndim, axis, slice(first, first + size))] += dphase * (
+                1 - weight
+            )
+            dextended[_axis_index(ndim, axis, slice(first + 1, first + 1 + size))] += (
+                dphase * weight
+            )
+        dx = dextended[_axis_index(ndim, axis, slice(1, size + 1))].copy()
+        dx[_axis_index(ndim, axis, slice(0, 1))] += dextended[
+            _axis_index(ndim, axis, slice(0, 1))
+        ]
+        dx[_axis_index(ndim, axis, slice(size - 1, size))] += dextended[
+            _axis_index(ndim, axis, slice(size + 1, size + 2))
+        ]
+        return dx
+
+    def upsample2d(self, x: Array, *, scale_factor: int, mode: str) -> Array:
+        x = self._check_upsample(x, scale_factor, mode)
+        n, c, h, w = x.shape
+        s = int(scale_factor)
+        if mode == "nearest":
+            repeated = self.xp.broadcast_to(
+                x[:, :, :, None, :, None], (n, c, h, s, w, s)
+            )
+            return repeated.reshape(n, c, h * s, w * s)
+        return self._upsample_axis(self._upsample_axis(x, 2, s), 3, s)
+
+    def upsample2d_backward(
+        self, dout: Array, x: Array, *, scale_factor: int, mode: str
+    ) -> tuple[Array]:
+        x = self._check_upsample(x, scale_factor, mode)
+        n, c, h, w = x.shape
+        s = int(scale_factor)
+        dout = self._upstream(dout, (n, c, h * s, w * s))
+        if mode == "nearest":
+            return (dout.reshape(n, c, h, s, w, s).sum(axis=(3, 5)),)
+        dx = self._upsample_axis_backward(
+            self._upsample_axis_backward(dout, 3, s), 2, s
+        )
+        return (dx,)
+
+    # -- losses ---------------------------------------------------------------
+
+    def _batched(self, name: str, value: Any) -> Array:
+        array = self._float(name, value)
+        if array.ndim < 1 or array.shape[0] < 1:
+            raise ValueError(
+                f"{name} must have a batch axis of length >= 1, got shape {array.shape}"
+            )
+        return array
+
+    def _loss_pair(
+        self, first_name: str, first: Any, second_name: str, second: Any
+    ) -> tuple[Array, Array]:
+        a = self._batched(first_name, first)
+        b = self._float(second_name, second)
+        require_shape(second_name, b, a.shape)
+        return a, b
+
+    def _scores_and_labels(self, name: str, scores: Any, labels: Any):
+        z = self._float(name, scores, ndim=2)
+        n, classes = z.shape
+        if n < 1 or classes < 1:
+            raise ValueError(f"{name} must have N >= 1 and C >= 1, got {z.shape}")
+        y = self.xp.asarray(labels)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+        if y.dtype.kind not in "iu":
+            raise ValueError(f"labels must hold integer class ids, got dtype {y.dtype}")
+        if int(y.min()) < 0 or int(y.max()) >= classes:
+            raise ValueError(
+                f"labels must lie in [0, {classes}), got values out of range"
+            )
+        return z, y
+
+    def mse_loss(self, pred: Array, target: Array) -> Array:
+        pred, target = self._loss_pair("pred", pred, "target", target)
+        residual = pred - target
+        return self._scalar(self.xp.square(residual).sum() / pred.shape[0], pred.dtype)
+
+    def mse_loss_backward(
+        self, dout: Any, pred: Array, target: Array
+    ) -> tuple[Array, Array]:
+        pred, target = self._loss_pair("pred", pred, "target", target)
+        dout = self._scalar_upstream(dout, pred.dtype)
+        dpred = pred - target
+        dpred *= dout * (2 / pred.shape[0])
+        return dpred, -dpred
+
+    def _clamped_logs(self, prob: Array) -> tuple[Array, Array, Array, Array]:
+        """``log p`` and ``log(1 - p)`` clamped at -100, and where each is unclamped."""
+        xp = self.xp
+        q = 1 - prob
+        p_live = prob > _SMALLEST_PROB
+        q_live = q > _SMALLEST_PROB
+        log_p = xp.where(p_live, xp.log(xp.where(p_live, prob, 1)), LOG_CLAMP)
+        log_q = xp.where(q_live, xp.log(xp.where(q_live, q, 1)), LOG_CLAMP)
+        return log_p, log_q, p_live, q_live
+
+    def _check_probabilities(self, name: str, prob: Array) -> None:
+        if bool(self.xp.any((prob < 0) | (prob > 1))):
+            raise ValueError(f"{name} must lie in [0, 1], got values outside")
+
+    def binary_cross_entropy(self, prob: Array, target: Array) -> Array:
+        prob, target = self._loss_pair("prob", prob, "target", target)
+        self._check_probabilities("prob", prob)
+        log_p, log_q, _, _ = self._clamped_logs(prob)
+        # t log p + (1 - t) log q = log q + t (log p - log q)
+        log_p -= log_q
+        log_p *= target
+        log_p += log_q
+        return self._scalar(-log_p.sum() / prob.shape[0], prob.dtype)
+
+    def binary_cross_entropy_backward(
+        self, dout: Any, prob: Array, target: Array
+    ) -> tuple[Array, Array]:
+        xp = self.xp
+        prob, target = self._loss_pair("prob", prob, "target", target)
+        self._check_probabilities("prob", prob)
+        dout = self._scalar_upstream(dout, prob.dtype)
+        log_p, log_q, p_live, q_live = self._clamped_logs(prob)
+        q = 1 - prob
+        d_log_p = xp.where(p_live, 1 / xp.where(p_live, prob, 1), 0)
+        d_log_q = xp.where(q_live, 1 / xp.where(q_live, q, 1), 0)
+        scale = dout / prob.shape[0]
+        dprob = (1 - target) * d_log_q - target * d_log_p
+        dprob *= scale
+        dtarget = log_q - log_p
+        dtarget *= scale
+        return dprob, dtarget
+
+    def binary_cross_entropy_with_logits(self, logits: Array, target: Array) -> Array:
+        logits, target = self._loss_pair("logits", logits, "target", target)
+        per_element = self._softplus(logits) - logits * target
+        return self._scalar(per_element.sum() / logits.shape[0], logits.dtype)
+
+    def binary_cross_entropy_with_logits_backward(
+        self, dout: Any, logits: Array, target: Array
+    ) -> tuple[Array, Array]:
+        logits, target = self._loss_pair("logits", logits, "target", target)
+        dout = self._scalar_upstream(dout, logits.dtype)
+        scale = dout / logits.shape[0]
+        dlogits = self._sigmoid(logits) - target
+        dlogits *= scale
+        return dlogits, logits * -scale
+
+    def softmax_cross_entropy(self, logits: Array, labels: Array) -> Array:
+        xp = self.xp
+        z, y = self._scores_and_labels("logits", logits, labels)
+        n = z.shape[0]
+        log_p = self._log_softmax(z, 1)
+        return self._scalar(-log_p[xp.arange(n), y].sum() / n, z.dtype)
+
+    def softmax_cross_entropy_backward(
+        self, dout: Any, logits: Array, labels: Array
+    ) -> tuple[Array, None]:
+        xp = self.xp
+        z, y = self._scores_and_labels("logits", logits, labels)
+        dout = self._scalar_upstream(dout, z.dtype)
+        n = z.shape[0]
+        dlogits = self._softmax(z, 1)
+        dlogits[xp.arange(n), y] -= 1
+        dlogits *= dout / n
+        return dlogits, None
+
+    def _hinge_margins(self, z: Array, y: Array, margin: float) -> Array:
+        xp = self.xp
+        rows = xp.arange(z.shape[0])
+        margins = z - z[rows, y][:, None]
+        margins += margin
+        xp.maximum(margins, 0, out=margins)
+        margins[rows, y] = 0
+        return margins
+
+    def multiclass_hinge_loss(
+        self, scores: Array, labels: Array, *, margin: float = 1.0
+    ) -> Array:
+        margin = require_non_negative("margin", margin)
+        z, y = self._scores_and_labels("scores", scores, labels)
+        margins = self._hinge_margins(z, y, margin)
+        return self._scalar(margins.sum() / z.shape[0], z.dtype)
+
+    def multiclass_hinge_loss_backward(
+        self, dout: Any, scores: Array, labels: Array, *, margin: float = 1.0
+    ) -> tuple[Array, None]:
+        xp = self.xp
+        margin = require_non_negative("margin", margin)
+        z, y = self._scores_and_labels("scores", scores, labels)
+        dout = self._scalar_upstream(dout, z.dtype)
+        active = (self._hinge_margins(z, y, margin) > 0).astype(z.dtype)
+        active[xp.arange(z.shape[0]), y] = -active.sum(axis=1)
+        active *= dout / z.shape[0]
+        return active, None
+
+    def l1_penalty(self, w: Array) -> Array:
+        w = self._float("w", w)
+        return self._scalar(self.xp.abs(w).sum(), w.dtype)
+
+    def l1_penalty_backward(self, dout: Any, w: Array) -> tuple[Array]:
+        w = self._float("w", w)
+        dout = self._scalar_upstream(dout, w.dtype)
+        return (self.xp.sign(w) * dout,)
+
+    def l2_penalty(self, w: Array) -> Array:
+        w = self._float("w", w)
+        return self._scalar(self.xp.square(w).sum(), w.dtype)
+
+    def l2_penalty_backward(self, dout: Any, w: Array) -> tuple[Array]:
+        w = self._float("w", w)
+        dout = self._scalar_upstream(dout, w.dtype)
+        return (w * (dout * 2),)
+
+    def elastic_net_penalty(self, w: Array, *, beta: float) -> Array:
+        beta = require_non_negative("beta", beta)
+        w = self._float("w", w)
+        xp = self.xp
+        per_weight = xp.square(w)
+        per_weight *= beta
+        per_weight += xp.abs(w)
+        return self._scalar(per_weight.sum(), w.dtype)
+
+    def elastic_net_penalty_backward(
+        self, dout: Any, w: Array, *, beta: float
+    ) -> tuple[Array]:
+        beta = require_non_negative("beta", beta)
+        w = self._float("w", w)
+        dout = self._scalar_upstream(dout, w.dtype)
+        dw = w * (2 * beta)
+        dw += self.xp.sign(w)
+        dw *= dout
+        return (dw,)
+
+    # -- initializers ---------------------------------------------------------
+
+    def initialize(
+        self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
+    ) -> Array:
+        """Weights drawn on the host by ``numpy.random.default_rng(seed)`` in float64.
+
+        The draw is the reference's, rounded to ``dtype``: the same seed gives
+        the same weights on every backend built on this class.
+        """
+        if name not in INITIALIZER_HYPER:
+            raise ValueError(
+                f"name must be one of {', '.join(INITIALIZER_HYPER)}, got {name!r}"
+            )
+        if isinstance(shape, numbers.Integral) or not isinstance(shape, Sequence):
+            raise ValueError(f"shape must be a tuple of 2 or 4 ints, got {shape!r}")
+        dims = tuple(shape)
+        if len(dims) not in (2, 4) or not all(_is_int(d) and d >= 1 for d in dims):
+            raise ValueError(
+                "shape must be 2-d (out_features, in_features) or 4-d "
+                f"(C_out, C_in, kH, kW) of positive ints, got {shape!r}"
+            )
+        seed = _require_seed(seed)
+        if dtype not in self.dtypes:
+            raise ValueError(f"dtype must be one of {self.dtypes}, got {dtype!r}")
+        defaults = INITIALIZER_HYPER[name]
+        for key in hyper:
+            if key not in defaults:
+                raise ValueError(
+                    f"{key} is not a hyperparameter of initializer {name!r} "
+                    f"(accepted: {', '.join(defaults) or 'none'})"
+                )
+        values = {**defaults, **hyper}
+        receptive_field = math.prod(dims[2:])
+        fan_in, fan_out = dims[1] * receptive_field, dims[0] * receptive_field
+        gain = 1.0
+        if "negative_slope" in values:
+            slope = values["negative_slope"]
+            if not isinstance(slope, numbers.Real) or not math.isfinite(slope):
+                raise ValueError(
+                    f"negative_slope must be a finite number, got {slope!r}"
+                )
+            gain = math.sqrt(2.0 / (1.0 + float(slope) ** 2))
+        scale = {
+            "zeros": 0.0,
+            "normal": require_non_negative("std", values.get("std", 0.0)),
+            "uniform_fan_in": 1.0 / math.sqrt(fan_in),
+            "lecun_normal": 1.0 / math.sqrt(fan_in),
+            "xavier_normal": math.sqrt(2.0 / (fan_in + fan_out)),
+            "xavier_uniform": math.sqrt(6.0 / (fan_in + fan_out)),
+            "he_normal": gain / math.sqrt(fan_in),
+            "he_uniform": gain * math.sqrt(3.0 / fan_in),
+        }[name]
+        if name == "zeros":
+            return self.xp.zeros(dims, dtype=dtype)
+        rng = np.random.default_rng(seed)
+        if name in _UNIFORM_INITIALIZERS:
+            draw = rng.uniform(-scale, scale, size=dims)
+        else:
+            draw = scale * rng.standard_normal(size=dims)
+        return self._from_host(draw.astype(dtype))
+
+    # -- optimizers -----------------------------------------------------------
+
+    def init_state(self, name: str, param: Array) -> dict[str, Array]:
+        """Zero buffers shaped like ``param`` (torch's names), Adam's step count.
+
+        ``step`` is a 0-d int64 host array updated in place (the bias
+        correction is computed on the host); the ``scratch`` buffers let the
+        in-place updates avoid full-size temporaries.
+        """
+        if name not in OPTIMIZER_BUFFERS:
+            raise ValueError(
+                f"name must be one of {', '.join(OPTIMIZER_BUFFERS)}, got {name!r}"
+            )
+        param = self._float("param", param)
+        state: dict[str, Array] = {
+            key: self.xp.zeros_like(param) for key in OPTIMIZER_BUFFERS[name]
+        }
+        if self.scratch_buffers:
+            for key in _OPTIMIZER_SCRATCH[name]:
+                state[key] = self.xp.empty_like(param)
+        if name == "adam":
+            state["step"] = np.zeros((), dtype=np.int64)
+        return state
+
+    def _check_step(
+        self, name: str, param: Any, grad: Any, state: Any
+    ) -> tuple[Array, Array]:
+        param = self._float("param", param)
+        grad = self._float("grad", grad)
+        require_shape("grad", grad, param.shape)
+        if not isinstance(state, dict):
+            raise ValueError(f"state must be the dict of init_state({name!r}, param)")
+        for key in OPTIMIZER_BUFFERS[name]:
+            if key not in state:
+                raise ValueError(
+                    f"state must be the dict of init_state({name!r}, param): "
+                    f"missing {key!r}"
+                )
+            require_shape(f"state[{key!r}]", state[key], param.shape)
+        if self.scratch_buffers:
+            for key in _OPTIMIZER_SCRATCH[name]:
+                self._scratch(state, key, param)
+        return param, grad
+
+    def _scratch(self, state: dict[str, Array], key: str, param: Array) -> Array:
+        """``state[key]``, a scratch buffer like ``param``, made if missing or unfit.
+
+        init_state preallocates them; a state built elsewhere (holding only
+        the optimizer's own buffers) gets them on its first step.
+        """
+        buffer = state.get(key)
+        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype:
+            buffer = state[key] = self.xp.empty_like(param)
+        return buffer
+
+    def sgd_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> tuple[Array, dict[str, Array]]:
+        param, grad = self._check_step("sgd", param, grad, state)
+        lr = require_positive("lr", lr)
+        momentum = require_in_range("momentum", momentum, 0.0, 1.0)
+        nesterov = _require_bool("nesterov", nesterov)
+        if nesterov and momentum == 0.0:
+            raise ValueError("nesterov requires momentum > 0, got momentum=0")
+        weight_decay = require_non_negative("weight_decay", weight_decay)
+        self._sgd_update(param, grad, state, lr, momentum, nesterov, weight_decay)
+        return param, state
+
+    def _sgd_update(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        lr: float,
+        momentum: float,
+        nesterov: bool,
+        weight_decay: float,
+    ) -> None:
+        xp = self.xp
+        scratch = state["scratch"]
+        direction = grad
+        if weight_decay:
+            xp.multiply(param, weight_decay, out=scratch)
+            scratch += grad
+            direction = scratch
+        if momentum:
+            buffer = state["momentum_buffer"]
+            buffer *= momentum
+            buffer += direction
+            if nesterov and direction is scratch:
+                # p -= lr (g + mu b) in two passes, scratch holding g.
+                scratch *= lr
+                param -= scratch
+                xp.multiply(buffer, lr * momentum, out=scratch)
+                param -= scratch
+                return
+            if nesterov:
+                xp.multiply(buffer, momentum, out=scratch)
+                scratch += grad
+                direction = scratch
+            else:
+                direction = buffer
+        if direction is scratch:
+            scratch *= lr
+        else:
+            xp.multiply(direction, lr, out=scratch)
+        param -= scratch
+
+    def adagrad_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float,
+        eps: float = 1e-10,
+    ) -> tuple[Array, dict[str, Array]]:
+        param, grad = self._check_step("adagrad", param, grad, state)
+        lr = require_positive("lr", lr)
+        eps = require_positive("eps", eps)
+        self._adagrad_update(param, grad, state, lr, eps)
+        return param, state
+
+    def _adagrad_update(
+        self, param: Array, grad: Array, state: dict[str, Array], lr: float, eps: float
+    ) -> None:
+        xp = self.xp
+        total, scratch = state["sum"], state["scratch"]
+        xp.multiply(grad, grad, out=scratch)
+        total += scratch
+        xp.sqrt(total, out=scratch)
+        scratch += eps
+        xp.divide(grad, scratch, out=scratch)
+        scratch *= lr
+        param -= scratch
+
+    def rmsprop_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+    ) -> tuple[Array, dict[str, Array]]:
+        param, grad = self._check_step("rmsprop", param, grad, state)
+        lr = require_positive("lr", lr)
+        alpha = require_in_range("alpha", alpha, 0.0, 1.0)
+        eps = require_positive("eps", eps)
+        self._rmsprop_update(param, grad, state, lr, alpha, eps)
+        return param, state
+
+    def _rmsprop_update(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        lr: float,
+        alpha: float,
+        eps: float,
+    ) -> None:
+        xp = self.xp
+        square_avg, scratch = state["square_avg"], state["scratch"]
+        square_avg *= alpha
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - alpha
+        square_avg += scratch
+        xp.sqrt(square_avg, out=scratch)
+        scratch += eps
+        xp.divide(grad, scratch, out=scratch)
+        scratch *= lr
+        param -= scratch
+
+    def adadelta_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+    ) -> tuple[Array, dict[str, Array]]:
+        param, grad = self._check_step("adadelta", param, grad, state)
+        lr = require_positive("lr", lr)
+        rho = require_in_range("rho", rho, 0.0, 1.0)
+        eps = require_positive("eps", eps)
+        self._adadelta_update(param, grad, state, lr, rho, eps)
+        return param, state
+
+    def _adadelta_update(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        lr: float,
+        rho: float,
+        eps: float,
+    ) -> None:
+        xp = self.xp
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        scratch, delta = state["scratch"], state["delta"]
+        square_avg *= rho
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - rho
+        square_avg += scratch
+        xp.add(square_avg, eps, out=scratch)
+        xp.sqrt(scratch, out=scratch)  # std
+        xp.add(acc_delta, eps, out=delta)
+        xp.sqrt(delta, out=delta)
+        delta /= scratch
+        delta *= grad
+        acc_delta *= rho
+        xp.multiply(delta, delta, out=scratch)
+        scratch *= 1 - rho
+        acc_delta += scratch
+        delta *= lr
+        param -= delta
+
+    def adam_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> tuple[Array, dict[str, Array]]:
+        param, grad = self._check_step("adam", param, grad, state)
+        lr = require_positive("lr", lr)
+        beta1 = require_in_range("beta1", beta1, 0.0, 1.0)
+        beta2 = require_in_range("beta2", beta2, 0.0, 1.0)
+        eps = require_positive("eps", eps)
+        weight_decay = require_non_negative("weight_decay", weight_decay)
+        step = state.get("step")
+        if step is None or np.ndim(step) != 0 or int(step) < 0:
+            raise ValueError(
+                f"state['step'] must be a non-negative count, got {step!r}"
+            )
+        state["step"] += 1
+        t = int(state["step"])
+        # As torch: step_size = lr / (1 - beta1^t), denominator
+        # sqrt(v) / sqrt(1 - beta2^t) + eps.
+        step_size = lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        self._adam_update(
+            param,
+            grad,
+            state,
+            step_size,
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt,
+            weight_decay,
+        )
+        return param, state
+
+    def _adam_update(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        step_size: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        bias_correction2_sqrt: float,
+        weight_decay: float,
+    ) -> None:
+        xp = self.xp
+        exp_avg, exp_avg_sq, scratch = (
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["scratch"],
+        )
+        g = grad
+        if weight_decay:
+            # L2 decay needs g + wd p alongside one more temporary: a second
+            # buffer, made on the first step that asks for it.
+            g = self._scratch(state, "decayed_grad", param)
+            xp.multiply(param, weight_decay, out=g)
+            g += grad
+        # exp_avg.lerp_(g, 1 - beta1), as torch: m += (1 - beta1) (g - m).
+        xp.subtract(g, exp_avg, out=scratch)
+        scratch *= 1 - beta1
+        exp_avg += scratch
+        exp_avg_sq *= beta2
+        xp.multiply(g, g, out=scratch)
+        scratch *= 1 - beta2
+        exp_avg_sq += scratch
+        xp.sqrt(exp_avg_sq, out=scratch)
+        scratch /= bias_correction2_sqrt
+        scratch += eps
+        xp.divide(exp_avg, scratch, out=scratch)
+        scratch *= step_size
+        param -= scratch
+
+    def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:
+        """Scale by ``max_norm / total_norm`` when the global norm exceeds ``max_norm``.
+
+        Returns new arrays (the inputs are not modified) and the global L2 norm,
+        accumulated in float64.
+        """
+        xp = self.xp
+        max_norm = require_positive("max_norm", max_norm)
+        if not isinstance(grads, (list, tuple)):
+            raise ValueError(
+                f"grads must be a list of arrays, got {type(grads).__name__}"
+            )
+        arrays = [self._float(f"grads[{i}]", g) for i, g in enumerate(grads)]
+        squares = [xp.square(g).sum(dtype=xp.float64) for g in arrays]
+        total_norm = math.sqrt(float(sum(squares))) if squares else 0.0
+        if total_norm > max_norm:
+            scale = max_norm / total_norm
+            return [g * scale for g in arrays], total_norm
+        return [g.copy() for g in arrays], total_norm

@@ -1,0 +1,29 @@
+"""The NumPy backend: :class:`~backends.array_backend.ArrayBackend` over ``numpy``.
+
+Vectorised and float32-first: conv2d is im2col from strided views and one
+GEMM (see :mod:`backends.array_backend` for the algorithm table), the optimizer
+steps update ``param`` and their state in place. Importing it needs only NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.array_backend import ArrayBackend
+
+__all__ = ["NumpyBackend", "backend"]
+
+
+class NumpyBackend(ArrayBackend):
+    """The contract's operations in NumPy, on the CPU, in float32 and float64."""
+
+    name = "numpy"
+    device = "cpu"
+    dtypes = ("float32", "float64")
+    unavailable_reason = None
+
+    def __init__(self) -> None:
+        super().__init__(np)
+
+
+backend = NumpyBackend()
