@@ -1,0 +1,310 @@
+"""The backend contract: loading, selection, availability, completeness, documentation.
+
+These tests hold :mod:`backends.contract` and the built-in backends to
+CONTRACT.md: every built-in name loads to a backend with the mandatory
+attributes; a GPU backend without its GPU loads and says why it cannot run; a
+spec that names nothing fails with an error naming the spec; ``--backend``
+beats ``NNSPEC_BACKENDS`` beats the default; the built-in backends implement
+the whole contract; the README documents every operation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from backends import contract
+from backends.contract import (
+    BACKWARD_OPERATIONS,
+    BUILTIN,
+    DEVICES,
+    DTYPES,
+    OPERATIONS,
+    BackendError,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_BACKENDS = ("torch-cuda", "cupy")
+
+
+def _torch_cuda_present() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _cupy_gpu_present() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver, no device: CuPy raises its own errors
+        return False
+
+
+def _usable_here(name: str) -> bool:
+    """Whether built-in ``name`` can run on this machine, decided independently."""
+    if name == "numpy":
+        return True
+    if name == "torch":
+        return importlib.util.find_spec("torch") is not None
+    if name == "torch-cuda":
+        return _torch_cuda_present()
+    if name == "cupy":
+        return _cupy_gpu_present()
+    raise AssertionError(f"test does not know built-in backend {name!r}")
+
+
+# -- loading the built-ins ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+def test_builtin_loads_with_mandatory_attributes(name: str) -> None:
+    backend = contract.load(name)
+    where = f"built-in backend {name!r} ({BUILTIN[name]})"
+    assert backend.name == name, f"{where}: name is {backend.name!r}, not {name!r}"
+    assert isinstance(backend.dtypes, tuple) and backend.dtypes, (
+        f"{where}: dtypes must be a non-empty tuple, got {backend.dtypes!r}"
+    )
+    assert set(backend.dtypes) <= set(DTYPES), (
+        f"{where}: dtypes {backend.dtypes!r} not drawn from {DTYPES}"
+    )
+    assert backend.device in DEVICES, f"{where}: device {backend.device!r}"
+    assert hasattr(backend, "unavailable_reason"), (
+        f"{where}: no 'unavailable_reason' attribute (None when usable)"
+    )
+    reason = backend.unavailable_reason
+    assert reason is None or (isinstance(reason, str) and reason), (
+        f"{where}: unavailable_reason must be None or a non-empty str, got {reason!r}"
+    )
+    for method in ("asarray", "to_numpy", "synchronize"):
+        assert callable(getattr(backend, method, None)), f"{where}: no {method}()"
+    assert isinstance(backend, contract.Backend), f"{where}: not a contract.Backend"
+
+
+@pytest.mark.parametrize("name", GPU_BACKENDS)
+def test_gpu_backend_loads_and_reports_its_availability(name: str) -> None:
+    """Without its GPU a GPU backend still loads, and says why it cannot run."""
+    backend = contract.load(name)
+    assert backend.device == "gpu", f"{name}: device {backend.device!r}, not 'gpu'"
+    reason = contract.unavailable_reason(backend)
+    if _usable_here(name):
+        assert reason is None, f"{name}: the GPU is present but it says {reason!r}"
+    else:
+        assert isinstance(reason, str) and reason.strip(), (
+            f"{name}: no GPU here, yet unavailable_reason is {reason!r}"
+        )
+
+
+def test_available_lists_exactly_the_usable_builtins() -> None:
+    names = contract.available()
+    assert "numpy" in names, f"available() = {names}: numpy is always usable"
+    expected = [name for name in BUILTIN if _usable_here(name)]
+    assert names == expected, f"available() = {names}, expected {expected} here"
+    for name in names:
+        reason = contract.unavailable_reason(contract.load(name))
+        assert reason is None, f"available() lists {name!r} but it says {reason!r}"
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_cpu_backend_round_trips_arrays(name: str) -> None:
+    backend = contract.load(name)
+    if backend.unavailable_reason:
+        pytest.skip(f"backend {name!r} unavailable: {backend.unavailable_reason}")
+    host = np.arange(6, dtype=np.float64).reshape(2, 3) / 7
+    for dtype in backend.dtypes:
+        back = backend.to_numpy(backend.asarray(host, dtype))
+        backend.synchronize()
+        assert isinstance(back, np.ndarray), f"{name} {dtype}: to_numpy: {type(back)}"
+        assert back.dtype == np.dtype(dtype), f"{name}: {back.dtype} for {dtype}"
+        np.testing.assert_array_equal(
+            back, host.astype(dtype), err_msg=f"{name} {dtype} round trip"
+        )
+
+
+# -- specs that name nothing ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "no.such.module:backend",
+        "numpy_typo",
+        "backends.numpy_backend:no_such_attribute",
+        "backends.contract",
+        ":backend",
+    ],
+)
+def test_unloadable_spec_raises_backend_error_naming_it(spec: str) -> None:
+    with pytest.raises(BackendError) as raised:
+        contract.load(spec)
+    assert repr(spec) in str(raised.value) or spec in str(raised.value), (
+        f"load({spec!r}) raised {raised.value!r}, which does not name the spec"
+    )
+
+
+def test_typo_of_builtin_lists_the_builtin_names() -> None:
+    with pytest.raises(BackendError) as raised:
+        contract.load("numpy_typo")
+    for name in BUILTIN:
+        assert name in str(raised.value), f"{raised.value!r} does not offer {name!r}"
+
+
+@pytest.fixture
+def fake_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """An importable module ``nnspec_fake_backends`` the test fills with objects."""
+    module = types.ModuleType("nnspec_fake_backends")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module
+
+
+class _Complete:
+    name = "fake"
+    dtypes = ("float64",)
+    device = "cpu"
+    unavailable_reason = None
+
+    def asarray(self, a: np.ndarray, dtype: str) -> np.ndarray:
+        return np.asarray(a, dtype=dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        pass
+
+
+def test_load_reports_every_missing_attribute(fake_module: types.ModuleType) -> None:
+    class OnlyAName:
+        name = "half_done"
+
+    fake_module.backend = OnlyAName()
+    with pytest.raises(BackendError) as raised:
+        contract.load("nnspec_fake_backends:backend")
+    message = str(raised.value)
+    assert "nnspec_fake_backends:backend" in message, message
+    for attribute in ("dtypes", "device", "asarray", "to_numpy", "synchronize"):
+        assert attribute in message, f"{message!r} does not name {attribute!r}"
+    assert "'name'" not in message, f"{message!r} blames the valid 'name'"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("name", ""),
+        ("dtypes", ("float16",)),
+        ("dtypes", ["float32"]),
+        ("device", "tpu"),
+    ],
+)
+def test_load_rejects_invalid_attribute(
+    fake_module: types.ModuleType, attribute: str, value: Any
+) -> None:
+    backend = _Complete()
+    setattr(backend, attribute, value)
+    fake_module.backend = backend
+    with pytest.raises(BackendError, match=attribute):
+        contract.load("nnspec_fake_backends:backend")
+
+
+def test_load_accepts_instance_class_factory_and_dotted_attribute(
+    fake_module: types.ModuleType,
+) -> None:
+    fake_module.backend = _Complete()
+    fake_module.Backend = _Complete
+    fake_module.make_backend = lambda: _Complete()
+    fake_module.namespace = types.SimpleNamespace(backend=_Complete())
+    assert contract.load("nnspec_fake_backends:backend") is fake_module.backend
+    for spec in ("Backend", "make_backend", "namespace.backend"):
+        loaded = contract.load(f" nnspec_fake_backends:{spec} ")
+        assert isinstance(loaded, _Complete), f"load({spec!r}) gave {loaded!r}"
+
+
+def test_implements_and_missing_operations() -> None:
+    backend = _Complete()
+    backend.relu = lambda x: x
+    backend.relu_backward = None  # an attribute that is not callable is absent
+    assert contract.implements(backend, "relu")
+    assert not contract.implements(backend, "relu_backward")
+    missing = contract.missing_operations(backend)
+    assert "relu" not in missing and "relu_backward" in missing
+    assert len(missing) == len(OPERATIONS) + len(BACKWARD_OPERATIONS) - 1
+
+
+# -- selection ----------------------------------------------------------------------
+
+
+def test_selected_prefers_option_then_environment_then_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(contract.ENVIRONMENT_VARIABLE, raising=False)
+    assert contract.selected([]) == list(BUILTIN)
+    assert contract.selected(None) == list(BUILTIN)
+
+    monkeypatch.setenv(contract.ENVIRONMENT_VARIABLE, " torch, pkg.mod:backend ,,torch")
+    assert contract.selected([]) == ["torch", "pkg.mod:backend"]
+
+    option = ["numpy", "examples.tiny:backend", "numpy"]
+    assert contract.selected(option) == ["numpy", "examples.tiny:backend"]
+
+    monkeypatch.setenv(contract.ENVIRONMENT_VARIABLE, " , ")
+    assert contract.selected([]) == list(BUILTIN)
+
+
+# -- completeness and documentation ---------------------------------------------
+
+
+def test_operation_lists_are_consistent() -> None:
+    assert len(set(OPERATIONS)) == len(OPERATIONS), "an operation is listed twice"
+    assert len(set(BACKWARD_OPERATIONS)) == len(BACKWARD_OPERATIONS)
+    assert contract.NOT_DIFFERENTIABLE <= set(OPERATIONS)
+    for name in BACKWARD_OPERATIONS:
+        assert name.removesuffix("_backward") in OPERATIONS, name
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+def test_builtin_implements_the_whole_contract(name: str) -> None:
+    """numpy and torch implement every operation, and so do the GPU backends.
+
+    A backend unavailable here is checked on its class: its methods must
+    exist even where it cannot run.
+    """
+    backend = contract.load(name)
+    everything = OPERATIONS + BACKWARD_OPERATIONS
+    cls = type(backend)
+    missing_in_class = [op for op in everything if not callable(getattr(cls, op, None))]
+    missing = contract.missing_operations(backend)
+    assert not missing_in_class and not missing, (
+        f"built-in backend {name!r} lacks {len(set(missing) | set(missing_in_class))} "
+        f"operation(s) of the contract: {sorted(set(missing) | set(missing_in_class))}"
+    )
+
+
+def _readme_code_text(readme: str) -> str:
+    """The text of the README's inline code spans and fenced code blocks."""
+    fenced = re.findall(r"^(```|~~~)[^\n]*\n(.*?)^\1", readme, flags=re.M | re.S)
+    without_fences = re.sub(r"^(```|~~~)[^\n]*\n.*?^\1", "", readme, flags=re.M | re.S)
+    inline = re.findall(r"(`+)(.+?)\1", without_fences, flags=re.S)
+    return "\n".join([body for _, body in fenced] + [body for _, body in inline])
+
+
+def test_readme_documents_every_operation() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = _readme_code_text(readme)
+    mentioned = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code))
+    missing = [op for op in OPERATIONS if op not in mentioned]
+    assert not missing, (
+        f"README.md does not mention {len(missing)} operation(s) of "
+        f"backends.contract.OPERATIONS in backticks or a code block: {missing}"
+    )
