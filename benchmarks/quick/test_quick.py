@@ -1,0 +1,102 @@
+"""A quick side-by-side of the backends in one pytest-benchmark run.
+
+A few of the asv workloads (float32 conv layers forward and backward with each
+backend's default algorithm, every optimizer on 1M parameters), on every
+backend, through the asv classes themselves (same inputs, warm-up, thread
+pinning and synchronisation), with every thread pool pinned to the largest
+count of ``NNSPEC_BENCH_THREADS``.
+Run it with ``nox -s bench-quick``; see the noxfile for saving a baseline and
+comparing against it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench_conv, bench_optim, common
+
+THREADS = common.THREADS[-1]
+
+CONV_CASES = [
+    ("resnet 3x3 64->64 56px", "forward"),
+    ("resnet 3x3 64->64 56px", "backward"),
+    ("resnet 1x1 256->64 56px", "forward"),
+    ("resnet 3x3 256->256 14px", "backward"),
+    ("lenet C1 1->6 32px", "forward"),
+    ("lenet C3 6->16 14px", "backward"),
+]
+OPTIMIZER_CASES = [(name, "1M") for name in common.OPTIMIZERS]
+
+
+def _set_up(benchmark_class: type, params: tuple):
+    instance = benchmark_class()
+    try:
+        instance.setup(*params)
+    except NotImplementedError as skip:
+        instance.teardown(*params)
+        pytest.skip(str(skip))
+    return instance
+
+
+@pytest.mark.parametrize("backend", common.BACKENDS)
+@pytest.mark.parametrize(
+    ("layer", "direction"), CONV_CASES, ids=[f"{d} {n}" for n, d in CONV_CASES]
+)
+def test_conv2d(benchmark, side_by_side, backend: str, layer: str, direction: str):
+    params = (backend, layer, direction, "float32", "default", THREADS)
+    conv = _set_up(bench_conv.Conv2d, params)
+    benchmark.group = backend
+    # What the performance report reads (reports/performance.py).
+    benchmark.extra_info.update(
+        backend=backend,
+        device=conv.backend.device,
+        dtype="float32",
+        kernel=f"conv2d {direction}",
+        shape=layer,
+        algorithm="default",
+        threads=THREADS,
+        flops=conv.flops,
+    )
+    try:
+        benchmark(conv.time_conv2d, *params)
+    finally:
+        conv.teardown(*params)
+    side_by_side(
+        benchmark,
+        f"conv2d {direction} float32 {layer}, {common.describe_threads(THREADS)}",
+        backend,
+        conv.flops,
+        "GFLOP/s",
+    )
+
+
+@pytest.mark.parametrize("backend", common.BACKENDS)
+@pytest.mark.parametrize(
+    ("optimizer", "size"), OPTIMIZER_CASES, ids=[n for n, _ in OPTIMIZER_CASES]
+)
+def test_optimizer_step(
+    benchmark, side_by_side, backend: str, optimizer: str, size: str
+):
+    params = (backend, optimizer, size, THREADS)
+    step = _set_up(bench_optim.OptimizerStep, params)
+    benchmark.group = backend
+    benchmark.extra_info.update(
+        backend=backend,
+        device=step.backend.device,
+        dtype=common.OPTIMIZER_DTYPE,
+        kernel="optimizer step",
+        shape=f"{optimizer} {size}",
+        threads=THREADS,
+        bytes=step.bytes_moved,
+    )
+    try:
+        benchmark(step.time_step, *params)
+    finally:
+        step.teardown(*params)
+    side_by_side(
+        benchmark,
+        f"{optimizer} step float32 {size}, {common.describe_threads(THREADS)}",
+        backend,
+        step.bytes_moved,
+        "GB/s",
+    )

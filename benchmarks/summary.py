@@ -1,0 +1,233 @@
+"""Side-by-side tables a person reads: time, throughput, and time relative to torch.
+
+``python -m benchmarks.summary`` prints the asv results of one commit (default:
+the newest in ``.asv/results``; ``--machine`` and ``--commit`` choose), one
+block per workload, one line per backend (and conv algorithm), with the median
+time in its unit, the throughput (GFLOP/s or GB/s) and the time divided by
+torch's on the same workload. The pytest-benchmark side-by-side
+(``benchmarks/quick``) prints the same table.
+
+This module defines no ``time_``/``track_`` names (asv imports it while it
+discovers the suite) and imports asv only when reading asv results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import math
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import BASELINE_BACKEND, describe_threads
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One backend's figures on one workload."""
+
+    workload: str
+    implementation: str  # backend name, with the conv algorithm when one is chosen
+    seconds: float | None  # None: skipped or failed
+    throughput: float | None = None
+    unit: str = ""
+
+    @property
+    def backend(self) -> str:
+        return self.implementation.split("[", 1)[0]
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_throughput(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.3g} {unit}"
+
+
+def render(entries: Iterable[Entry], *, title: str) -> str:
+    """The table: a block per workload, a line per implementation, ratio to torch."""
+    by_workload: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_workload.setdefault(entry.workload, []).append(entry)
+    if not by_workload:
+        return f"{title}\n(no results)"
+
+    header = (
+        "workload",
+        "backend",
+        "median time",
+        "throughput",
+        f"÷ {BASELINE_BACKEND}",
+    )
+    rows: list[tuple[str, ...]] = []
+    for workload, group in by_workload.items():
+        baseline = next(
+            (
+                e.seconds
+                for e in group
+                if e.implementation == BASELINE_BACKEND and e.seconds is not None
+            ),
+            None,
+        )
+        for position, entry in enumerate(sorted(group, key=_implementation_order)):
+            if entry.seconds is None or baseline is None:
+                ratio = "-"
+            else:
+                ratio = f"{entry.seconds / baseline:.2f}x"
+            rows.append(
+                (
+                    workload if position == 0 else "",
+                    entry.implementation,
+                    format_seconds(entry.seconds),
+                    format_throughput(entry.throughput, entry.unit),
+                    ratio,
+                )
+            )
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        left = [row[i].ljust(widths[i]) for i in (0, 1)]
+        right = [row[i].rjust(widths[i]) for i in (2, 3, 4)]
+        return "  ".join(left + right).rstrip()
+
+    note = (
+        f"(÷ {BASELINE_BACKEND}: this backend's time over {BASELINE_BACKEND}'s on "
+        "the same workload; below 1 is faster)"
+    )
+    body = [line(header), line(tuple("-" * w for w in widths))]
+    previous = None
+    for row in rows:
+        if row[0] and previous is not None:
+            body.append("")
+        body.append(line(row))
+        previous = row
+    return "\n".join([title, note, "", *body])
+
+
+def _implementation_order(entry: Entry) -> tuple[int, str]:
+    # torch first (the baseline), then the others by name.
+    return (0 if entry.implementation == BASELINE_BACKEND else 1, entry.implementation)
+
+
+# --------------------------------------------------------------------------- #
+# asv results
+# --------------------------------------------------------------------------- #
+
+#: time_ benchmark -> its track_ companion (and what to call the workload).
+ASV_PAIRS: dict[str, tuple[str, str]] = {
+    "bench_conv.Conv2d.time_conv2d": ("bench_conv.Conv2d.track_gflops", "conv2d"),
+    "bench_optim.OptimizerStep.time_step": (
+        "bench_optim.OptimizerStep.track_gbytes_per_second",
+        "optimizer step",
+    ),
+}
+
+
+def _values(result, key: str) -> dict[tuple, float | None]:
+    """``{param values: value}`` of one asv benchmark in one result file."""
+    try:
+        params = result.get_result_params(key)
+        values = result.get_result_value(key, params)
+    except KeyError:
+        return {}
+    parsed = [[ast.literal_eval(p) for p in axis] for axis in params]
+    combos = itertools.product(*parsed)
+    out = {}
+    for combo, value in zip(combos, values, strict=True):
+        out[combo] = None if value is None or not math.isfinite(value) else value
+    return out
+
+
+def asv_entries(
+    results_dir: Path, machine: str | None, commit: str | None
+) -> tuple[list[Entry], str, str]:
+    """The entries of one asv result file: the newest for ``machine`` and ``commit``.
+
+    asv writes one file per machine, commit and environment, and merges later
+    runs of the same ones into it; of several environments the newest wins.
+    """
+    from asv import results as asv_results
+
+    catalog = results_dir / "benchmarks.json"
+    if not catalog.is_file():
+        raise SystemExit(f"no asv results in {results_dir}: run `nox -s bench` first")
+    benchmarks = json.loads(catalog.read_text())
+    files = [
+        path
+        for path in results_dir.glob("*/*.json")
+        if path.name != "machine.json" and (path.parent / "machine.json").is_file()
+    ]
+    if machine is not None:
+        files = [path for path in files if path.parent.name == machine]
+    if commit is not None:
+        files = [path for path in files if path.name.split("-", 1)[0] == commit[:8]]
+    if not files:
+        raise SystemExit(
+            f"no asv results in {results_dir} for machine {machine or 'any'}, "
+            f"commit {commit or 'any'}"
+        )
+    path = max(files, key=lambda path: path.stat().st_mtime)
+    machine, commit = path.parent.name, path.name.split("-", 1)[0]
+
+    entries: list[Entry] = []
+    result = asv_results.Results.load(str(path), machine_name=machine)
+    for time_key, (track_key, operation) in ASV_PAIRS.items():
+        if time_key not in benchmarks:
+            continue
+        names = benchmarks[time_key]["param_names"]
+        unit = benchmarks.get(track_key, {}).get("unit", "")
+        times = _values(result, time_key)
+        tracks = _values(result, track_key)
+        for combo, seconds in times.items():
+            described = dict(zip(names, combo, strict=True))
+            throughput = tracks.get(combo)
+            if seconds is None and throughput is None:
+                continue  # skipped here (unavailable, not offered)
+            entries.append(_entry(operation, described, seconds, throughput, unit))
+    return entries, machine, commit
+
+
+def _entry(
+    operation: str,
+    described: dict,
+    seconds: float | None,
+    throughput: float | None,
+    unit: str,
+) -> Entry:
+    backend = described.pop("backend")
+    algorithm = described.pop("algorithm", "default")
+    implementation = backend if algorithm == "default" else f"{backend}[{algorithm}]"
+    threads = described.pop("threads", None)
+    workload = " ".join([operation, *(str(value) for value in described.values())])
+    if threads is not None:
+        workload += f", {describe_threads(threads)}"
+    return Entry(workload, implementation, seconds, throughput, unit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path(".asv/results"))
+    parser.add_argument("--machine", default=None, help="asv machine name")
+    parser.add_argument("--commit", default=None, help="commit hash (or 8-char prefix)")
+    args = parser.parse_args(argv)
+    entries, machine, commit = asv_entries(args.results, args.machine, args.commit)
+    print(
+        render(entries, title=f"nnspec asv results: machine {machine}, commit {commit}")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
