@@ -1,4 +1,4 @@
-"""Every entry point a user runs: ``nox -s report``, ``nox -s tests``, ``nox -s verify``...
+"""Every entry point a user runs: ``nox -s report``, ``nox -s tests`` and the rest.
 
 The CPU environments pin torch to the CPU wheel through ``constraints-cpu.txt``
 (a looser range would pull a several-GB CUDA build).
@@ -31,8 +31,13 @@ def hypothesis_profile(default: str = "ci") -> str:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite on the built-in backends, ``ci`` Hypothesis profile."""
-    install(session, "torch", "test")
+    """The whole test suite on the built-in backends, ``ci`` Hypothesis profile.
+
+    The property suite, the report builder's tests (with the browser test) and
+    every benchmark run once for correctness (pyproject's ``testpaths``). pytest
+    exits 5 when it collects nothing, which fails the session like any failure.
+    """
+    install(session, "torch", "test", "bench", "report")
     session.run(
         "pytest",
         "-n",
@@ -62,7 +67,379 @@ def verify(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.6")
+    """ruff lint and format check; the GitHub workflows against their schema."""
+    import glob
+
+    session.install("ruff>=0.6", "check-jsonschema>=0.28")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # check-jsonschema ships the workflow schema (vendored), so this runs offline.
+    workflows = sorted(glob.glob(".github/workflows/*.y*ml"))
+    if workflows:
+        session.run(
+            "check-jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *workflows,
+        )
+
+
+# ------------------------------------------------------------------ benchmarks
+# Environments. `bench` and `bench-check` run asv in this nox session's own
+# virtualenv (`--environment existing:<its python>`), where install() has put
+# the project, editable, with torch pinned to the CPU wheel by
+# constraints-cpu.txt: asv times exactly the checkout in front of it, and
+# `--set-commit-hash` records the results for HEAD, per machine, under
+# .asv/results (ignored by git). `bench-compare` needs two commits installed,
+# so there asv builds one virtualenv per commit under .asv/env, as
+# asv.conf.json says (environment_type "virtualenv"; its install_command applies
+# the same constraints file), which keeps a plain `asv run` reproducible too.
+# asv launches every benchmark in a fresh interpreter (launch_method "spawn").
+
+
+def _session_python(session: nox.Session) -> str:
+    import shutil
+
+    python = shutil.which("python", path=session.bin)
+    if python is None:
+        session.error(f"no python in {session.bin}")
+    return python
+
+
+def _asv_existing_environment(session: nox.Session) -> str:
+    return f"--environment=existing:{_session_python(session)}"
+
+
+def _asv_machine(session: nox.Session) -> list[str]:
+    """Register this machine with asv (default answers) if it is not yet known.
+
+    asv records results per machine name: the hostname, or NNSPEC_ASV_MACHINE
+    where the hostname changes from run to run (hosted CI runners), which would
+    split the history. Returns the ``--machine`` argument for asv commands.
+    """
+    import json
+    from pathlib import Path
+
+    name = os.environ.get("NNSPEC_ASV_MACHINE", "").strip()
+    machine_file = Path.home() / ".asv-machine.json"
+    known = json.loads(machine_file.read_text()) if machine_file.is_file() else {}
+    if name:
+        if name not in known:
+            session.run("asv", "machine", "--yes", f"--machine={name}")
+        return [f"--machine={name}"]
+    if not known:
+        session.run("asv", "machine", "--yes")
+    return []
+
+
+def _git_hash(session: nox.Session, name: str) -> str:
+    output = session.run(
+        "git", "rev-parse", "--verify", f"{name}^{{commit}}", external=True, silent=True
+    )
+    return str(output).strip()
+
+
+@nox.session(name="bench", python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """asv on the current checkout: every benchmark, recorded for HEAD, published.
+
+    Results go to .asv/results/<machine>/, the site to .asv/html (``asv preview``
+    serves it), and a side-by-side table (time, throughput, time over torch's)
+    ends the output. Arguments after ``--`` go to ``asv run``: ``-- -b Conv2d``
+    for one family, ``-- -e`` for the benchmarks' stderr, ``-- --quick`` for
+    one call each (nothing recorded). NNSPEC_BACKENDS and NNSPEC_BENCH_THREADS
+    narrow the backends and thread counts (benchmarks/common.py).
+    """
+    install(session, "torch", "bench")
+    commit = _git_hash(session, "HEAD")
+    machine = _asv_machine(session)
+    session.run(
+        "asv",
+        "run",
+        _asv_existing_environment(session),
+        f"--set-commit-hash={commit}",
+        *machine,
+        *session.posargs,
+    )
+    if {"--quick", "-q", "--dry-run", "-n"}.isdisjoint(session.posargs):
+        session.run("asv", "publish")
+        summary = ("python", "-m", "benchmarks.summary", f"--commit={commit}")
+        session.run(*summary, *machine)
+
+
+@nox.session(name="bench-compare", python=PYTHON)
+def bench_compare(session: nox.Session) -> None:
+    """asv continuous between two commits; fails when a timing regresses.
+
+    ``nox -s bench-compare -- [BASE [HEAD [FACTOR]]]`` (defaults: main~1, HEAD,
+    1.2). asv builds each commit in its own virtualenv (see above), times both,
+    prints the benchmarks that changed with their ratio HEAD/BASE, and exits
+    non-zero when one got slower by more than FACTOR or started failing. Only
+    the time_ benchmarks run: asv reads every figure as lower-is-better, and the
+    track_ throughputs are the same calls read the other way up. Arguments after
+    these go to ``asv continuous`` (``-b Conv2d`` narrows it further).
+    """
+    install(session, "bench")
+    args = list(session.posargs)
+    positional: list[str] = []
+    while args and not args[0].startswith("-") and len(positional) < 3:
+        positional.append(args.pop(0))
+    base, head, factor = positional + ["main~1", "HEAD", "1.2"][len(positional) :]
+    try:
+        if float(factor) <= 1.0:
+            raise ValueError
+    except ValueError:
+        session.error(f"FACTOR must be a number above 1, got {factor!r}")
+    head_hash = _git_hash(session, head)
+    _git_hash(session, base)  # fail early, with git's message, on a bad name
+    machine = _asv_machine(session)
+    session.run(
+        "asv",
+        "continuous",
+        f"--factor={factor}",
+        r"--bench=\.time_",
+        *machine,
+        *args,
+        base,
+        head,
+    )
+    summary = ("python", "-m", "benchmarks.summary", f"--commit={head_hash}")
+    session.run(*summary, *machine)
+
+
+@nox.session(name="bench-quick", python=PYTHON)
+def bench_quick(session: nox.Session) -> None:
+    """pytest-benchmark side-by-side of the backends, against a saved baseline.
+
+    Every backend on a few conv layers and every optimizer step, in tables
+    grouped by backend, then one table of time, throughput and time over
+    torch's per workload. The run is saved to .benchmarks/quick-latest.json;
+    when .benchmarks/quick-baseline.json exists its rows appear beside the new
+    ones. ``-- --save-baseline`` makes this run the baseline. Other arguments go
+    to pytest: ``-- --benchmark-compare-fail=median:25%`` fails on a median 25%
+    slower than the baseline's, ``-- -k conv2d`` narrows it.
+    """
+    import shutil
+    from pathlib import Path
+
+    install(session, "torch", "bench")
+    args = list(session.posargs)
+    save_baseline = "--save-baseline" in args
+    args = [arg for arg in args if arg != "--save-baseline"]
+    storage = Path(".benchmarks")
+    storage.mkdir(exist_ok=True)
+    latest = storage / "quick-latest.json"
+    baseline = storage / "quick-baseline.json"
+    compare = [f"--benchmark-compare={baseline}"] if baseline.is_file() else []
+    session.run(
+        "pytest",
+        "benchmarks/quick",
+        "--benchmark-only",
+        f"--benchmark-json={latest}",
+        "--benchmark-columns=min,median,iqr,rounds",
+        "--benchmark-sort=name",
+        "-p",
+        "no:cacheprovider",
+        *compare,
+        *args,
+    )
+    if save_baseline:
+        shutil.copyfile(latest, baseline)
+        session.log(f"saved {latest} as the baseline {baseline}")
+
+
+@nox.session(name="bench-check", python=PYTHON)
+def bench_check(session: nox.Session) -> None:
+    """Every benchmark once, for correctness, not timing (``nox -s tests`` too).
+
+    ``asv check``, then benchmarks/test_benchmarks_smoke.py: every asv benchmark
+    for every parameter combination on shrunk workloads (setup, its time_ and
+    track_ methods once), and the pytest-benchmark suite once. ``-- --asv``
+    adds ``asv run --quick`` of the shrunk workloads under asv's own runner (a
+    fresh interpreter per combination: many minutes). Other arguments go to
+    pytest.
+    """
+    install(session, "torch", "test", "bench")
+    args = list(session.posargs)
+    under_asv = "--asv" in args
+    args = [arg for arg in args if arg != "--asv"]
+    session.run("asv", "check", _asv_existing_environment(session))
+    session.run(
+        "pytest", "benchmarks/test_benchmarks_smoke.py", "-p", "no:cacheprovider", *args
+    )
+    if under_asv:
+        machine = _asv_machine(session)
+        session.run(
+            "asv",
+            "run",
+            "--quick",
+            "--dry-run",
+            "--show-stderr",
+            _asv_existing_environment(session),
+            *machine,
+            env={"NNSPEC_BENCH_SMOKE": "1"},
+        )
+
+
+# ---------------------------------------------------------------------- report
+# `report` and `nightly` run everything, then build the static site into
+# _report/ (ignored by git) with `python -m reports build`. A failing check
+# never stops the run: the site shows it, and the session fails at the end,
+# after the site is built and its path printed.
+
+REPORT_DIRECTORY = "_report"
+#: Seconds one check may run before it is stopped and shown as timed out
+#: (pytest-timeout; NNSPEC_CHECK_TIMEOUT overrides). Generous: a check of the
+#: `ci` profile takes seconds; `nightly` runs twelve times the examples.
+CHECK_TIMEOUT = {"ci": 300, "nightly": 1800}
+
+
+def _exit_status(session: nox.Session, *args: str, **kwargs) -> int:
+    """Run a command and return its exit status instead of ending the session."""
+    try:
+        session.run(*args, **kwargs)
+    except nox.command.CommandFailed as failure:
+        return failure.return_code if failure.return_code is not None else 1
+    return 0
+
+
+def _build_report(
+    session: nox.Session, profile: str, asv_html: str | None
+) -> list[str]:
+    """Suite with results and progress, quick benchmarks, limits, site.
+
+    Returns what failed, for the session to fail on once the site is built.
+    """
+    from pathlib import Path
+
+    out = Path(REPORT_DIRECTORY).resolve()
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    results = data / "results.json"
+    bench_json = data / "benchmarks.json"
+    limits = data / "limits.json"
+    for stale in (results, bench_json, limits):
+        stale.unlink(missing_ok=True)
+    default_timeout = CHECK_TIMEOUT.get(profile, 300)
+    timeout = os.environ.get("NNSPEC_CHECK_TIMEOUT", str(default_timeout))
+    failures: list[str] = []
+
+    session.log(f"[1/4] property suite, {profile} profile, every available backend")
+    status = _exit_status(
+        session,
+        "pytest",
+        "properties",
+        "-n",
+        "auto",
+        f"--hypothesis-profile={profile}",
+        f"--timeout={timeout}",
+        f"--nnspec-results={results}",
+        "--nnspec-progress",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+    if status:
+        failures.append(f"the property suite (pytest exit status {status})")
+
+    bench_arguments: list[str] = []
+    if Path("benchmarks/quick").is_dir():
+        session.log("[2/4] quick benchmarks (pytest-benchmark)")
+        status = _exit_status(
+            session,
+            "pytest",
+            "benchmarks/quick",
+            "--benchmark-only",
+            f"--benchmark-json={bench_json}",
+            "-p",
+            "no:cacheprovider",
+        )
+        if status:
+            failures.append(f"the quick benchmarks (pytest exit status {status})")
+        bench_arguments = [f"--bench={bench_json}"]
+    else:
+        session.log("[2/4] quick benchmarks: no benchmarks/quick, skipped")
+
+    session.log("[3/4] the machine's limits (GEMM and copy throughput)")
+    if _exit_status(session, "python", "-m", "reports", "probe", f"--out={limits}"):
+        failures.append("measuring the machine's limits")
+
+    session.log(f"[4/4] the site, into {out}")
+    asv_arguments = [f"--asv-html={asv_html}"] if asv_html else []
+    status = _exit_status(
+        session,
+        "python",
+        "-m",
+        "reports",
+        "build",
+        f"--results={results}",
+        *bench_arguments,
+        *asv_arguments,
+        f"--limits={limits}",
+        f"--out={out}",
+        "--check",
+    )
+    index = out / "index.html"
+    if status:
+        failures.append("the report's verdict (see the site)")
+    session.log(f"report: {index}  ({index.as_uri()})")
+    return failures
+
+
+def _fail_on(session: nox.Session, failures: list[str]) -> None:
+    if failures:
+        index = os.path.abspath(os.path.join(REPORT_DIRECTORY, "index.html"))
+        session.error("failed: " + "; ".join(failures) + f". The report: {index}")
+
+
+def _report_extras() -> tuple[str, ...]:
+    """The extras to install; NNSPEC_REPORT_EXTRAS adds more (``cupy`` on a GPU)."""
+    more = os.environ.get("NNSPEC_REPORT_EXTRAS", "")
+    extras = [extra.strip() for extra in more.split(",") if extra.strip()]
+    return ("torch", "test", "report", "bench", *extras)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """The verification matrix, the coverage and the performance pages, as a site.
+
+    Runs the property suite (``ci`` profile, every available backend, a time
+    limit per check, progress lines), the quick benchmarks and a measurement
+    of the machine's limits, then builds _report/ and prints the path of its
+    index.html. Fails at the end if a check failed, timed out or errored.
+    Arguments after ``--`` go to the suite's pytest (``-- --backend numpy``,
+    ``-- -k relu``).
+    """
+    install(session, *_report_extras())
+    _fail_on(session, _build_report(session, hypothesis_profile("ci"), asv_html=None))
+
+
+@nox.session(python=PYTHON)
+def nightly(session: nox.Session) -> None:
+    """``nightly`` Hypothesis profile, the full asv run, then the report.
+
+    asv records HEAD's results under .asv/results (kept between runs by the
+    nightly workflow) and publishes .asv/html, which the report copies and
+    links, and whose regressions at HEAD fail the session (after the site is
+    built), as does any failing check. NNSPEC_ASV_ARGS adds arguments to
+    ``asv run`` (``-b Conv2d`` to narrow it).
+    """
+    import shlex
+
+    install(session, *_report_extras())
+    commit = _git_hash(session, "HEAD")
+    _asv_machine(session)
+    asv_failed = _exit_status(
+        session,
+        "asv",
+        "run",
+        _asv_existing_environment(session),
+        f"--set-commit-hash={commit}",
+        "--show-stderr",
+        *shlex.split(os.environ.get("NNSPEC_ASV_ARGS", "")),
+    )
+    failures = [f"asv run (exit status {asv_failed})"] if asv_failed else []
+    if _exit_status(session, "asv", "publish"):
+        failures.append("asv publish")
+    failures += _build_report(session, "nightly", asv_html=".asv/html")
+    _fail_on(session, failures)

@@ -1,0 +1,462 @@
+"""The performance pages: pytest-benchmark's quick side-by-side, asv's history.
+
+Reads pytest-benchmark's JSON (``--benchmark-json``): every benchmark's
+``params`` (``backend`` among them), ``extra_info`` (``throughput`` and
+``throughput_unit``, or ``flops``/``bytes`` per call) and ``stats`` (the
+median is the figure used). A kernel is the benchmark function (``test_conv2d``
+-> ``conv2d``), split by its ``direction`` parameter where it has one; its
+cases are the other parameters (the layer shape, the optimizer and size).
+``extra_info["kernel"]`` and ``extra_info["shape"]`` override both.
+
+Every timing is read two ways: its time over torch's on the same case (the
+baseline every backend is compared against; below 1 is faster), and its
+throughput as a fraction of the machine's measured limit
+(:mod:`reports.limits`). Each kernel gets a table and a figure (SVG, with a PNG
+copy), drawn with matplotlib's Agg backend.
+
+asv's published site (``asv publish``) is copied beside the pages and linked
+for history; its ``regressions.json`` is summarised here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reports import limits as machine_limits
+
+BASELINE = "torch"
+KERNEL_PARAMETERS: tuple[str, ...] = ("direction",)
+GPU_HINTS = ("cuda", "cupy", "gpu")
+
+
+@dataclass
+class Timing:
+    """One benchmark: a kernel, a case, a backend, and what was measured."""
+
+    kernel: str
+    case: str
+    backend: str
+    seconds: float | None
+    iqr: float | None
+    rounds: int | None
+    throughput: float | None
+    unit: str
+    device: str
+    dtype: str
+    name: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    ratio_to_baseline: float | None = None
+    fraction_of_limit: float | None = None
+    limit: float | None = None
+
+
+@dataclass
+class Kernel:
+    name: str
+    timings: list[Timing]
+    figure_svg: str | None = None
+    figure_png: str | None = None
+    figure_error: str | None = None
+
+    @property
+    def cases(self) -> list[str]:
+        return list(dict.fromkeys(t.case for t in self.timings))
+
+    @property
+    def backends(self) -> list[str]:
+        found = list(dict.fromkeys(t.backend for t in self.timings))
+        return sorted(found, key=lambda b: (b != BASELINE, found.index(b)))
+
+    def timing(self, case: str, backend: str) -> Timing | None:
+        for timing in self.timings:
+            if timing.case == case and timing.backend == backend:
+                return timing
+        return None
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "kernel"
+
+
+@dataclass
+class Benchmarks:
+    kernels: list[Kernel]
+    machine: dict[str, Any]
+    commit: dict[str, Any]
+    date: str | None
+    source: str | None
+    problem: str | None = None
+
+
+def device_of(backend: str, devices: dict[str, str]) -> str:
+    if devices.get(backend):
+        return devices[backend]
+    return "gpu" if any(hint in backend.lower() for hint in GPU_HINTS) else "cpu"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _case_of(entry: dict[str, Any], backend: str, params: dict[str, Any]) -> str:
+    extra = entry.get("extra_info") or {}
+    if extra.get("shape"):
+        return str(extra["shape"])
+    rest = {
+        k: v for k, v in params.items() if k != "backend" and k not in KERNEL_PARAMETERS
+    }
+    param = entry.get("param")
+    if isinstance(param, str) and param:
+        tokens = [t for t in param.split("-") if t]
+        text = "-".join(tokens)
+        for candidate in (f"-{backend}", f"{backend}-"):
+            if text.endswith(candidate) or text.startswith(candidate):
+                text = text.removesuffix(candidate).removeprefix(candidate)
+                break
+        for key in KERNEL_PARAMETERS:
+            if key in params:
+                text = re.sub(rf"(^|\s){re.escape(str(params[key]))}(\s|$)", " ", text)
+        text = text.strip(" -")
+        if text:
+            missing = [str(v) for v in rest.values() if str(v) not in text]
+            return " ".join([text, *missing])
+    return " ".join(str(v) for v in rest.values()) or "default"
+
+
+def timing_from_entry(entry: dict[str, Any], devices: dict[str, str]) -> Timing | None:
+    """A :class:`Timing` from one of pytest-benchmark's ``benchmarks`` entries."""
+    if not isinstance(entry, dict):
+        return None
+    params = dict(entry.get("params") or {})
+    extra = dict(entry.get("extra_info") or {})
+    stats = dict(entry.get("stats") or {})
+    name = str(entry.get("name") or entry.get("fullname") or "?")
+    backend = str(
+        extra.get("backend") or params.get("backend") or entry.get("group") or "?"
+    )
+    base = name.partition("[")[0].removeprefix("test_").removeprefix("bench_")
+    kernel = str(extra.get("kernel") or base)
+    if not extra.get("kernel"):
+        for key in KERNEL_PARAMETERS:
+            if key in params:
+                kernel = f"{kernel} {params[key]}"
+    seconds = _number(stats.get("median"))
+    unit = str(extra.get("throughput_unit") or "")
+    throughput = _number(extra.get("throughput"))
+    if throughput is None and seconds:
+        if _number(extra.get("flops")):
+            throughput, unit = extra["flops"] / seconds / 1e9, "GFLOP/s"
+        elif _number(extra.get("bytes")):
+            throughput, unit = extra["bytes"] / seconds / 1e9, "GB/s"
+    return Timing(
+        kernel=kernel,
+        case=_case_of(entry, backend, params),
+        backend=backend,
+        seconds=seconds,
+        iqr=_number(stats.get("iqr")),
+        rounds=int(stats["rounds"]) if isinstance(stats.get("rounds"), int) else None,
+        throughput=throughput,
+        unit=unit,
+        device=str(extra.get("device") or device_of(backend, devices)),
+        dtype=str(extra.get("dtype") or params.get("dtype") or "float32"),
+        name=name,
+        extra=extra,
+    )
+
+
+def annotate(kernels: list[Kernel], limits: dict[str, Any]) -> None:
+    """Fill in each timing's ratio to torch and fraction of the machine's limit."""
+    for kernel in kernels:
+        for timing in kernel.timings:
+            baseline = kernel.timing(timing.case, BASELINE)
+            if baseline and baseline.seconds and timing.seconds:
+                timing.ratio_to_baseline = timing.seconds / baseline.seconds
+            limit = machine_limits.limit_for(
+                limits, timing.device, timing.unit, timing.dtype
+            )
+            timing.limit = limit
+            if limit and timing.throughput is not None:
+                timing.fraction_of_limit = timing.throughput / limit
+
+
+def load_benchmarks(
+    path: Path | str | None,
+    limits: dict[str, Any],
+    devices: dict[str, str] | None = None,
+) -> Benchmarks:
+    """Read pytest-benchmark's JSON; a missing or broken file gives an explained gap."""
+    if path is None:
+        return Benchmarks([], {}, {}, None, None, problem="no benchmark results given")
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Benchmarks(
+            [], {}, {}, None, str(path), problem=f"no benchmark file at {path}"
+        )
+    except (OSError, ValueError) as error:
+        return Benchmarks(
+            [], {}, {}, None, str(path), problem=f"cannot read {path}: {error}"
+        )
+    if not isinstance(document, dict):
+        return Benchmarks([], {}, {}, None, str(path), problem=f"{path}: not an object")
+    timings = [
+        timing
+        for entry in document.get("benchmarks") or []
+        if (timing := timing_from_entry(entry, devices or {})) is not None
+    ]
+    kernels: dict[str, Kernel] = {}
+    for timing in timings:
+        kernels.setdefault(timing.kernel, Kernel(timing.kernel, [])).timings.append(
+            timing
+        )
+    ordered = list(kernels.values())
+    annotate(ordered, limits)
+    return Benchmarks(
+        kernels=ordered,
+        machine=dict(document.get("machine_info") or {}),
+        commit=dict(document.get("commit_info") or {}),
+        date=document.get("datetime"),
+        source=str(path),
+        problem=None if ordered else f"{path} holds no benchmarks",
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Figures
+# --------------------------------------------------------------------------- #
+
+#: One colour per backend, stable across kernels (torch first).
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3")
+
+
+def _short_case(case: str, width: int = 22) -> str:
+    return case if len(case) <= width else case[: width - 1] + "\u2026"
+
+
+def draw_kernel(kernel: Kernel, directory: Path) -> None:
+    """Time and throughput bars per case and backend; ratios written on the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = kernel.cases
+    backends = kernel.backends
+    has_throughput = any(t.throughput is not None for t in kernel.timings)
+    rows = 2 if has_throughput else 1
+    figure, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(
+            max(6.0, 1.4 * len(cases) * max(1, len(backends)) / 2 + 3),
+            3.2 * rows,
+        ),
+    )
+    axes = list(axes) if rows > 1 else [axes]
+    width = 0.8 / max(1, len(backends))
+    positions = range(len(cases))
+
+    time_axis = axes[0]
+    for index, backend in enumerate(backends):
+        offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+        values = []
+        for case in cases:
+            timing = kernel.timing(case, backend)
+            values.append(timing.seconds * 1e3 if timing and timing.seconds else 0.0)
+        bars = time_axis.bar(
+            offsets, values, width, label=backend, color=PALETTE[index % len(PALETTE)]
+        )
+        for bar, case in zip(bars, cases, strict=True):
+            timing = kernel.timing(case, backend)
+            if timing and timing.ratio_to_baseline is not None:
+                time_axis.annotate(
+                    f"{timing.ratio_to_baseline:.2f}\u00d7",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    time_axis.set_ylabel("median time (ms)")
+    time_axis.set_title(
+        f"{kernel.name}: time (labels: time \u00f7 torch's)", fontsize=10
+    )
+    positive = [t.seconds for t in kernel.timings if t.seconds]
+    if positive and max(positive) / min(positive) > 50:
+        time_axis.set_yscale("log")
+    time_axis.set_xticks(list(positions))
+    time_axis.set_xticklabels([_short_case(c) for c in cases], fontsize=8)
+    time_axis.legend(fontsize=8, ncols=min(4, len(backends)))
+
+    if has_throughput:
+        axis = axes[1]
+        units = sorted({t.unit for t in kernel.timings if t.unit}) or [""]
+        for index, backend in enumerate(backends):
+            offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+            values = []
+            for case in cases:
+                timing = kernel.timing(case, backend)
+                values.append(
+                    timing.throughput if timing and timing.throughput else 0.0
+                )
+            bars = axis.bar(offsets, values, width, color=PALETTE[index % len(PALETTE)])
+            for bar, case in zip(bars, cases, strict=True):
+                timing = kernel.timing(case, backend)
+                if timing and timing.fraction_of_limit is not None:
+                    axis.annotate(
+                        f"{100 * timing.fraction_of_limit:.0f}%",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
+        seen_limits: dict[str, float] = {}
+        for timing in kernel.timings:
+            if timing.limit:
+                seen_limits.setdefault(timing.device, timing.limit)
+        for device, limit in seen_limits.items():
+            axis.axhline(limit, linestyle="--", color="0.3", linewidth=1)
+            axis.annotate(
+                f"{device} limit {limit:.3g} {units[0]}",
+                (len(cases) - 0.5, limit),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="0.3",
+            )
+        axis.set_ylabel(" / ".join(units))
+        axis.set_title(
+            f"{kernel.name}: throughput (labels: % of the machine's measured limit)",
+            fontsize=10,
+        )
+        axis.set_xticks(list(positions))
+        axis.set_xticklabels([_short_case(c) for c in cases], fontsize=8)
+    figure.tight_layout()
+    directory.mkdir(parents=True, exist_ok=True)
+    svg = directory / f"{kernel.slug}.svg"
+    png = directory / f"{kernel.slug}.png"
+    figure.savefig(svg)
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
+    kernel.figure_svg = f"{directory.name}/{svg.name}"
+    kernel.figure_png = f"{directory.name}/{png.name}"
+
+
+def draw_all(benchmarks: Benchmarks, directory: Path) -> None:
+    """Every kernel's figure; a figure that cannot be drawn says why on its page."""
+    for kernel in benchmarks.kernels:
+        try:
+            draw_kernel(kernel, directory)
+        except Exception as error:
+            kernel.figure_error = f"{type(error).__name__}: {error}"
+
+
+# --------------------------------------------------------------------------- #
+# asv
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class AsvSite:
+    """asv's published site, copied beside the pages, and its regressions."""
+
+    link: str | None
+    regressions: list[dict[str, Any]]
+    problem: str | None = None
+
+
+def asv_regressions(html_dir: Path) -> list[dict[str, Any]]:
+    """asv's detected regressions (``regressions.json`` of ``asv publish``).
+
+    Each: the benchmark, its parameters, the value before and after the last
+    step, the factor, the commit range where it happened, and whether that range
+    ends at the newest commit asv has results for (``new``).
+    """
+    try:
+        data = json.loads((html_dir / "regressions.json").read_text())
+    except (OSError, ValueError):
+        return []
+    try:
+        index = json.loads((html_dir / "index.json").read_text())
+    except (OSError, ValueError):
+        index = {}
+    revisions = index.get("revision_to_hash") or {}
+    newest = max((int(r) for r in revisions), default=None)
+    found = []
+    for entry in data.get("regressions") or []:
+        if not isinstance(entry, list) or len(entry) < 7:
+            continue
+        name, _graph, params, _param_index, latest, best, jumps = entry[:7]
+        if not jumps:
+            continue
+        before_rev, after_rev, before, after = jumps[-1][:4]
+        factor = after / before if before else None
+        found.append(
+            {
+                "benchmark": name,
+                "params": params,
+                "before": before,
+                "after": after,
+                "latest": latest,
+                "best": best,
+                "factor": factor,
+                # asv leaves the first revision out (None) when the step is one commit.
+                "commits": (
+                    "" if before_rev is None else revisions.get(str(before_rev), ""),
+                    revisions.get(str(after_rev), str(after_rev)),
+                ),
+                "new": newest is not None and after_rev == newest,
+            }
+        )
+    return found
+
+
+def publish_asv(html_dir: Path | None, out: Path) -> AsvSite:
+    """Copy asv's site to ``out/asv`` and read its regressions."""
+    if html_dir is None:
+        return AsvSite(None, [], problem="no asv site given (run `nox -s nightly`)")
+    if not (html_dir / "index.html").is_file():
+        return AsvSite(
+            None, [], problem=f"no asv site at {html_dir} (run `asv publish`)"
+        )
+    target = out / "asv"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(html_dir, target)
+    return AsvSite("asv/index.html", asv_regressions(html_dir))
+
+
+# --------------------------------------------------------------------------- #
+# Formatting for the pages
+# --------------------------------------------------------------------------- #
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "\u2013"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("\u00b5s", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_number(value: float | None, unit: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return "\u2013"
+    return f"{value:.3g} {unit}".strip()
+
+
+def format_ratio(value: float | None) -> str:
+    return "\u2013" if value is None else f"{value:.2f}\u00d7"
+
+
+def format_percent(value: float | None) -> str:
+    return "\u2013" if value is None else f"{100 * value:.0f}%"

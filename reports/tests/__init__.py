@@ -1,0 +1,1 @@
+"""Tests of the report: the builder on fixed results, the plugin, the browser."""
