@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from backends import blocked, winograd
 from reference._checks import (
     pair,
     require_in_range,
@@ -140,6 +141,11 @@ class ConvGeometry(NamedTuple):
         """``H_out W_out``."""
         return self.out_height * self.out_width
 
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1 kernel without padding: the input itself is the GEMM operand."""
+        return self.kernel == (1, 1) and self.padding == (0, 0)
+
 
 def _always(geometry: ConvGeometry) -> bool:
     return True
@@ -147,14 +153,18 @@ def _always(geometry: ConvGeometry) -> bool:
 
 @dataclass(frozen=True)
 class ConvAlgorithm:
-    """One way to compute conv2d, on the zero-padded input.
+    """One way to compute conv2d.
 
-    ``forward(backend, x_padded, w, geometry)`` returns ``y`` (N, C_out, H_out,
-    W_out) without the bias; ``backward(backend, dout, x_padded, w, geometry)``
-    returns ``(dx_padded, dw)``. ``supports(geometry)`` says whether it can
-    compute that shape at all; ``workspace_bytes(geometry)`` is the extra memory
-    its larger pass needs, which automatic selection weighs against the
-    backend's ``conv_workspace_limit``.
+    ``forward(backend, x, w, b, geometry)`` returns ``y`` (N, C_out, H_out,
+    W_out) with the bias ``b`` added (``b`` may be ``None``);
+    ``backward(backend, dout, x, w, geometry)`` returns ``(dx, dw)``. Both take
+    the unpadded input and apply ``geometry.padding`` themselves (each lays the
+    padded copy out as its own GEMMs want it). ``supports(geometry)`` says
+    whether it can compute that shape at all; ``worthwhile(geometry)`` whether
+    automatic selection should use it there (Winograd pays only where the
+    GEMM dominates); ``workspace_bytes(geometry)`` is the extra memory its
+    larger pass needs, which automatic selection weighs against the backend's
+    ``conv_workspace_limit``.
     """
 
     name: str
@@ -162,6 +172,7 @@ class ConvAlgorithm:
     backward: Callable[..., tuple[Array, Array]]
     supports: Callable[[ConvGeometry], bool] = _always
     workspace_bytes: Callable[[ConvGeometry], int] = lambda geometry: 0
+    worthwhile: Callable[[ConvGeometry], bool] = _always
 
 
 #: The registered algorithms, by name.
@@ -181,70 +192,147 @@ def _offset_index(i: int, j: int, stride: tuple[int, int], size_out: tuple[int, 
     return (slice(None), slice(None), rows, cols)
 
 
-def _conv_windows(backend: ArrayBackend, x_padded: Array, g: ConvGeometry) -> Array:
-    """The read-only view ``(N, C, kH, kW, H_out, W_out)`` of every input window."""
+def _clipped(
+    offset: int, padding: int, stride: int, size_out: int, size_in: int
+) -> tuple[slice, slice] | None:
+    """Outputs ``o`` whose input ``o stride + offset - padding`` lies in the input.
+
+    Returns ``(outputs, inputs)`` as slices, or ``None`` when kernel tap
+    ``offset`` only ever meets padding.
+    """
+    first = max(0, -((offset - padding) // stride))
+    last = min(size_out, (size_in - 1 + padding - offset) // stride + 1)
+    if last <= first:
+        return None
+    start = first * stride + offset - padding
+    return slice(first, last), slice(start, start + (last - first - 1) * stride + 1, stride)
+
+
+def _tap_regions(g: ConvGeometry):
+    """For every kernel tap meeting the input: ``(i, j, output index, input index)``."""
+    for i in range(g.kernel[0]):
+        rows = _clipped(i, g.padding[0], g.stride[0], g.out_height, g.height)
+        if rows is None:
+            continue
+        for j in range(g.kernel[1]):
+            cols = _clipped(j, g.padding[1], g.stride[1], g.out_width, g.width)
+            if cols is None:
+                continue
+            out_index = (slice(None), slice(None), rows[0], cols[0])
+            in_index = (slice(None), slice(None), rows[1], cols[1])
+            yield i, j, out_index, in_index
+
+
+def _add_bias(xp: Any, y_view: Array, b: Array | None, out: Array) -> Array:
+    """``out[...] = y_view + b`` (per channel, axis 1) in one pass."""
+    if b is None:
+        out[...] = y_view
+    else:
+        xp.add(y_view, b.reshape((1, -1) + (1,) * (y_view.ndim - 2)), out=out)
+    return out
+
+
+def _strided_input(x: Array, g: ConvGeometry) -> Array:
+    """The pixels a 1x1 kernel meets at ``g.stride``: (N, C, H_out, W_out)."""
+    sh, sw = g.stride
+    return x[:, :, : sh * (g.out_height - 1) + 1 : sh, : sw * (g.out_width - 1) + 1 : sw]
+
+
+def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
+    """The input windows copied into ``(C kH kW, N H_out W_out)`` columns.
+
+    Channels and kernel taps outermost: one GEMM with the ``(C_out, C kH kW)``
+    weights covers the whole batch, and the copy reads each input row once
+    per tap with the output width as its inner loop.
+    """
+    x_padded = backend._pad(x, g.padding)
     s_n, s_c, s_h, s_w = x_padded.strides
-    shape = (g.batch, g.in_channels, *g.kernel, g.out_height, g.out_width)
-    strides = (s_n, s_c, s_h, s_w, s_h * g.stride[0], s_w * g.stride[1])
-    return backend._as_strided(x_padded, shape, strides)
-
-
-def _im2col_columns(backend: ArrayBackend, x_padded: Array, g: ConvGeometry) -> Array:
-    # Kernel offsets before pixels: the GEMM with (C_out, C kH kW) weights then
-    # yields (N, C_out, H_out W_out), already NCHW.
-    return _conv_windows(backend, x_padded, g).reshape(g.batch, g.columns, g.pixels)
+    shape = (g.in_channels, *g.kernel, g.batch, g.out_height, g.out_width)
+    strides = (s_c, s_h, s_w, s_n, s_h * g.stride[0], s_w * g.stride[1])
+    columns = backend.xp.empty(shape, dtype=x.dtype)
+    columns[...] = backend._as_strided(x_padded, shape, strides)
+    return columns.reshape(g.columns, g.batch * g.pixels)
 
 
 def _im2col_forward(
-    backend: ArrayBackend, x_padded: Array, w: Array, g: ConvGeometry
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> Array:
     xp = backend.xp
-    columns = _im2col_columns(backend, x_padded, g)
-    y = xp.matmul(w.reshape(g.out_channels, g.columns), columns)
-    return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
+    w2 = w.reshape(g.out_channels, g.columns)
+    dtype = xp.result_type(x.dtype, w.dtype)
+    if g.pointwise:
+        # No copy of the input: a batched GEMM, already NCHW.
+        pixels = _strided_input(x, g).reshape(g.batch, g.in_channels, g.pixels)
+        y = xp.matmul(w2, pixels)
+        if b is not None:
+            y += b.reshape(-1, 1)
+        return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
+    y2 = xp.matmul(w2, _im2col_columns(backend, x, g))  # (C_out, N H_out W_out)
+    y = xp.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype=dtype)
+    y2 = y2.reshape(g.out_channels, g.batch, g.out_height, g.out_width)
+    return _add_bias(xp, y2.transpose(1, 0, 2, 3), b, y)
 
 
 def _col2im(
-    backend: ArrayBackend, dcolumns: Array, g: ConvGeometry, dtype: Any
+    backend: ArrayBackend, dwindows: Array, g: ConvGeometry, dtype: Any
 ) -> Array:
-    """Scatter-add ``(N, C, kH, kW, H_out, W_out)`` window gradients onto the input."""
-    dx_padded = backend.xp.zeros(g.padded_shape, dtype=dtype)
-    size_out = (g.out_height, g.out_width)
-    for i in range(g.kernel[0]):
-        for j in range(g.kernel[1]):
-            dx_padded[_offset_index(i, j, g.stride, size_out)] += dcolumns[:, :, i, j]
-    return dx_padded
+    """Scatter-add window gradients ``(N, C, kH, kW, H_out, W_out)`` onto the input.
+
+    Only the part of each tap that meets the input is added: no padded
+    buffer, no crop.
+    """
+    dx = backend.xp.zeros((g.batch, g.in_channels, g.height, g.width), dtype=dtype)
+    for i, j, out_index, in_index in _tap_regions(g):
+        dx[in_index] += dwindows[:, :, i, j][out_index]
+    return dx
 
 
 def _im2col_backward(
-    backend: ArrayBackend, dout: Array, x_padded: Array, w: Array, g: ConvGeometry
+    backend: ArrayBackend, dout: Array, x: Array, w: Array, g: ConvGeometry
 ) -> tuple[Array, Array]:
     xp = backend.xp
-    dout3 = dout.reshape(g.batch, g.out_channels, g.pixels)
-    columns = _im2col_columns(backend, x_padded, g)
-    # (N, C_out, K) per sample, summed over the batch: small next to the columns.
-    dw = xp.matmul(dout3, columns.transpose(0, 2, 1)).sum(axis=0)
-    del columns
     w2 = w.reshape(g.out_channels, g.columns)
-    dcolumns = xp.matmul(w2.T, dout3).reshape(
-        g.batch, g.in_channels, *g.kernel, g.out_height, g.out_width
+    if g.pointwise:
+        dout3 = dout.reshape(g.batch, g.out_channels, g.pixels)
+        pixels = _strided_input(x, g).reshape(g.batch, g.in_channels, g.pixels)
+        dw = xp.matmul(dout3, pixels.transpose(0, 2, 1)).sum(axis=0)
+        dpixels = xp.matmul(w2.T, dout3)
+        if g.stride == (1, 1):
+            dx = dpixels.reshape(g.batch, g.in_channels, g.height, g.width)
+        else:
+            dx = xp.zeros((g.batch, g.in_channels, g.height, g.width), dpixels.dtype)
+            _strided_input(dx, g)[...] = dpixels.reshape(
+                g.batch, g.in_channels, g.out_height, g.out_width
+            )
+        return dx, dw.reshape(w.shape)
+    columns = _im2col_columns(backend, x, g)
+    dout2 = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
+        g.out_channels, g.batch * g.pixels
     )
-    dx_padded = _col2im(backend, dcolumns, g, dout3.dtype)
-    return dx_padded, dw.reshape(w.shape)
+    dw = xp.matmul(dout2, columns.T)  # one GEMM reducing over the whole batch
+    del columns
+    dcolumns = xp.matmul(w2.T, dout2).reshape(
+        g.in_channels, *g.kernel, g.batch, g.out_height, g.out_width
+    )
+    dx = _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dcolumns.dtype)
+    return dx, dw.reshape(w.shape)
 
 
 def _im2col_workspace(g: ConvGeometry) -> int:
-    # Backward holds the columns, then their gradient, each N K H_out W_out.
+    # Backward holds the columns, then their gradient, each C kH kW N H_out W_out.
+    if g.pointwise:
+        return g.batch * (g.in_channels + g.out_channels) * g.pixels * g.itemsize
     return g.batch * g.columns * g.pixels * g.itemsize
 
 
 def _offsets_forward(
-    backend: ArrayBackend, x_padded: Array, w: Array, g: ConvGeometry
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> Array:
     xp = backend.xp
+    x_padded = backend._pad(x, g.padding)
     size_out = (g.out_height, g.out_width)
     w_offsets = xp.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (kH, kW, C_out, C)
-    dtype = xp.result_type(x_padded, w)
+    dtype = xp.result_type(x.dtype, w.dtype)
     y = xp.zeros((g.batch, g.out_channels, g.pixels), dtype=dtype)
     term = None
     for i in range(g.kernel[0]):
@@ -254,32 +342,71 @@ def _offsets_forward(
             )
             term = xp.matmul(w_offsets[i, j], patch, out=term)
             y += term
+    if b is not None:
+        y += b.reshape(-1, 1)
     return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
 
 
 def _offsets_backward(
-    backend: ArrayBackend, dout: Array, x_padded: Array, w: Array, g: ConvGeometry
+    backend: ArrayBackend, dout: Array, x: Array, w: Array, g: ConvGeometry
 ) -> tuple[Array, Array]:
     xp = backend.xp
+    x_padded = backend._pad(x, g.padding)
     size_out = (g.out_height, g.out_width)
     dout3 = xp.ascontiguousarray(dout).reshape(g.batch, g.out_channels, g.pixels)
     w_offsets = xp.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (kH, kW, C_out, C)
     dw_offsets = xp.empty_like(w_offsets)
-    dx_padded = xp.zeros(g.padded_shape, dtype=dout3.dtype)
     for i in range(g.kernel[0]):
         for j in range(g.kernel[1]):
             index = _offset_index(i, j, g.stride, size_out)
             patch = x_padded[index].reshape(g.batch, g.in_channels, g.pixels)
             dw_offsets[i, j] = xp.matmul(dout3, patch.transpose(0, 2, 1)).sum(axis=0)
-            dpatch = xp.matmul(w_offsets[i, j].T, dout3)
-            dx_padded[index] += dpatch.reshape(
-                g.batch, g.in_channels, g.out_height, g.out_width
-            )
-    return dx_padded, xp.ascontiguousarray(dw_offsets.transpose(2, 3, 0, 1))
+    dx = xp.zeros((g.batch, g.in_channels, g.height, g.width), dtype=dout3.dtype)
+    for i, j, out_index, in_index in _tap_regions(g):
+        dpatch = xp.matmul(w_offsets[i, j].T, dout3).reshape(
+            g.batch, g.in_channels, g.out_height, g.out_width
+        )
+        dx[in_index] += dpatch[out_index]
+    return dx, xp.ascontiguousarray(dw_offsets.transpose(2, 3, 0, 1))
 
 
 def _offsets_workspace(g: ConvGeometry) -> int:
     return g.batch * (g.in_channels + g.out_channels) * g.pixels * g.itemsize
+
+
+def _winograd_supports(g: ConvGeometry) -> bool:
+    return g.kernel == (3, 3) and g.stride == (1, 1)
+
+
+#: Automatic selection uses Winograd from this many input and output channels
+#: on (below, the transforms cost more than the multiplies they save).
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _winograd_worthwhile(g: ConvGeometry) -> bool:
+    return min(g.in_channels, g.out_channels) >= WINOGRAD_MIN_CHANNELS
+
+
+def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgorithm:
+    def forward(backend, x, w, b, g):
+        return winograd.conv2d_forward(backend, x, w, b, g, tiling)
+
+    def backward(backend, dout, x, w, g):
+        return winograd.conv2d_backward(backend, dout, x, w, g, tiling)
+
+    def workspace(g: ConvGeometry) -> int:
+        th, tw = winograd.tile_counts(g.out_height, g.out_width, tiling)
+        tiles = g.batch * th * tw
+        alpha2 = tiling.alpha**2
+        channels = g.in_channels + g.out_channels
+        # Gathered tiles and V (input side), M and the output tiles, U.
+        elements = tiles * (2 * alpha2 * channels + tiling.m**2 * channels)
+        elements += alpha2 * g.in_channels * g.out_channels
+        return elements * g.itemsize
+
+    return ConvAlgorithm(
+        name, forward, backward, _winograd_supports, workspace, _winograd_worthwhile
+    )
 
 
 register_conv_algorithm(
@@ -292,6 +419,11 @@ register_conv_algorithm(
         "offsets", _offsets_forward, _offsets_backward, _always, _offsets_workspace
     )
 )
+#: F(4x4, 3x3): 2.25 multiplies per output instead of 9 (float32 error about
+#: 1e2 times the direct sum's, see :mod:`backends.winograd`).
+register_conv_algorithm(_winograd_algorithm("winograd", winograd.F4X4_3X3))
+#: F(2x2, 3x3): 4 multiplies per output, every transform entry 0 or +-1.
+register_conv_algorithm(_winograd_algorithm("winograd2x2", winograd.F2X2_3X3))
 
 
 # ---------------------------------------------------------------------------
@@ -373,7 +505,7 @@ class ArrayBackend:
         self.xp = xp
         self.conv_algorithms: dict[str, ConvAlgorithm] = dict(CONV_ALGORITHMS)
         self.conv_algorithm = "auto"
-        self.conv_preference: tuple[str, ...] = ("im2col", "offsets")
+        self.conv_preference: tuple[str, ...] = ("winograd", "im2col", "offsets")
         self.conv_workspace_limit = 1 << 30
 
     def __repr__(self) -> str:
@@ -644,6 +776,7 @@ class ArrayBackend:
             self.conv_algorithms[name]
             for name in self.conv_preference
             if self.conv_algorithms[name].supports(geometry)
+            and self.conv_algorithms[name].worthwhile(geometry)
         ]
         if not candidates:
             raise ValueError(f"no conv algorithm supports {geometry}")
@@ -674,9 +807,7 @@ class ArrayBackend:
     ) -> Array:
         x, w, b, geometry = self._check_conv2d(x, w, b, stride, padding)
         algorithm = self.select_conv_algorithm(geometry)
-        y = algorithm.forward(self, self._pad(x, geometry.padding), w, geometry)
-        y += b.reshape(1, -1, 1, 1)
-        return y
+        return algorithm.forward(self, x, w, b, geometry)
 
     def conv2d_backward(
         self,
@@ -693,10 +824,7 @@ class ArrayBackend:
             dout, (g.batch, g.out_channels, g.out_height, g.out_width)
         )
         algorithm = self.select_conv_algorithm(g)
-        dx_padded, dw = algorithm.backward(self, dout, self._pad(x, g.padding), w, g)
-        dx = self.xp.ascontiguousarray(
-            self._crop(dx_padded, g.padding, g.height, g.width)
-        )
+        dx, dw = algorithm.backward(self, dout, x, w, g)
         return dx, dw, dout.sum(axis=(0, 2, 3))
 
     # -- pooling --------------------------------------------------------------

@@ -20,8 +20,6 @@ from hypothesis import HealthCheck, Phase, settings
 
 from backends import contract
 
-pytest_plugins = ["properties.results"]
-
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
