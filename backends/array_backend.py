@@ -92,16 +92,6 @@ OPTIMIZER_BUFFERS: dict[str, tuple[str, ...]] = {
     "adadelta": ("square_avg", "acc_delta"),
     "adam": ("exp_avg", "exp_avg_sq"),
 }
-#: Scratch buffers an in-place update needs to avoid full-size temporaries.
-_OPTIMIZER_SCRATCH: dict[str, tuple[str, ...]] = {
-    "sgd": ("scratch",),
-    "adagrad": ("scratch",),
-    "rmsprop": ("scratch",),
-    "adadelta": ("scratch", "delta"),
-    "adam": ("scratch",),
-}
-
-
 # ---------------------------------------------------------------------------
 # Convolution algorithms
 # ---------------------------------------------------------------------------
@@ -175,6 +165,12 @@ class ConvAlgorithm:
     worthwhile: Callable[[ConvGeometry], bool] = _always
 
 
+#: Workspace of one batch chunk of the im2col and Winograd algorithms (see
+#: :func:`_chunks`); ``None`` runs the whole batch at once.
+CONV_CHUNK_BYTES = 4 << 20
+#: Fewest GEMM columns (output pixels, or Winograd tiles) in a chunk.
+CONV_CHUNK_MIN_COLUMNS = 128
+
 #: The registered algorithms, by name.
 CONV_ALGORITHMS: dict[str, ConvAlgorithm] = {}
 
@@ -239,19 +235,40 @@ def _strided_input(x: Array, g: ConvGeometry) -> Array:
 
 
 def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
-    """The input windows copied into ``(C kH kW, N H_out W_out)`` columns.
+    """The windows of ``x`` (any batch) copied into ``(C kH kW, n H_out W_out)`` columns.
 
     Channels and kernel taps outermost: one GEMM with the ``(C_out, C kH kW)``
-    weights covers the whole batch, and the copy reads each input row once
+    weights covers the whole chunk, and the copy reads each input row once
     per tap with the output width as its inner loop.
     """
+    batch = x.shape[0]
     x_padded = backend._pad(x, g.padding)
     s_n, s_c, s_h, s_w = x_padded.strides
-    shape = (g.in_channels, *g.kernel, g.batch, g.out_height, g.out_width)
+    shape = (g.in_channels, *g.kernel, batch, g.out_height, g.out_width)
     strides = (s_c, s_h, s_w, s_n, s_h * g.stride[0], s_w * g.stride[1])
     columns = backend.xp.empty(shape, dtype=x.dtype)
     columns[...] = backend._as_strided(x_padded, shape, strides)
-    return columns.reshape(g.columns, g.batch * g.pixels)
+    return columns.reshape(g.columns, batch * g.pixels)
+
+
+def _chunks(backend: ArrayBackend, g: ConvGeometry, per_image_bytes: int):
+    """Batch slices holding at most ``backend.conv_chunk_bytes`` of workspace each.
+
+    Past the last-level cache a pass over the columns runs at memory speed,
+    and past malloc's mmap threshold (32 MiB) every call pays page faults
+    for them: chunks of a few MiB keep both away. A chunk keeps at least
+    ``backend.conv_chunk_min_columns`` GEMM columns, below which the GEMMs lose
+    more than the cache saves.
+    """
+    step = winograd.chunk_images(
+        g.batch,
+        per_image_bytes,
+        g.pixels,
+        backend.conv_chunk_bytes,
+        backend.conv_chunk_min_columns,
+    )
+    for start in range(0, g.batch, step):
+        yield slice(start, min(start + step, g.batch))
 
 
 def _im2col_forward(
@@ -267,21 +284,21 @@ def _im2col_forward(
         if b is not None:
             y += b.reshape(-1, 1)
         return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
-    y2 = xp.matmul(w2, _im2col_columns(backend, x, g))  # (C_out, N H_out W_out)
     y = xp.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype=dtype)
-    y2 = y2.reshape(g.out_channels, g.batch, g.out_height, g.out_width)
-    return _add_bias(xp, y2.transpose(1, 0, 2, 3), b, y)
+    per_image = (g.columns + g.out_channels) * g.pixels * g.itemsize
+    for part in _chunks(backend, g, per_image):
+        y2 = xp.matmul(w2, _im2col_columns(backend, x[part], g))  # (C_out, n H W)
+        y2 = y2.reshape(g.out_channels, -1, g.out_height, g.out_width)
+        _add_bias(xp, y2.transpose(1, 0, 2, 3), b, y[part])
+    return y
 
 
-def _col2im(
-    backend: ArrayBackend, dwindows: Array, g: ConvGeometry, dtype: Any
-) -> Array:
-    """Scatter-add window gradients ``(N, C, kH, kW, H_out, W_out)`` onto the input.
+def _col2im(dwindows: Array, g: ConvGeometry, dx: Array) -> Array:
+    """Scatter-add window gradients ``(n, C, kH, kW, H_out, W_out)`` onto ``dx``.
 
     Only the part of each tap that meets the input is added: no padded
     buffer, no crop.
     """
-    dx = backend.xp.zeros((g.batch, g.in_channels, g.height, g.width), dtype=dtype)
     for i, j, out_index, in_index in _tap_regions(g):
         dx[in_index] += dwindows[:, :, i, j][out_index]
     return dx
@@ -292,6 +309,7 @@ def _im2col_backward(
 ) -> tuple[Array, Array]:
     xp = backend.xp
     w2 = w.reshape(g.out_channels, g.columns)
+    dtype = xp.result_type(dout.dtype, x.dtype, w.dtype)
     if g.pointwise:
         dout3 = dout.reshape(g.batch, g.out_channels, g.pixels)
         pixels = _strided_input(x, g).reshape(g.batch, g.in_channels, g.pixels)
@@ -305,16 +323,25 @@ def _im2col_backward(
                 g.batch, g.in_channels, g.out_height, g.out_width
             )
         return dx, dw.reshape(w.shape)
-    columns = _im2col_columns(backend, x, g)
-    dout2 = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
-        g.out_channels, g.batch * g.pixels
-    )
-    dw = xp.matmul(dout2, columns.T)  # one GEMM reducing over the whole batch
-    del columns
-    dcolumns = xp.matmul(w2.T, dout2).reshape(
-        g.in_channels, *g.kernel, g.batch, g.out_height, g.out_width
-    )
-    dx = _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dcolumns.dtype)
+    dx = xp.empty((g.batch, g.in_channels, g.height, g.width), dtype=dtype)
+    dw = None
+    per_image = (2 * g.columns + g.out_channels) * g.pixels * g.itemsize
+    for part in _chunks(backend, g, per_image):
+        columns = _im2col_columns(backend, x[part], g)
+        dout2 = xp.ascontiguousarray(dout[part].transpose(1, 0, 2, 3)).reshape(
+            g.out_channels, -1
+        )
+        term = xp.matmul(dout2, columns.T)  # one GEMM reducing over the chunk
+        del columns
+        if dw is None:
+            dw = term
+        else:
+            dw += term
+        dcolumns = xp.matmul(w2.T, dout2).reshape(
+            g.in_channels, *g.kernel, -1, g.out_height, g.out_width
+        )
+        dx[part] = 0
+        _col2im(dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
     return dx, dw.reshape(w.shape)
 
 
@@ -389,10 +416,12 @@ def _winograd_worthwhile(g: ConvGeometry) -> bool:
 
 def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgorithm:
     def forward(backend, x, w, b, g):
-        return winograd.conv2d_forward(backend, x, w, b, g, tiling)
+        chunk = (backend.conv_chunk_bytes, backend.conv_chunk_min_columns)
+        return winograd.conv2d_forward(backend, x, w, b, g, tiling, chunk)
 
     def backward(backend, dout, x, w, g):
-        return winograd.conv2d_backward(backend, dout, x, w, g, tiling)
+        chunk = (backend.conv_chunk_bytes, backend.conv_chunk_min_columns)
+        return winograd.conv2d_backward(backend, dout, x, w, g, tiling, chunk)
 
     def workspace(g: ConvGeometry) -> int:
         th, tw = winograd.tile_counts(g.out_height, g.out_width, tiling)
@@ -498,7 +527,7 @@ class ArrayBackend:
     device: str = "cpu"
     dtypes: tuple[str, ...] = ("float32", "float64")
     unavailable_reason: str | None = None
-    #: Whether the optimizer states carry scratch buffers (the ufunc updates).
+    #: Whether the optimizer states carry scratch rows (the ufunc updates).
     scratch_buffers: bool = True
 
     def __init__(self, xp: Any) -> None:
@@ -507,6 +536,10 @@ class ArrayBackend:
         self.conv_algorithm = "auto"
         self.conv_preference: tuple[str, ...] = ("winograd", "im2col", "offsets")
         self.conv_workspace_limit = 1 << 30
+        self.conv_chunk_bytes: int | None = CONV_CHUNK_BYTES
+        self.conv_chunk_min_columns = CONV_CHUNK_MIN_COLUMNS
+        self.threads: int | None = None
+        self.optimizer_block_bytes = blocked.BLOCK_BYTES
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} device={self.device!r}>"
@@ -776,16 +809,16 @@ class ArrayBackend:
             self.conv_algorithms[name]
             for name in self.conv_preference
             if self.conv_algorithms[name].supports(geometry)
-            and self.conv_algorithms[name].worthwhile(geometry)
         ]
         if not candidates:
             raise ValueError(f"no conv algorithm supports {geometry}")
-        for algorithm in candidates:
+        # Worthwhile ones first, each group in preference order.
+        ranked = [a for a in candidates if a.worthwhile(geometry)]
+        ranked += [a for a in candidates if not a.worthwhile(geometry)]
+        for algorithm in ranked:
             if algorithm.workspace_bytes(geometry) <= self.conv_workspace_limit:
                 return algorithm
-        return min(
-            candidates, key=lambda algorithm: algorithm.workspace_bytes(geometry)
-        )
+        return min(ranked, key=lambda algorithm: algorithm.workspace_bytes(geometry))
 
     def _pad(self, x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
         """``x`` (NCHW) with ``padding`` rows and columns of ``value`` on both sides."""
@@ -1551,8 +1584,10 @@ class ArrayBackend:
         """Zero buffers shaped like ``param`` (torch's names), Adam's step count.
 
         ``step`` is a 0-d int64 host array updated in place (the bias
-        correction is computed on the host); the ``scratch`` buffers let the
-        in-place updates avoid full-size temporaries.
+        correction is computed on the host). Where the updates are ufunc
+        passes (``scratch_buffers``), ``scratch`` holds each thread's block
+        of scratch rows, ``(threads, rows, block)``: a few hundred KiB
+        whatever the size of ``param``, never a full-size temporary.
         """
         if name not in OPTIMIZER_BUFFERS:
             raise ValueError(
@@ -1563,8 +1598,7 @@ class ArrayBackend:
             key: self.xp.zeros_like(param) for key in OPTIMIZER_BUFFERS[name]
         }
         if self.scratch_buffers:
-            for key in _OPTIMIZER_SCRATCH[name]:
-                state[key] = self.xp.empty_like(param)
+            self._block_scratch(state, name, param)
         if name == "adam":
             state["step"] = np.zeros((), dtype=np.int64)
         return state
@@ -1584,21 +1618,81 @@ class ArrayBackend:
                     f"missing {key!r}"
                 )
             require_shape(f"state[{key!r}]", state[key], param.shape)
-        if self.scratch_buffers:
-            for key in _OPTIMIZER_SCRATCH[name]:
-                self._scratch(state, key, param)
         return param, grad
 
-    def _scratch(self, state: dict[str, Array], key: str, param: Array) -> Array:
-        """``state[key]``, a scratch buffer like ``param``, made if missing or unfit.
+    # -- running the updates ----------------------------------------------------
 
-        init_state preallocates them; a state built elsewhere (holding only
-        the optimizer's own buffers) gets them on its first step.
+    def optimizer_threads(self) -> int:
+        """Threads for the optimizer passes: ``threads``, else NumPy's BLAS count."""
+        if self.threads is not None:
+            return max(1, int(self.threads))
+        return blocked.blas_threads()
+
+    def _block_length(self, param: Array) -> int:
+        return blocked.block_length(param.dtype.itemsize, self.optimizer_block_bytes)
+
+    def _block_scratch(
+        self, state: dict[str, Array], name: str, param: Array, threads: int = 0
+    ) -> Array:
+        """``state["scratch"]``: ``(threads, rows, block)`` rows, made or enlarged here.
+
+        init_state makes it; a state built elsewhere (holding only the
+        optimizer's own buffers), a larger thread count or another dtype
+        replace it on the next step.
         """
-        buffer = state.get(key)
-        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype:
-            buffer = state[key] = self.xp.empty_like(param)
-        return buffer
+        threads = max(threads, self.optimizer_threads())
+        rows = blocked.SCRATCH_ROWS[name]
+        length = max(1, min(self._block_length(param), param.size))
+        scratch = state.get("scratch")
+        fits = (
+            isinstance(scratch, np.ndarray)
+            and scratch.ndim == 3
+            and scratch.dtype == param.dtype
+            and scratch.shape[0] >= threads
+            and scratch.shape[1] >= rows
+            and scratch.shape[2] >= length
+        )
+        if not fits:
+            scratch = state["scratch"] = np.empty((threads, rows, length), param.dtype)
+        return scratch
+
+    def _update(
+        self,
+        name: str,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        buffers: tuple[Array, ...],
+        args: tuple,
+    ) -> None:
+        """Apply ``blocked.KERNELS[name]`` to param, grad and ``buffers`` in place.
+
+        NumPy arrays that are C-contiguous go block by block (on
+        :meth:`optimizer_threads` threads); anything else (strided views,
+        another array library) takes the same kernel over the whole arrays,
+        with full-size scratch made for the call.
+        """
+        kernel = blocked.KERNELS[name]
+        rows = blocked.SCRATCH_ROWS[name]
+        arrays = (param, grad, *buffers)
+        flat = self.xp is np and all(
+            isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays
+        )
+        if not flat or param.size == 0:
+            scratch = [self.xp.empty_like(param) for _ in range(rows)]
+            kernel(*arrays, *scratch, *args)
+            return
+        threads = self.optimizer_threads()
+        scratch = self._block_scratch(state, name, param, threads)
+        length = min(self._block_length(param), scratch.shape[2])
+        blocked.run(
+            kernel,
+            [a.reshape(-1) for a in arrays],
+            scratch[:threads, :rows, :length],
+            args,
+            block=length,
+            threads=threads,
+        )
 
     def sgd_step(
         self,
@@ -1631,35 +1725,9 @@ class ArrayBackend:
         nesterov: bool,
         weight_decay: float,
     ) -> None:
-        xp = self.xp
-        scratch = state["scratch"]
-        direction = grad
-        if weight_decay:
-            xp.multiply(param, weight_decay, out=scratch)
-            scratch += grad
-            direction = scratch
-        if momentum:
-            buffer = state["momentum_buffer"]
-            buffer *= momentum
-            buffer += direction
-            if nesterov and direction is scratch:
-                # p -= lr (g + mu b) in two passes, scratch holding g.
-                scratch *= lr
-                param -= scratch
-                xp.multiply(buffer, lr * momentum, out=scratch)
-                param -= scratch
-                return
-            if nesterov:
-                xp.multiply(buffer, momentum, out=scratch)
-                scratch += grad
-                direction = scratch
-            else:
-                direction = buffer
-        if direction is scratch:
-            scratch *= lr
-        else:
-            xp.multiply(direction, lr, out=scratch)
-        param -= scratch
+        buffer = state["momentum_buffer"]
+        args = (lr, momentum, nesterov, weight_decay)
+        self._update("sgd", param, grad, state, (buffer,), args)
 
     def adagrad_step(
         self,
@@ -1679,15 +1747,7 @@ class ArrayBackend:
     def _adagrad_update(
         self, param: Array, grad: Array, state: dict[str, Array], lr: float, eps: float
     ) -> None:
-        xp = self.xp
-        total, scratch = state["sum"], state["scratch"]
-        xp.multiply(grad, grad, out=scratch)
-        total += scratch
-        xp.sqrt(total, out=scratch)
-        scratch += eps
-        xp.divide(grad, scratch, out=scratch)
-        scratch *= lr
-        param -= scratch
+        self._update("adagrad", param, grad, state, (state["sum"],), (lr, eps))
 
     def rmsprop_step(
         self,
@@ -1715,17 +1775,8 @@ class ArrayBackend:
         alpha: float,
         eps: float,
     ) -> None:
-        xp = self.xp
-        square_avg, scratch = state["square_avg"], state["scratch"]
-        square_avg *= alpha
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - alpha
-        square_avg += scratch
-        xp.sqrt(square_avg, out=scratch)
-        scratch += eps
-        xp.divide(grad, scratch, out=scratch)
-        scratch *= lr
-        param -= scratch
+        buffers = (state["square_avg"],)
+        self._update("rmsprop", param, grad, state, buffers, (lr, alpha, eps))
 
     def adadelta_step(
         self,
@@ -1753,25 +1804,8 @@ class ArrayBackend:
         rho: float,
         eps: float,
     ) -> None:
-        xp = self.xp
-        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-        scratch, delta = state["scratch"], state["delta"]
-        square_avg *= rho
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - rho
-        square_avg += scratch
-        xp.add(square_avg, eps, out=scratch)
-        xp.sqrt(scratch, out=scratch)  # std
-        xp.add(acc_delta, eps, out=delta)
-        xp.sqrt(delta, out=delta)
-        delta /= scratch
-        delta *= grad
-        acc_delta *= rho
-        xp.multiply(delta, delta, out=scratch)
-        scratch *= 1 - rho
-        acc_delta += scratch
-        delta *= lr
-        param -= delta
+        buffers = (state["square_avg"], state["acc_delta"])
+        self._update("adadelta", param, grad, state, buffers, (lr, rho, eps))
 
     def adam_step(
         self,
@@ -1827,33 +1861,9 @@ class ArrayBackend:
         bias_correction2_sqrt: float,
         weight_decay: float,
     ) -> None:
-        xp = self.xp
-        exp_avg, exp_avg_sq, scratch = (
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            state["scratch"],
-        )
-        g = grad
-        if weight_decay:
-            # L2 decay needs g + wd p alongside one more temporary: a second
-            # buffer, made on the first step that asks for it.
-            g = self._scratch(state, "decayed_grad", param)
-            xp.multiply(param, weight_decay, out=g)
-            g += grad
-        # exp_avg.lerp_(g, 1 - beta1), as torch: m += (1 - beta1) (g - m).
-        xp.subtract(g, exp_avg, out=scratch)
-        scratch *= 1 - beta1
-        exp_avg += scratch
-        exp_avg_sq *= beta2
-        xp.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
-        exp_avg_sq += scratch
-        xp.sqrt(exp_avg_sq, out=scratch)
-        scratch /= bias_correction2_sqrt
-        scratch += eps
-        xp.divide(exp_avg, scratch, out=scratch)
-        scratch *= step_size
-        param -= scratch
+        buffers = (state["exp_avg"], state["exp_avg_sq"])
+        args = (step_size, beta1, beta2, eps, bias_correction2_sqrt, weight_decay)
+        self._update("adam", param, grad, state, buffers, args)
 
     def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:
         """Scale by ``max_norm / total_norm`` when the global norm exceeds ``max_norm``.
