@@ -1,0 +1,330 @@
+"""Comparison helpers with readable failures, after ``torch.testing.assert_close``.
+
+A comparison checks, in order, and stops at the first problem:
+
+1. the type (a native array of the backend, a tuple for a backward, the
+   right number of entries),
+2. the shape,
+3. the dtype,
+4. NaN and inf where the reference is finite,
+5. the values, within dtype-aware tolerances.
+
+Every failure is an ``AssertionError`` whose message names the op, the
+backend, the dtype, which output (the forward, or the gradient with respect
+to which argument), the shapes of the inputs and the hyperparameters, the
+largest absolute and relative errors, the worst index with both values, and a
+command that reruns the test (Hypothesis adds the falsifying example, and
+under the ``ci`` and ``nightly`` profiles a ``@reproduce_failure`` blob).
+
+A backend that raises, or returns the wrong kind of object, is reported the
+same way (:func:`call_backend`, :func:`expect_tuple`): "backend <name> op <op>
+raised <Type>: <message>" followed by the inputs, never a bare traceback from
+deep inside the test.
+
+Tolerances
+----------
+``|actual - expected| <= atol + rtol |expected| + 2 u B`` elementwise, with
+
+* ``rtol``, ``atol``: those of ``torch.testing.assert_close`` (float32 1.3e-6
+  and 1e-5, float64 1e-7 and 1e-7), enough for an elementwise op computed in
+  the dtype (a few ulps of the result);
+* ``u``: the unit roundoff of the dtype (2**-24 for float32, 2**-53 for
+  float64);
+* ``B``: the op's summation bound (``properties.catalog``), ``n sum(|terms|)``
+  for the longest sum of ``n`` terms the output involves. Any order of
+  summation (sequential, pairwise, blocked, a BLAS kernel) of ``n`` terms
+  errs by at most ``(n - 1) u sum(|terms|) + O(u^2)`` (Higham 2002, eq. 4.4),
+  and a dot product by ``n u sum(|a_i b_i|)`` (eq. 3.5); the factor 2 covers
+  the rounding of the products, of a bias added and of a final scaling. The
+  bound grows with the reduction length and with the magnitude of the
+  summands, not with the result: a conv output that cancels to almost 0 is
+  still allowed the error of the sum that produced it, while a wrong term (an
+  error of the size of a summand) stays far above it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import settings
+
+#: Relative and absolute tolerances by dtype (torch.testing.assert_close's).
+RTOL: dict[str, float] = {"float32": 1.3e-6, "float64": 1e-7}
+ATOL: dict[str, float] = {"float32": 1e-5, "float64": 1e-7}
+#: Unit roundoff of each dtype: half the distance from 1 to the next number.
+UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
+#: Multiplies ``u B`` (see the module docstring).
+SUMMATION_SAFETY = 2.0
+
+
+# -- context -----------------------------------------------------------------
+
+
+def _format_hyper(hyper: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in hyper.items()) or "(none)"
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype.name}{list(value.shape)}"
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, np.ndarray) for v in value)
+    ):
+        return "[" + ", ".join(_summary(v) for v in value) + "]"
+    return repr(value)
+
+
+def current_test() -> str | None:
+    """The node id of the running pytest test, if any."""
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    return current.rsplit(" (", 1)[0] if current else None
+
+
+def reproduce_command(
+    nodeid: str | None = None,
+    *,
+    backend_spec: str | None = None,
+    seed: Any = None,
+) -> str:
+    """The command that reruns one test (``-k`` selects it by its full name).
+
+    The current Hypothesis profile is named; ``ci`` is derandomized, so the
+    command fails again the same way, and the ``dev`` profile replays the
+    failure from Hypothesis's example database.
+    """
+    nodeid = nodeid or current_test()
+    if not nodeid:
+        return "(not running under pytest)"
+    path, _, name = nodeid.partition("::")
+    parts = ["python", "-m", "pytest", path, "-k", name, "-p", "no:cacheprovider"]
+    profile = settings.get_current_profile_name()
+    parts.append(f"--hypothesis-profile={profile}")
+    if backend_spec:
+        parts.append(f"--backend={backend_spec}")
+    if seed is not None:
+        parts.append(f"--hypothesis-seed={seed}")
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+@dataclass
+class Context:
+    """What a failure message says about the call that failed."""
+
+    op: str
+    backend: str
+    dtype: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    hyper: Mapping[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    reproduce: str | None = None
+
+    def where(self) -> str:
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"op {self.op}{variant}, backend {self.backend}, dtype {self.dtype}"
+
+    def describe(self) -> str:
+        lines = [
+            f"  op: {self.op}" + (f" (case {self.variant})" if self.variant else ""),
+            f"  backend: {self.backend}",
+            f"  dtype: {self.dtype}",
+            "  inputs: "
+            + (
+                ", ".join(f"{name} {_summary(v)}" for name, v in self.inputs.items())
+                or "(none)"
+            ),
+            f"  hyperparameters: {_format_hyper(self.hyper)}",
+            f"  reproduce: {self.reproduce or reproduce_command()}",
+        ]
+        return "\n".join(lines)
+
+    def fail(self, title: str, *details: str) -> AssertionError:
+        """An ``AssertionError`` with ``title``, ``details`` and this context."""
+        body = "\n".join(f"  {line}" for line in details if line)
+        text = f"{title}\n" + (body + "\n" if body else "") + self.describe()
+        return AssertionError(text)
+
+
+# -- calling a backend -------------------------------------------------------
+
+
+def call_backend(
+    backend: Any,
+    operation: str,
+    arguments: Sequence[Any],
+    hyper: Mapping[str, Any],
+    context: Context,
+) -> Any:
+    """``backend.<operation>(*arguments, **hyper)``; an exception becomes a failure."""
+    method = getattr(backend, operation)
+    try:
+        return method(*arguments, **hyper)
+    except Exception as error:
+        raise context.fail(
+            f"backend {backend.name} op {operation} raised "
+            f"{type(error).__name__}: {error}",
+        ) from error
+
+
+def to_numpy(backend: Any, value: Any, what: str, context: Context) -> np.ndarray:
+    """A backend's output on the host; a failure of ``to_numpy`` is reported."""
+    try:
+        return np.asarray(backend.to_numpy(value))
+    except Exception as error:
+        raise context.fail(
+            f"{what}: backend {backend.name} could not convert the output of op "
+            f"{context.op} with to_numpy: {type(error).__name__}: {error}",
+            f"the output was {type(value).__name__}: {value!r:.200}",
+        ) from error
+
+
+def expect_tuple(
+    result: Any, length: int, what: str, backend: str, operation: str, context: Context
+) -> tuple[Any, ...]:
+    """``result`` if it is a tuple of ``length`` entries, else a failure."""
+    if not isinstance(result, tuple):
+        kind = type(result).__name__
+        shape = getattr(result, "shape", None)
+        detail = f" of shape {tuple(shape)}" if shape is not None else ""
+        raise context.fail(
+            f"{what}: backend {backend} op {operation} returned a {kind}{detail}, "
+            f"not a tuple of {length} entries",
+            "the contract: every backward returns a tuple with one entry per array "
+            "argument, in order, even for one input (relu_backward -> (dx,))",
+        )
+    if len(result) != length:
+        raise context.fail(
+            f"{what}: backend {backend} op {operation} returned a tuple of "
+            f"{len(result)} entries, expected {length}",
+        )
+    return result
+
+
+def expect_native(
+    value: Any, native_type: type, what: str, backend: str, context: Context
+) -> None:
+    """Fail unless ``value`` is one of the backend's native arrays."""
+    if not isinstance(value, native_type):
+        raise context.fail(
+            f"{what}: backend {backend} op {context.op} returned a "
+            f"{type(value).__name__}, not a native array ({native_type.__name__})",
+        )
+
+
+# -- comparing values --------------------------------------------------------
+
+
+def tolerance(dtype: str, expected: np.ndarray, summation: Any = None) -> np.ndarray:
+    """The allowed ``|actual - expected|`` of each element (module docstring)."""
+    allowed = ATOL[dtype] + RTOL[dtype] * np.abs(expected)
+    if summation is not None:
+        allowed = allowed + SUMMATION_SAFETY * UNIT_ROUNDOFF[dtype] * np.abs(summation)
+    return np.broadcast_to(allowed, expected.shape)
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def assert_close(
+    actual: Any,
+    expected: np.ndarray,
+    *,
+    dtype: str,
+    what: str,
+    context: Context,
+    summation: Any = None,
+    allowed: np.ndarray | None = None,
+    actual_label: str = "backend",
+    expected_label: str = "reference",
+    explain: str = "",
+) -> None:
+    """Fail unless ``actual`` matches ``expected`` in type, shape, dtype and value.
+
+    ``allowed`` (elementwise ``|actual - expected|`` bounds) replaces the
+    dtype's tolerance where a test derives its own (finite differences).
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    if not isinstance(actual, np.ndarray):
+        raise context.fail(
+            f"{what}: {actual_label} gave a {type(actual).__name__}, not an array",
+        )
+    if actual.shape != expected.shape:
+        raise context.fail(
+            f"{what}: shape mismatch: {actual_label} shape {actual.shape}, "
+            f"{expected_label} shape {expected.shape}",
+        )
+    if actual.dtype != np.dtype(dtype):
+        raise context.fail(
+            f"{what}: dtype mismatch: {actual_label} dtype {actual.dtype}, "
+            f"expected {dtype} (outputs have the dtype of the float inputs)",
+        )
+    values = actual.astype(np.float64)
+    finite = np.isfinite(expected)
+    bad = finite & ~np.isfinite(values)
+    if bad.any():
+        index = _index(int(np.flatnonzero(bad)[0]), expected.shape)
+        raise context.fail(
+            f"{what}: NaN or inf where the {expected_label} is finite "
+            f"({int(bad.sum())} of {bad.size} elements)",
+            f"first at index {index}: {actual_label} {float(values[index])!r}, "
+            f"{expected_label} {float(expected[index])!r}",
+        )
+    odd = ~finite & ~((values == expected) | (np.isnan(values) & np.isnan(expected)))
+    if odd.any():
+        index = _index(int(np.flatnonzero(odd)[0]), expected.shape)
+        raise context.fail(
+            f"{what}: the {expected_label} is not finite and the {actual_label} "
+            "differs there",
+            f"index {index}: {actual_label} {float(values[index])!r}, "
+            f"{expected_label} {float(expected[index])!r}",
+        )
+    if allowed is None:
+        allowed = tolerance(dtype, expected, summation)
+    allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), expected.shape)
+    error = np.where(finite, np.abs(values - expected), 0.0)
+    failing = error > allowed
+    if not failing.any():
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(error == 0, 0.0, error / np.abs(expected))
+        excess = np.where(failing, error / allowed, 0.0)
+    worst = _index(int(np.argmax(excess)), expected.shape)
+    largest = _index(int(np.argmax(error)), expected.shape)
+    raise context.fail(
+        f"{what}: values differ ({context.where()})",
+        f"output shape: {expected.shape}",
+        f"mismatched elements: {int(failing.sum())} of {failing.size}",
+        f"max abs error: {float(error.max()):.6g} at index {largest}",
+        f"max rel error: {float(relative.max()):.6g}",
+        f"worst index {worst}: {actual_label} {float(values[worst])!r}, "
+        f"{expected_label} {float(expected[worst])!r}, |difference| "
+        f"{error[worst]:.6g} > allowed "
+        f"{allowed[worst]:.6g}",
+        explain
+        or (
+            f"tolerance: atol {ATOL[dtype]:g} + rtol {RTOL[dtype]:g} "
+            f"* |{expected_label}|"
+            + (" + summation widening" if summation is not None else "")
+        ),
+    )
+
+
+def assert_unchanged(
+    original: np.ndarray, after: np.ndarray, name: str, backend: str, context: Context
+) -> None:
+    """Fail if an input array was modified by the call (no op mutates its inputs)."""
+    same = original.shape == after.shape and np.array_equal(
+        original, after, equal_nan=original.dtype.kind == "f"
+    )
+    if not same:
+        raise context.fail(
+            f"backend {backend} op {context.op} modified its input {name!r} in place",
+            "the contract: no op mutates its inputs (only optimizer steps may)",
+        )

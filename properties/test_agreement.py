@@ -1,0 +1,455 @@
+"""Every backend agrees with the reference, op by op, in every dtype it has.
+
+Catalog-driven (``properties/catalog.py``): each test is parametrised over the
+selected backends (``backend``), their dtypes (``dtype``) and the catalog's
+cases (``op``), so a test id reads ``test_forward[numpy-float32-conv2d]``.
+
+* ``test_forward`` / ``test_backward``: the deterministic ops. The drawn
+  inputs are rounded to the dtype first, so the backend and the reference see
+  the same numbers; the reference computes in float64 and the backend's
+  forward output (each output: batch norm also returns its running
+  statistics) and every backward output must equal it within the dtype's
+  tolerance, widened by the length of the sums involved
+  (``properties/assertions.py``). The upstream gradient is random (never all
+  ones). Inputs must come back unmodified.
+* ``test_random``: ``dropout_mask`` and ``initialize`` are checked by shape,
+  dtype, determinism in the seed and a loose distributional bound (the
+  thorough statistics belong to their own module).
+* ``test_optimizer_trajectory``: a few steps of each optimizer from the
+  backend's own ``init_state``, its state threaded through, against the
+  reference's trajectory.
+* ``test_clip_grad_norm``: the clipped gradients and the total norm.
+
+An operation the backend lacks (its forward, its backward, or for a
+trajectory ``init_state`` or the step) is skipped with the reason
+"not implemented: <backend> has no <op>", never failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from backends import contract
+from properties.assertions import (
+    ATOL,
+    RTOL,
+    Context,
+    assert_close,
+    assert_unchanged,
+    call_backend,
+    expect_native,
+    expect_tuple,
+    reproduce_command,
+    to_numpy,
+    tolerance,
+)
+from properties.catalog import OpInfo, Sample, cases, reference_function, summarize
+from properties.strategies import upstream
+
+DETERMINISTIC = cases("deterministic")
+DIFFERENTIABLE = cases("deterministic", differentiable=True)
+RANDOM = cases("random")
+OPTIMIZERS = cases("optimizer")
+CLIPPING = cases("clipping")
+
+# The backend and dtype fixtures are immutable per test: sharing them across
+# the examples of one test is intended.
+fixtures_shared = settings(
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ]
+)
+
+
+def case_id(op: OpInfo) -> str:
+    return op.id
+
+
+def _trajectory_ops(op: OpInfo) -> list[str]:
+    return ["init_state", f"{op.optimizer or op.variant}_step"]
+
+
+#: The backend operations each test needs, by test name.
+REQUIRED: dict[str, Callable[[OpInfo], list[str]]] = {
+    "test_forward": lambda op: [op.name],
+    "test_backward": lambda op: [op.backward_name],
+    "test_random": lambda op: [op.name],
+    "test_optimizer_trajectory": _trajectory_ops,
+    "test_clip_grad_norm": lambda op: [op.name],
+}
+
+
+@pytest.fixture(autouse=True)
+def _skip_not_implemented(request: pytest.FixtureRequest) -> None:
+    """Skip, with the contract's reason, a test of an op the backend lacks."""
+    required = REQUIRED.get(request.node.originalname)
+    if required is None or "backend" not in request.fixturenames:
+        return
+    backend = request.getfixturevalue("backend")
+    op: OpInfo = request.node.callspec.params["op"]
+    for operation in required(op):
+        if not contract.implements(backend, operation):
+            pytest.skip(f"not implemented: {backend.name} has no {operation}")
+
+
+@pytest.fixture
+def reproduce(request: pytest.FixtureRequest) -> str:
+    """The command that reruns this test alone."""
+    loaded = request.node.callspec.params.get("backend")
+    return reproduce_command(
+        request.node.nodeid,
+        backend_spec=getattr(loaded, "spec", None),
+        seed=request.config.getoption("hypothesis_seed", None),
+    )
+
+
+class Call:
+    """One sample of one op on one backend: conversion, context, checks."""
+
+    def __init__(
+        self, backend: Any, dtype: str, op: OpInfo, sample: Sample, reproduce: str
+    ) -> None:
+        self.backend = backend
+        self.dtype = dtype
+        self.op = op
+        self.sample = sample
+        self.context = Context(
+            op=op.name,
+            backend=backend.name,
+            dtype=dtype,
+            inputs=dict(zip(op.arguments, sample.arguments, strict=True)),
+            hyper=dict(sample.hyper),
+            variant=op.variant,
+            reproduce=reproduce,
+        )
+        note(
+            f"{op.id} on {backend.name} {dtype}: inputs "
+            + ", ".join(
+                f"{name} {summarize(value)}"
+                for name, value in zip(op.arguments, sample.arguments, strict=True)
+            )
+            + f"; hyperparameters {dict(sample.hyper)}"
+        )
+        self.native_type = type(self.native(np.zeros(1), "probe"))
+
+    def native(self, value: Any, name: str) -> Any:
+        """``value`` as the backend's array (float arrays in ``dtype``)."""
+        if isinstance(value, list):
+            return [self.native(item, f"{name}[{i}]") for i, item in enumerate(value)]
+        if not isinstance(value, np.ndarray):
+            return value
+        dtype = self.dtype if value.dtype.kind == "f" else value.dtype.name
+        try:
+            return self.backend.asarray(value, dtype)
+        except Exception as error:
+            raise self.context.fail(
+                f"backend {self.backend.name} could not convert the input {name!r} "
+                f"({summarize(value)}) with asarray(a, {dtype!r}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    def arguments(self) -> list[Any]:
+        return [
+            self.native(value, name)
+            for name, value in zip(
+                self.op.arguments, self.sample.arguments, strict=True
+            )
+        ]
+
+    def call(self, operation: str, arguments: list[Any], **hyper: Any) -> Any:
+        merged = dict(self.sample.hyper) | hyper
+        return call_backend(self.backend, operation, arguments, merged, self.context)
+
+    def output(self, value: Any, what: str) -> np.ndarray:
+        """A native output on the host, after checking it is a native array."""
+        expect_native(value, self.native_type, what, self.backend.name, self.context)
+        return to_numpy(self.backend, value, what, self.context)
+
+    def check_unchanged(self, natives: list[Any]) -> None:
+        """The native inputs still hold the drawn values."""
+        for name, value, native in zip(
+            self.op.arguments, self.sample.arguments, natives, strict=True
+        ):
+            originals = value if isinstance(value, list) else [value]
+            converted = native if isinstance(value, list) else [native]
+            for original, after in zip(originals, converted, strict=True):
+                if isinstance(original, np.ndarray):
+                    current = to_numpy(
+                        self.backend, after, f"input {name}", self.context
+                    )
+                    expected = original.astype(current.dtype)
+                    assert_unchanged(
+                        expected, current, name, self.backend.name, self.context
+                    )
+
+
+# -- deterministic ops -------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", DETERMINISTIC, ids=case_id)
+@fixtures_shared
+@given(data=st.data())
+def test_forward(
+    backend: Any, dtype: str, op: OpInfo, data: st.DataObject, reproduce: str
+) -> None:
+    """Each forward output equals the reference's on the same (rounded) inputs."""
+    sample = data.draw(op.strategy(), label="sample").rounded(dtype)
+    call = Call(backend, dtype, op, sample, reproduce)
+    expected = op.reference_outputs(sample)
+    natives = call.arguments()
+    result = call.call(op.name, natives)
+    if len(op.outputs) > 1:
+        result = expect_tuple(
+            result,
+            len(op.outputs),
+            f"{op.name} forward",
+            backend.name,
+            op.name,
+            call.context,
+        )
+    else:
+        result = (result,)
+    bounds = op.bounds_of(sample, None)
+    for name, value, reference in zip(op.outputs, result, expected, strict=True):
+        what = f"{op.name} forward" + (
+            f" output {name!r}" if len(op.outputs) > 1 else ""
+        )
+        actual = call.output(value, what)
+        assert_close(
+            actual,
+            reference,
+            dtype=dtype,
+            what=what,
+            context=call.context,
+            summation=bounds.get(name),
+        )
+    call.check_unchanged(natives)
+
+
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=case_id)
+@fixtures_shared
+@given(data=st.data())
+def test_backward(
+    backend: Any, dtype: str, op: OpInfo, data: st.DataObject, reproduce: str
+) -> None:
+    """Each backward output equals the reference's, for a random upstream gradient."""
+    sample = data.draw(op.strategy(), label="sample").rounded(dtype)
+    call = Call(backend, dtype, op, sample, reproduce)
+    output_shape = op.reference_outputs(sample)[0].shape
+    dout = (
+        data.draw(upstream(output_shape), label="dout").astype(dtype).astype(np.float64)
+    )
+    expected = op.reference_gradients(dout, sample)
+    natives = call.arguments()
+    native_dout = call.native(dout, "dout")
+    name = op.backward_name
+    result = expect_tuple(
+        call.call(name, [native_dout, *natives]),
+        len(op.gradients),
+        f"{name}",
+        backend.name,
+        name,
+        call.context,
+    )
+    bounds = op.bounds_of(sample, dout)
+    for argument, value, reference in zip(op.gradients, result, expected, strict=True):
+        if argument is None:
+            if value is not None:
+                raise call.context.fail(
+                    f"{name}: the entry for a non-float argument must be None, got "
+                    f"{type(value).__name__}"
+                )
+            continue
+        what = f"{name}: gradient wrt {argument}"
+        if value is None:
+            raise call.context.fail(f"{what}: backend {backend.name} returned None")
+        assert_close(
+            call.output(value, what),
+            reference,
+            dtype=dtype,
+            what=what,
+            context=call.context,
+            summation=bounds.get(f"d{argument}"),
+        )
+    call.check_unchanged(natives)
+    after = to_numpy(backend, native_dout, "dout", call.context)
+    original = dout.astype(after.dtype)
+    assert_unchanged(original, after, "dout", backend.name, call.context)
+
+
+# -- random ops --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", RANDOM, ids=case_id)
+@fixtures_shared
+@given(data=st.data())
+def test_random(
+    backend: Any, dtype: str, op: OpInfo, data: st.DataObject, reproduce: str
+) -> None:
+    """Shape, dtype, determinism in the seed and a loose distributional check."""
+    sample = data.draw(op.strategy(), label="sample")
+    call = Call(backend, dtype, op, sample, reproduce)
+    extra = {"dtype": dtype} if op.takes_dtype else {}
+
+    def run(**hyper: Any) -> np.ndarray:
+        value = call.call(op.name, list(sample.arguments), **extra, **hyper)
+        return call.output(value, f"{op.name} output").copy()
+
+    first = run()
+    problems = op.sanity(sample, first, dtype, run) if op.sanity else []
+    if not problems:
+        again = run()
+        if not np.array_equal(first, again):
+            problems.append("the same seed gave different values")
+    if problems:
+        raise call.context.fail(
+            f"{op.name} ({op.variant or 'draw'}): backend {backend.name} fails the "
+            "sanity checks of a random op",
+            *problems,
+        )
+
+
+# -- optimizers and clipping -------------------------------------------------
+
+
+@pytest.mark.parametrize("op", OPTIMIZERS, ids=case_id)
+@fixtures_shared
+@given(data=st.data())
+def test_optimizer_trajectory(
+    backend: Any, dtype: str, op: OpInfo, data: st.DataObject, reproduce: str
+) -> None:
+    """The backend's parameters after each step equal the reference trajectory's.
+
+    ``init_state`` cases take one step of their optimizer from the backend's
+    initial state (which is where a wrong initial buffer shows); the step
+    cases take :data:`properties.catalog.TRAJECTORY_STEPS` steps.
+
+    Tolerance after step ``k``: ``2 k (atol + rtol M_k)``, with ``M_k`` the
+    largest ``|param|`` of the reference trajectory so far (elementwise). One
+    step is a short elementwise formula, correct to the one-step tolerance
+    ``atol + rtol |param|``; its rounding errors, in the parameter and in the
+    state (averages and sums of squares, whose recurrences have coefficients
+    at most 1), are carried to later steps without amplification beyond the
+    weight decay's ``1 + lr * weight_decay <= 1.1``, so the error grows at most
+    linearly in ``k``; the factor 2 covers that growth and the state's.
+    """
+    sample = data.draw(op.strategy(), label="sample").rounded(dtype)
+    name = op.optimizer or op.variant
+    steps = sample.steps if op.optimizer else sample.steps[:1]
+    call = Call(backend, dtype, op, sample, reproduce)
+    hyper = dict(sample.hyper)
+
+    step = reference_function(f"{name}_step")
+    (param,) = sample.arguments
+    state = reference_function("init_state")(name, param)
+    expected = []
+    for grad in steps:
+        param, state = step(param, grad, state, **hyper)
+        expected.append(np.asarray(param))
+
+    (native_param,) = call.arguments()
+    native_state = call_backend(
+        backend, "init_state", [name, native_param], {}, call.context
+    )
+    if not isinstance(native_state, dict):
+        raise call.context.fail(
+            f"init_state({name!r}): backend {backend.name} returned a "
+            f"{type(native_state).__name__}, not a dict"
+        )
+    call.check_unchanged([native_param])
+    largest = np.abs(sample.arguments[0])
+    for k, (grad, reference) in enumerate(zip(steps, expected, strict=True), start=1):
+        operation = f"{name}_step"
+        what = f"{operation}: param after step {k} of {len(steps)}"
+        result = call_backend(
+            backend,
+            operation,
+            [native_param, call.native(grad, f"grad {k}"), native_state],
+            hyper,
+            call.context,
+        )
+        native_param, native_state = expect_tuple(
+            result, 2, what, backend.name, operation, call.context
+        )
+        if not isinstance(native_state, dict):
+            raise call.context.fail(
+                f"{what}: backend {backend.name} returned a state of type "
+                f"{type(native_state).__name__}, not a dict"
+            )
+        actual = call.output(native_param, what).copy()
+        largest = np.maximum(largest, np.abs(reference))
+        allowed = 2 * k * (ATOL[dtype] + RTOL[dtype] * largest)
+        assert_close(
+            actual,
+            reference,
+            dtype=dtype,
+            what=what,
+            context=call.context,
+            allowed=allowed,
+            explain=f"tolerance after step {k}: 2 k (atol + rtol max|param so far|)",
+        )
+
+
+@pytest.mark.parametrize("op", CLIPPING, ids=case_id)
+@fixtures_shared
+@given(data=st.data())
+def test_clip_grad_norm(
+    backend: Any, dtype: str, op: OpInfo, data: st.DataObject, reproduce: str
+) -> None:
+    """The clipped gradients and the total norm equal the reference's.
+
+    Both are sums of ``n`` squares (``n`` the number of gradient entries)
+    followed by a square root and a scaling, so both get the summation bound
+    ``B = (n + 2) |value|`` on top of the dtype's tolerance. Where the norm
+    lies within rounding of ``max_norm``, backend and reference may disagree
+    on whether to clip; the outputs then differ by ``|1 - scale| |g| <= n u
+    |g|``, inside the same bound.
+    """
+    sample = data.draw(op.strategy(), label="sample").rounded(dtype)
+    call = Call(backend, dtype, op, sample, reproduce)
+    (grads,) = sample.arguments
+    expected_grads, expected_norm = op.forward(grads, **sample.hyper)
+    count = sum(g.size for g in grads) + 2
+    natives = call.arguments()
+    result = call.call(op.name, natives)
+    clipped, total_norm = expect_tuple(
+        result, 2, "clip_grad_norm", backend.name, op.name, call.context
+    )
+    if not isinstance(clipped, (list, tuple)) or len(clipped) != len(grads):
+        raise call.context.fail(
+            f"clip_grad_norm: backend {backend.name} returned {type(clipped).__name__} "
+            f"of length {len(clipped) if hasattr(clipped, '__len__') else '?'} as the "
+            f"gradients, expected a list of {len(grads)}"
+        )
+    if not isinstance(total_norm, float):
+        raise call.context.fail(
+            f"clip_grad_norm: total_norm must be a Python float, backend "
+            f"{backend.name} returned a {type(total_norm).__name__}"
+        )
+    reference_norm = np.asarray(expected_norm, dtype=np.float64)
+    assert_close(
+        np.asarray(total_norm, dtype=np.float64),
+        reference_norm,
+        dtype="float64",
+        what="clip_grad_norm: total_norm",
+        context=call.context,
+        allowed=tolerance(dtype, reference_norm, count * reference_norm),
+    )
+    for i, (value, reference) in enumerate(zip(clipped, expected_grads, strict=True)):
+        what = f"clip_grad_norm: clipped grads[{i}]"
+        assert_close(
+            call.output(value, what),
+            reference,
+            dtype=dtype,
+            what=what,
+            context=call.context,
+            summation=count * np.abs(reference),
+        )
+    call.check_unchanged(natives)
