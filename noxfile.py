@@ -443,3 +443,17 @@ def nightly(session: nox.Session) -> None:
         failures.append("asv publish")
     failures += _build_report(session, "nightly", asv_html=".asv/html")
     _fail_on(session, failures)
+
+
+@nox.session(python=PYTHON)
+def mutants(session: nox.Session) -> None:
+    """The property suite against every mutant backend; fails if one survives.
+
+    Each mutant (``backends/mutants``) is the NumPy backend with one realistic
+    bug; the run prints the kill matrix (mutant x property family) and the
+    tests that killed each. Runner options go after ``--``, pytest's after a
+    second ``--``: ``nox -s mutants -- --only bn-biased-running-var -- -x``.
+    Profile ``ci`` (or ``$NNSPEC_MUTANTS_PROFILE``), at most 10 examples a test.
+    """
+    install(session, "test")
+    session.run("python", "-m", "backends.mutants.run", *session.posargs)

@@ -13,30 +13,41 @@ between host and device (:meth:`ArrayBackend.asarray`,
 device (:meth:`ArrayBackend.synchronize`), strided views
 (:meth:`ArrayBackend._as_strided`), the random generator
 (:meth:`ArrayBackend._uniform`) and the optimizer updates (``_<name>_update``),
-which here update ``param`` and the state in place with ``out=`` ufuncs and one
-preallocated scratch buffer, and on a GPU are one fused kernel each.
+which here are the kernels of :mod:`backends.blocked` (``out=`` ufuncs, in
+place, run block by block so that a step's passes stay in the L2 cache, on
+as many threads as NumPy's BLAS) and on a GPU one fused kernel each.
 
-Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`),
-each computing on the zero-padded input:
+Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
+each pads the input itself and, for large batches, works through it in chunks
+of a few MiB of workspace (``conv_chunk_bytes``) so that its copies and GEMMs
+stay in cache:
 
-* ``im2col``: the input windows as one strided view ``(N, C, kH, kW, H_out,
-  W_out)``, copied once into columns ``(N, C kH kW, H_out W_out)`` and multiplied
-  by the weights ``(C_out, C kH kW)``: one (batched) GEMM whose result is already
-  NCHW, so no transposed copy of the output. Backward: ``dW`` from the same
-  columns, ``dx`` by ``W^T dY`` and col2im (a loop over the kernel offsets).
+* ``im2col``: the input windows as one strided view, copied into columns
+  ``(C kH kW, N H_out W_out)`` (channels and taps outermost, so one GEMM with
+  the ``(C_out, C kH kW)`` weights covers the chunk), the result scattered to
+  NCHW with the bias in the same pass. 1x1 kernels without padding use the
+  input itself (a batched GEMM, no copy). Backward: ``dW`` from the same
+  columns (one GEMM reducing over the chunk), ``dx`` by ``W^T dY`` and col2im
+  (a loop over the taps, each clipped to the input: no padded buffer).
+* ``winograd`` and ``winograd2x2``: Winograd F(4x4, 3x3) and F(2x2, 3x3) for
+  3x3 kernels at stride 1 (:mod:`backends.winograd`): 2.25 and 4 multiplies
+  per output instead of 9, the transforms as GEMMs; ``dx`` is the same
+  algorithm on the flipped kernel, ``dw`` its adjoint. Chosen automatically:
+  F(4x4) from 32 channels in and out and 8x8 outputs, F(2x2) from 8 channels
+  and 4x4 outputs (see :data:`WINOGRAD_MIN_CHANNELS` for the accuracy side).
 * ``offsets``: one GEMM per kernel offset ``(i, j)`` accumulated into the
   output, never holding more than one offset's slice of the input: the
-  low-memory fallback when im2col's columns would be too large.
+  low-memory fallback when the others' workspace would be too large.
 
 :meth:`ArrayBackend.select_conv_algorithm` picks one per shape (the first of
-``conv_preference`` that supports the shape within ``conv_workspace_limit``
-bytes), or the one named by ``conv_algorithm``; :func:`register_conv_algorithm`
-adds one (a Winograd F(2x2, 3x3) would declare it supports 3x3 kernels at
-stride 1 and go first in the preference).
+``conv_preference`` that supports the shape and is worthwhile there, within
+``conv_workspace_limit`` bytes), or the one named by ``conv_algorithm``;
+:func:`register_conv_algorithm` adds one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -132,6 +143,11 @@ class ConvGeometry(NamedTuple):
         return self.out_height * self.out_width
 
     @property
+    def pixels_shape(self) -> tuple[int, int]:
+        """``(H_out, W_out)``."""
+        return (self.out_height, self.out_width)
+
+    @property
     def pointwise(self) -> bool:
         """A 1x1 kernel without padding: the input itself is the GEMM operand."""
         return self.kernel == (1, 1) and self.padding == (0, 0)
@@ -139,6 +155,11 @@ class ConvGeometry(NamedTuple):
 
 def _always(geometry: ConvGeometry) -> bool:
     return True
+
+
+def _empty_conv(g: ConvGeometry) -> bool:
+    """No products at all: an empty batch or no channels in or out."""
+    return min(g.batch, g.in_channels, g.out_channels) == 0
 
 
 @dataclass(frozen=True)
@@ -170,6 +191,9 @@ class ConvAlgorithm:
 CONV_CHUNK_BYTES = 4 << 20
 #: Fewest GEMM columns (output pixels, or Winograd tiles) in a chunk.
 CONV_CHUNK_MIN_COLUMNS = 128
+#: Copies of fewer elements run on one thread: waking one costs tens of
+#: microseconds, about what copying 2**17 float32 in cache takes.
+PARALLEL_MIN_ELEMENTS = 1 << 17
 
 #: The registered algorithms, by name.
 CONV_ALGORITHMS: dict[str, ConvAlgorithm] = {}
@@ -201,7 +225,9 @@ def _clipped(
     if last <= first:
         return None
     start = first * stride + offset - padding
-    return slice(first, last), slice(start, start + (last - first - 1) * stride + 1, stride)
+    return slice(first, last), slice(
+        start, start + (last - first - 1) * stride + 1, stride
+    )
 
 
 def _tap_regions(g: ConvGeometry):
@@ -231,11 +257,13 @@ def _add_bias(xp: Any, y_view: Array, b: Array | None, out: Array) -> Array:
 def _strided_input(x: Array, g: ConvGeometry) -> Array:
     """The pixels a 1x1 kernel meets at ``g.stride``: (N, C, H_out, W_out)."""
     sh, sw = g.stride
-    return x[:, :, : sh * (g.out_height - 1) + 1 : sh, : sw * (g.out_width - 1) + 1 : sw]
+    return x[
+        :, :, : sh * (g.out_height - 1) + 1 : sh, : sw * (g.out_width - 1) + 1 : sw
+    ]
 
 
 def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
-    """The windows of ``x`` (any batch) copied into ``(C kH kW, n H_out W_out)`` columns.
+    """The windows of ``x`` (any batch) as columns ``(C kH kW, n H_out W_out)``.
 
     Channels and kernel taps outermost: one GEMM with the ``(C_out, C kH kW)``
     weights covers the whole chunk, and the copy reads each input row once
@@ -246,8 +274,14 @@ def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
     s_n, s_c, s_h, s_w = x_padded.strides
     shape = (g.in_channels, *g.kernel, batch, g.out_height, g.out_width)
     strides = (s_c, s_h, s_w, s_n, s_h * g.stride[0], s_w * g.stride[1])
+    windows = backend._as_strided(x_padded, shape, strides)
     columns = backend.xp.empty(shape, dtype=x.dtype)
-    columns[...] = backend._as_strided(x_padded, shape, strides)
+
+    def gather(part: slice) -> None:
+        columns[part] = windows[part]
+
+    parts = backend._split(g.in_channels, columns.size)
+    backend._parallel([functools.partial(gather, part) for part in parts])
     return columns.reshape(g.columns, batch * g.pixels)
 
 
@@ -289,18 +323,38 @@ def _im2col_forward(
     for part in _chunks(backend, g, per_image):
         y2 = xp.matmul(w2, _im2col_columns(backend, x[part], g))  # (C_out, n H W)
         y2 = y2.reshape(g.out_channels, -1, g.out_height, g.out_width)
-        _add_bias(xp, y2.transpose(1, 0, 2, 3), b, y[part])
+        _scatter_nchw(backend, y2, b, y[part])
     return y
 
 
-def _col2im(dwindows: Array, g: ConvGeometry, dx: Array) -> Array:
-    """Scatter-add window gradients ``(n, C, kH, kW, H_out, W_out)`` onto ``dx``.
+def _scatter_nchw(backend: ArrayBackend, y2: Array, b: Array | None, y: Array) -> None:
+    """``y[...] = y2`` (C_out, n, H, W) as NCHW, plus the bias, over the channels."""
+
+    def scatter(part: slice) -> None:
+        bias = None if b is None else b[part]
+        _add_bias(backend.xp, y2[part].transpose(1, 0, 2, 3), bias, y[:, part])
+
+    parts = backend._split(y2.shape[0], y2.size)
+    backend._parallel([functools.partial(scatter, part) for part in parts])
+
+
+def _col2im(
+    backend: ArrayBackend, dwindows: Array, g: ConvGeometry, dx: Array
+) -> Array:
+    """``dx[...] =`` window gradients ``(n, C, kH, kW, H_out, W_out)`` summed.
 
     Only the part of each tap that meets the input is added: no padded
-    buffer, no crop.
+    buffer, no crop. The images are split over ``backend``'s threads.
     """
-    for i, j, out_index, in_index in _tap_regions(g):
-        dx[in_index] += dwindows[:, :, i, j][out_index]
+
+    def add(part: slice) -> None:
+        target = dx[part]
+        target[...] = 0
+        for i, j, out_index, in_index in _tap_regions(g):
+            target[in_index] += dwindows[part, :, i, j][out_index]
+
+    parts = backend._split(dx.shape[0], dwindows.size)
+    backend._parallel([functools.partial(add, part) for part in parts])
     return dx
 
 
@@ -340,8 +394,9 @@ def _im2col_backward(
         dcolumns = xp.matmul(w2.T, dout2).reshape(
             g.in_channels, *g.kernel, -1, g.out_height, g.out_width
         )
-        dx[part] = 0
-        _col2im(dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
+        _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
+    if dw is None:  # an empty batch
+        dw = xp.zeros((g.out_channels, g.columns), dtype=dtype)
     return dx, dw.reshape(w.shape)
 
 
@@ -405,13 +460,18 @@ def _winograd_supports(g: ConvGeometry) -> bool:
     return g.kernel == (3, 3) and g.stride == (1, 1)
 
 
-#: Automatic selection uses Winograd from this many input and output channels
-#: on (below, the transforms cost more than the multiplies they save).
-WINOGRAD_MIN_CHANNELS = 16
-
-
-def _winograd_worthwhile(g: ConvGeometry) -> bool:
-    return min(g.in_channels, g.out_channels) >= WINOGRAD_MIN_CHANNELS
+#: Automatic selection uses a Winograd tiling from this many input and output
+#: channels on. Below 8, the transforms cost more than the multiplies they
+#: save (a 3 to 64 channel first layer runs 2.5x faster as im2col). F(4x4)
+#: waits for 32: its float32 error, about 30 times the direct sum's at worst
+#: (amplification 114 against 4), stays within the suite's agreement
+#: tolerance (2 u n sum|terms|, n = 9 C + 1) by a factor of 3 from 32
+#: channels on in random trials, but exceeded it once in 200 at 9 channels;
+#: F(2x2) stays 30 times below it.
+WINOGRAD_MIN_CHANNELS = {"winograd": 32, "winograd2x2": 8}
+#: ... and for outputs of at least this many tiles per side (F(4x4) on a 7x7
+#: output computes 8x8 and loses to im2col; F(2x2) ties it).
+WINOGRAD_MIN_TILES = 2
 
 
 def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgorithm:
@@ -433,8 +493,15 @@ def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgor
         elements += alpha2 * g.in_channels * g.out_channels
         return elements * g.itemsize
 
+    def worthwhile(g: ConvGeometry) -> bool:
+        size = WINOGRAD_MIN_TILES * tiling.m
+        return (
+            min(g.in_channels, g.out_channels) >= WINOGRAD_MIN_CHANNELS[name]
+            and min(g.out_height, g.out_width) >= size
+        )
+
     return ConvAlgorithm(
-        name, forward, backward, _winograd_supports, workspace, _winograd_worthwhile
+        name, forward, backward, _winograd_supports, workspace, worthwhile
     )
 
 
@@ -518,9 +585,18 @@ class ArrayBackend:
 
     * ``conv_algorithm``: ``"auto"`` (default) or the name of a registered conv
       algorithm to use for every shape;
-    * ``conv_preference``: the order in which ``"auto"`` tries the algorithms;
+    * ``conv_preference``: the order in which ``"auto"`` tries the algorithms
+      (each only where ``worthwhile``, unless none is);
     * ``conv_workspace_limit``: the most extra bytes ``"auto"`` lets an
-      algorithm use; when every algorithm needs more, the one needing least wins.
+      algorithm use; when every algorithm needs more, the one needing least wins;
+    * ``conv_chunk_bytes``, ``conv_chunk_min_columns``: the workspace of one
+      batch chunk of im2col and Winograd, and the fewest GEMM columns a chunk
+      keeps (``conv_chunk_bytes = None``: the whole batch at once);
+    * ``threads``: threads for what BLAS does not run (the optimizer passes,
+      the copies of the conv algorithms), ``None`` (default) for as many as
+      NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
+      ``parallel_min_elements``: copies smaller than this stay on one thread;
+    * ``optimizer_block_bytes``: bytes of each array in one optimizer block.
     """
 
     name: str = "array"
@@ -534,11 +610,17 @@ class ArrayBackend:
         self.xp = xp
         self.conv_algorithms: dict[str, ConvAlgorithm] = dict(CONV_ALGORITHMS)
         self.conv_algorithm = "auto"
-        self.conv_preference: tuple[str, ...] = ("winograd", "im2col", "offsets")
+        self.conv_preference: tuple[str, ...] = (
+            "winograd",
+            "winograd2x2",
+            "im2col",
+            "offsets",
+        )
         self.conv_workspace_limit = 1 << 30
         self.conv_chunk_bytes: int | None = CONV_CHUNK_BYTES
         self.conv_chunk_min_columns = CONV_CHUNK_MIN_COLUMNS
         self.threads: int | None = None
+        self.parallel_min_elements = PARALLEL_MIN_ELEMENTS
         self.optimizer_block_bytes = blocked.BLOCK_BYTES
 
     def __repr__(self) -> str:
@@ -827,8 +909,43 @@ class ArrayBackend:
             return x
         n, c, h, w = x.shape
         padded = self.xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-        padded[:, :, ph : ph + h, pw : pw + w] = x
+
+        def copy(part: slice) -> None:
+            padded[part, :, ph : ph + h, pw : pw + w] = x[part]
+
+        parts = self._split(n, padded.size)
+        self._parallel([functools.partial(copy, part) for part in parts])
         return padded
+
+    # -- parallel copies --------------------------------------------------------
+
+    def _split(self, length: int, elements: int) -> list[slice]:
+        """An axis of ``length`` cut for :meth:`_parallel` (``elements``: the work).
+
+        One slice unless this is NumPy, more than one thread is allowed and
+        the work reaches ``parallel_min_elements``; else twice as many
+        slices as threads, so that a thread slowed by a busy core takes fewer.
+        """
+        if self.xp is not np or elements < self.parallel_min_elements:
+            return [slice(0, length)]
+        threads = self.thread_count()
+        if threads <= 1:
+            return [slice(0, length)]
+        return blocked.split(length, 2 * threads)
+
+    def _parallel(self, calls: Sequence[Callable[[], object]], elements=None) -> None:
+        """Run independent NumPy copies or ufunc passes on :meth:`thread_count` threads.
+
+        (Never BLAS calls: BLAS has threads of its own.) With ``elements``
+        below ``parallel_min_elements``, or on another array library, in
+        order on this thread.
+        """
+        small = elements is not None and elements < self.parallel_min_elements
+        if self.xp is not np or small or len(calls) < 2:
+            for call in calls:
+                call()
+            return
+        blocked.parallel(calls, self.thread_count())
 
     @staticmethod
     def _crop(x_padded: Array, padding: tuple[int, int], height: int, width: int):
@@ -839,6 +956,12 @@ class ArrayBackend:
         self, x: Array, w: Array, b: Array, *, stride: Any = 1, padding: Any = 0
     ) -> Array:
         x, w, b, geometry = self._check_conv2d(x, w, b, stride, padding)
+        if _empty_conv(geometry):  # every sum is empty: the bias alone
+            shape = (geometry.batch, geometry.out_channels, *geometry.pixels_shape)
+            dtype = self.xp.result_type(x.dtype, w.dtype, b.dtype)
+            y = self.xp.zeros(shape, dtype=dtype)
+            y += b.reshape(1, -1, 1, 1)
+            return y
         algorithm = self.select_conv_algorithm(geometry)
         return algorithm.forward(self, x, w, b, geometry)
 
@@ -856,8 +979,13 @@ class ArrayBackend:
         dout = self._upstream(
             dout, (g.batch, g.out_channels, g.out_height, g.out_width)
         )
-        algorithm = self.select_conv_algorithm(g)
-        dx, dw = algorithm.backward(self, dout, x, w, g)
+        if _empty_conv(g):
+            dtype = self.xp.result_type(dout.dtype, x.dtype, w.dtype)
+            dx = self.xp.zeros(x.shape, dtype=dtype)
+            dw = self.xp.zeros(w.shape, dtype=dtype)
+        else:
+            algorithm = self.select_conv_algorithm(g)
+            dx, dw = algorithm.backward(self, dout, x, w, g)
         return dx, dw, dout.sum(axis=(0, 2, 3))
 
     # -- pooling --------------------------------------------------------------
@@ -1622,7 +1750,7 @@ class ArrayBackend:
 
     # -- running the updates ----------------------------------------------------
 
-    def optimizer_threads(self) -> int:
+    def thread_count(self) -> int:
         """Threads for the optimizer passes: ``threads``, else NumPy's BLAS count."""
         if self.threads is not None:
             return max(1, int(self.threads))
@@ -1640,7 +1768,7 @@ class ArrayBackend:
         optimizer's own buffers), a larger thread count or another dtype
         replace it on the next step.
         """
-        threads = max(threads, self.optimizer_threads())
+        threads = max(threads, self.thread_count())
         rows = blocked.SCRATCH_ROWS[name]
         length = max(1, min(self._block_length(param), param.size))
         scratch = state.get("scratch")
@@ -1668,7 +1796,7 @@ class ArrayBackend:
         """Apply ``blocked.KERNELS[name]`` to param, grad and ``buffers`` in place.
 
         NumPy arrays that are C-contiguous go block by block (on
-        :meth:`optimizer_threads` threads); anything else (strided views,
+        :meth:`thread_count` threads); anything else (strided views,
         another array library) takes the same kernel over the whole arrays,
         with full-size scratch made for the call.
         """
@@ -1682,7 +1810,7 @@ class ArrayBackend:
             scratch = [self.xp.empty_like(param) for _ in range(rows)]
             kernel(*arrays, *scratch, *args)
             return
-        threads = self.optimizer_threads()
+        threads = self.thread_count()
         scratch = self._block_scratch(state, name, param, threads)
         length = min(self._block_length(param), scratch.shape[2])
         blocked.run(
@@ -1878,7 +2006,8 @@ class ArrayBackend:
                 f"grads must be a list of arrays, got {type(grads).__name__}"
             )
         arrays = [self._float(f"grads[{i}]", g) for i, g in enumerate(grads)]
-        squares = [xp.square(g).sum(dtype=xp.float64) for g in arrays]
+        # Squared in float64: float32 squares overflow from |g| ~ 2e19 on.
+        squares = [xp.square(g, dtype=xp.float64).sum() for g in arrays]
         total_norm = math.sqrt(float(sum(squares))) if squares else 0.0
         if total_norm > max_norm:
             scale = max_norm / total_norm

@@ -25,9 +25,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract
+from backends import array_backend, blocked, contract, winograd
 from backends.array_backend import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
 from backends.numpy_backend import NumpyBackend
+from properties.assertions import tolerance as suite_tolerance
+from reference import layers as reference_layers
 
 DTYPES = ("float32", "float64")
 # Two algorithms summing the same products in different orders.
@@ -54,17 +56,40 @@ def _assert_close(got: np.ndarray, want: np.ndarray, dtype: str, what: str) -> N
 # ---------------------------------------------------------------------------
 # Convolution algorithms
 # ---------------------------------------------------------------------------
+#
+# Every registered algorithm is held to the reference (float64, on the very
+# values the backend received: the dtype-rounded inputs), with a bound on
+# the rounding error of what it computes rather than a fixed tolerance:
+#
+# * GEMM algorithms (im2col, offsets): every output is a sum of n products,
+#   whatever the order ``|error| <= (n + 2) u S`` (Higham eq. 3.5; +2 for the
+#   rounding of the products and of the bias), with ``S`` the sum of the
+#   |terms|: the reference run on absolute values. n is C_in kH kW + 1 for y,
+#   C_out kH kW for dx, N H_out W_out for dw and db.
+# * Winograd: ``|error| <= f u E`` with ``E`` the algorithm run on absolute
+#   values (its transform magnitudes) and ``f`` the summed dot lengths
+#   (backends.winograd.error_factors; 84 + C_in for the forward of
+#   F(4x4, 3x3)). ``E`` is at most 114 ``S`` for F(4x4, 3x3) and 4 ``S`` for
+#   F(2x2, 3x3) (``WinogradTiling.amplification``, over the tile window).
+#
+# Both bounds are first order; the factor SAFETY = 2 covers the second-order
+# terms with a wide margin. A wrong term errs by the size of a term, about
+# S / n, far above either bound (test_the_winograd_bound_catches_a_wrong_matrix).
+
+SAFETY = 2.0
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
+GEMM_ALGORITHMS = ("im2col", "offsets")
 
 
 @st.composite
 def conv_cases(draw: st.DrawFn) -> dict:
-    """A conv2d geometry (with stride and padding) and its arrays, float64."""
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    """A conv2d geometry (with stride and padding), its arrays and a chunking."""
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 9))
-    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 9))
-    batch, c_in, c_out = (draw(st.integers(1, 3)) for _ in range(3))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 11))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 11))
+    batch, c_in, c_out = (draw(st.integers(1, 4)) for _ in range(3))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
@@ -76,69 +101,262 @@ def conv_cases(draw: st.DrawFn) -> dict:
         "dout": rng.standard_normal((batch, c_out, out_h, out_w)),
         "stride": stride,
         "padding": padding,
+        # None: the whole batch at once; 1: one image per chunk.
+        "chunk_bytes": draw(st.sampled_from([None, 1])),
+        # Threads for the copies, each split however small.
+        "threads": draw(st.sampled_from([1, 3])),
     }
 
 
-def _describe(case: dict, dtype: str) -> str:
+@st.composite
+def winograd_cases(draw: st.DrawFn) -> dict:
+    """conv_cases restricted to what Winograd computes: 3x3 kernels, stride 1."""
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    height = draw(st.integers(max(1, 3 - 2 * padding[0]), 13))
+    width = draw(st.integers(max(1, 3 - 2 * padding[1]), 13))
+    batch, c_in, c_out = (draw(st.integers(1, 4)) for _ in range(3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    out_h, out_w = height + 2 * padding[0] - 2, width + 2 * padding[1] - 2
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    return {
+        "x": scale * rng.standard_normal((batch, c_in, height, width)),
+        "w": rng.standard_normal((c_out, c_in, 3, 3)),
+        "b": rng.standard_normal(c_out),
+        "dout": rng.standard_normal((batch, c_out, out_h, out_w)),
+        "stride": (1, 1),
+        "padding": padding,
+        "chunk_bytes": draw(st.sampled_from([None, 1])),
+        "threads": draw(st.sampled_from([1, 3])),
+    }
+
+
+def _describe(case: dict, dtype: str, name: str) -> str:
     return (
-        f"conv2d, backend numpy, dtype {dtype}, x {case['x'].shape}, "
-        f"w {case['w'].shape}, stride {case['stride']}, padding {case['padding']}"
+        f"conv2d algorithm {name!r}, backend numpy, dtype {dtype}, "
+        f"x {case['x'].shape}, w {case['w'].shape}, stride {case['stride']}, "
+        f"padding {case['padding']}, chunk_bytes {case['chunk_bytes']}, "
+        f"threads {case['threads']}"
     )
 
 
-def _run_conv(algorithm: str, case: dict, dtype: str) -> tuple[np.ndarray, ...]:
+def _run_conv(name: str, case: dict, dtype: str) -> tuple[np.ndarray, ...]:
+    """``(y, dx, dw, db)`` of algorithm ``name`` on the case cast to ``dtype``."""
     backend = NumpyBackend()
-    backend.conv_algorithm = algorithm
+    backend.conv_algorithm = name
+    backend.conv_chunk_bytes = case["chunk_bytes"]
+    backend.conv_chunk_min_columns = 1
+    backend.threads = case["threads"]
+    backend.parallel_min_elements = 0
     x, w, b, dout = (case[key].astype(dtype) for key in ("x", "w", "b", "dout"))
     hyper = {"stride": case["stride"], "padding": case["padding"]}
     y = backend.conv2d(x, w, b, **hyper)
     return (y, *backend.conv2d_backward(dout, x, w, b, **hyper))
 
 
-@pytest.mark.parametrize("float_dtype", DTYPES)
-@given(case=conv_cases())
-def test_every_conv_algorithm_agrees_with_im2col(float_dtype: str, case: dict) -> None:
-    """Forward, dx, dw and db of each registered algorithm equal im2col's."""
-    dtype = float_dtype
-    baseline = _run_conv("im2col", case, dtype)
-    for name in CONV_ALGORITHMS:
-        if name == "im2col":
-            continue
-        results = _run_conv(name, case, dtype)
-        labelled = zip(("y", "dx", "dw", "db"), results, baseline, strict=True)
-        for label, got, want in labelled:
-            _assert_close(
-                got,
-                want,
-                dtype,
-                f"{_describe(case, dtype)}: {label} of {name!r} vs im2col",
-            )
+def _reference(case: dict, dtype: str) -> tuple[tuple[np.ndarray, ...], tuple]:
+    """The reference on the dtype-rounded inputs, and on their absolute values."""
+    arrays = [
+        case[key].astype(dtype).astype(np.float64) for key in "x w b dout".split()
+    ]
+    x, w, b, dout = arrays
+    hyper = {"stride": case["stride"], "padding": case["padding"]}
+    want = (
+        reference_layers.conv2d(x, w, b, **hyper),
+        *reference_layers.conv2d_backward(dout, x, w, b, **hyper),
+    )
+    ax, aw, ab, ad = (np.abs(a) for a in arrays)
+    sums = (
+        reference_layers.conv2d(ax, aw, ab, **hyper),
+        *reference_layers.conv2d_backward(ad, ax, aw, ab, **hyper),
+    )
+    return want, sums
 
 
-@pytest.mark.parametrize("float_dtype", DTYPES)
-@given(case=conv_cases())
-def test_every_conv_algorithm_agrees_with_a_direct_sum(
-    float_dtype: str, case: dict
+def _assert_within(
+    got: np.ndarray, want: np.ndarray, bound: np.ndarray, dtype: str, what: str
 ) -> None:
-    """The forward of each algorithm equals the definition, summed in float64."""
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == np.dtype(dtype), f"{what}: dtype {got.dtype} != {dtype}"
+    error = np.abs(got.astype(np.float64) - want)
+    allowed = SAFETY * bound + np.finfo(np.float64).tiny
+    worst = np.unravel_index(np.argmax(error / allowed), error.shape)
+    assert np.all(error <= allowed), (
+        f"{what}: error {error[worst]:.3g} > allowed {allowed[worst]:.3g} at "
+        f"{tuple(int(i) for i in worst)} (got {float(got[worst])!r}, reference "
+        f"{float(want[worst])!r}); {_mismatch(got, want)}"
+    )
+
+
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize("name", GEMM_ALGORITHMS)
+@given(case=conv_cases())
+def test_gemm_conv_algorithms_agree_with_the_reference(
+    name: str, float_dtype: str, case: dict
+) -> None:
+    """y, dx, dw, db within the summation bound ``(n + 2) u sum|terms|``."""
     dtype = float_dtype
-    x, w, b = case["x"], case["w"], case["b"]
-    (ph, pw), (sh, sw) = case["padding"], case["stride"]
-    x_padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out_h, out_w = case["dout"].shape[2:]
-    want = np.broadcast_to(b[None, :, None, None], case["dout"].shape).copy()
-    for i in range(w.shape[2]):
-        for j in range(w.shape[3]):
-            patch = x_padded[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
-            want += np.einsum("nchw,fc->nfhw", patch, w[:, :, i, j])
-    for name in CONV_ALGORITHMS:
-        got = _run_conv(name, case, dtype)[0]
-        _assert_close(
-            got,
-            want.astype(dtype),
-            dtype,
-            f"{_describe(case, dtype)}: forward of {name!r} vs the direct sum",
+    got = _run_conv(name, case, dtype)
+    want, sums = _reference(case, dtype)
+    n, c_in, _, _ = case["x"].shape
+    c_out, _, kh, kw = case["w"].shape
+    out_pixels = case["dout"].shape[2] * case["dout"].shape[3]
+    lengths = (c_in * kh * kw + 1, c_out * kh * kw, n * out_pixels, n * out_pixels)
+    u = UNIT_ROUNDOFF[dtype]
+    labels = ("y", "dx", "dw", "db")
+    for label, g, wnt, s, length in zip(labels, got, want, sums, lengths, strict=True):
+        bound = (length + 2) * u * s
+        _assert_within(g, wnt, bound, dtype, f"{_describe(case, dtype, name)}: {label}")
+
+
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize("name", ["winograd", "winograd2x2"])
+@given(case=winograd_cases())
+def test_winograd_agrees_with_the_reference_within_its_bound(
+    name: str, float_dtype: str, case: dict
+) -> None:
+    """y, dx, dw within ``f u E`` (transform magnitudes), db exactly as im2col's."""
+    dtype = float_dtype
+    tiling = winograd.F4X4_3X3 if name == "winograd" else winograd.F2X2_3X3
+    got = _run_conv(name, case, dtype)
+    want, sums = _reference(case, dtype)
+    x, w, dout = (case[key].astype(dtype) for key in ("x", "w", "dout"))
+    e_y, e_dx, e_dw = winograd.absolute_bound(x, w, dout, case["padding"], tiling)
+    # The bias: added once, after the output transform.
+    e_y = e_y + np.abs(case["b"].astype(dtype)).reshape(1, -1, 1, 1)
+    n, c_in = x.shape[:2]
+    th, tw = winograd.tile_counts(*dout.shape[2:], tiling)
+    factors = winograd.error_factors(tiling, c_in, w.shape[0], n * th * tw)
+    u = UNIT_ROUNDOFF[dtype]
+    bounds = (
+        factors["y"] * u * e_y,
+        factors["dx"] * u * e_dx,
+        factors["dw"] * u * e_dw,
+        (n * dout.shape[2] * dout.shape[3] + 2) * u * sums[3],
+    )
+    for label, g, wnt, bound in zip(
+        ("y", "dx", "dw", "db"), got, want, bounds, strict=True
+    ):
+        _assert_within(g, wnt, bound, dtype, f"{_describe(case, dtype, name)}: {label}")
+
+
+@st.composite
+def wide_layer_cases(draw: st.DrawFn) -> dict:
+    """3x3 stride-1 layers wide enough for automatic Winograd (8 to 40 channels)."""
+    padding = draw(st.integers(0, 2))
+    size = draw(st.integers(8, 12))
+    batch = draw(st.integers(1, 2))
+    c_in, c_out = draw(st.integers(8, 40)), draw(st.integers(8, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-2, 1.0, 1e2]))
+    out = size + 2 * padding - 2
+    return {
+        "x": scale * rng.uniform(-1, 1, (batch, c_in, size, size)),
+        "w": rng.uniform(-2, 2, (c_out, c_in, 3, 3)),
+        "b": rng.uniform(-1, 1, c_out),
+        "dout": rng.uniform(-1, 1, (batch, c_out, out, out)),
+        "stride": (1, 1),
+        "padding": (padding, padding),
+        "chunk_bytes": None,
+        "threads": 1,
+    }
+
+
+@given(case=wide_layer_cases())
+def test_automatic_winograd_stays_within_the_suites_agreement_tolerance(
+    case: dict,
+) -> None:
+    """What ``auto`` picks for wide 3x3 layers passes the suite's float32 tolerance.
+
+    The agreement tolerance (``properties.assertions.tolerance``: atol + rtol
+    |y| + 2 u n sum|terms|) is made for direct sums; the Winograd tilings
+    ``auto`` uses (F(2x2) from 8 channels, F(4x4) from 32) must stay inside it.
+    """
+    backend = NumpyBackend()
+    geometry = _geometry(backend, case["x"].shape, case["w"].shape, 1, case["padding"])
+    chosen = backend.select_conv_algorithm(geometry).name
+    got = _run_conv("auto", case, "float32")
+    want, sums = _reference(case, "float32")
+    n, c_in = case["x"].shape[:2]
+    c_out = case["w"].shape[0]
+    pixels = case["dout"].shape[2] * case["dout"].shape[3]
+    lengths = (c_in * 9 + 1, c_out * 9, n * pixels, n * pixels)
+    labels = ("y", "dx", "dw", "db")
+    for label, g, wnt, s, length in zip(labels, got, want, sums, lengths, strict=True):
+        allowed = suite_tolerance("float32", wnt, length * s)
+        error = np.abs(g.astype(np.float64) - wnt)
+        assert np.all(error <= allowed), (
+            f"{_describe(case, 'float32', 'auto')} (chose {chosen!r}): {label} "
+            f"error {float((error / allowed).max()):.3g} x the agreement tolerance, "
+            f"{_mismatch(g, wnt)}"
         )
+
+
+def test_the_winograd_bound_catches_a_wrong_matrix() -> None:
+    """The Winograd tolerance is not vacuous: one entry of G off by 1% fails it.
+
+    (The bound is a worst case: the correct algorithm errs about 1e3 times
+    less; a 1% error in G exceeds it 8 to 23 times, a dropped kernel tap
+    about 700 times.)
+    """
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    b = np.zeros(8, np.float32)
+    tiling = winograd.F4X4_3X3
+    want = reference_layers.conv2d(
+        x.astype(np.float64), w.astype(np.float64), b, padding=1
+    )
+    e_y = winograd.absolute_bound(x, w, np.zeros_like(want), (1, 1), tiling)[0]
+    bound = SAFETY * winograd.error_factors(tiling, 8, 8, 0)["y"] * 2.0**-24 * e_y
+    good = winograd.conv2d_forward(
+        NumpyBackend(),
+        x,
+        w,
+        b,
+        _geometry(NumpyBackend(), x.shape, w.shape, padding=1),
+        tiling,
+    )
+    assert np.all(np.abs(good - want) <= bound), (
+        "conv2d winograd F(4x4, 3x3), backend numpy, float32, x (2, 8, 12, 12): "
+        "the correct algorithm exceeds its own bound, "
+        f"{_mismatch(good, want)}"
+    )
+    g_wrong = tiling.g.copy()
+    g_wrong[3, 1] *= 1 + 1e-2
+    wrong = winograd.WinogradTiling(
+        "F(4x4, 3x3) with a wrong G", tiling.bt, g_wrong, tiling.at
+    )
+    bad = winograd.conv2d_forward(
+        NumpyBackend(),
+        x,
+        w,
+        b,
+        _geometry(NumpyBackend(), x.shape, w.shape, padding=1),
+        wrong,
+    )
+    assert np.any(np.abs(bad - want) > bound), (
+        "conv2d winograd, backend numpy, float32: a G matrix off by 1% in one "
+        f"entry stays within the bound ({_mismatch(bad, want)}): the bound is vacuous"
+    )
+
+
+def test_winograd_amplification_is_as_documented() -> None:
+    """E <= amplification x the window's sum of |terms|: 114 (F(4x4)), 4 (F(2x2))."""
+    assert round(winograd.F4X4_3X3.amplification, 2) == 113.78, (
+        f"F(4x4, 3x3) amplification {winograd.F4X4_3X3.amplification}"
+    )
+    assert winograd.F2X2_3X3.amplification == 4.0, (
+        f"F(2x2, 3x3) amplification {winograd.F2X2_3X3.amplification}"
+    )
+    # One tile, one channel, all ones: E over the 6x6 window vs the direct sum.
+    x = np.ones((1, 1, 6, 6))
+    w = np.ones((1, 1, 3, 3))
+    e_y = winograd.absolute_bound(
+        x, w, np.zeros((1, 1, 4, 4)), (0, 0), winograd.F4X4_3X3
+    )[0]
+    assert e_y.max() <= winograd.F4X4_3X3.amplification * 36, (
+        f"F(4x4, 3x3): E {e_y.max()} above amplification x 36"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CONV_ALGORITHMS))
@@ -148,11 +366,12 @@ def test_conv_reads_non_contiguous_inputs_by_their_strides(name: str) -> None:
     x_big = rng.standard_normal((2, 6, 9, 14)).astype(np.float32)
     w_big = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
     x = x_big[:, ::2, :, ::2]  # (2, 3, 9, 7), every stride unusual
-    w = w_big.transpose(1, 0, 2, 3)  # (4, 3, 3, 3), not C-contiguous
+    w = w_big.transpose(1, 0, 2, 3)[:, :, ::-1]  # (4, 3, 3, 3), not C-contiguous
     b = np.arange(4, dtype=np.float32)
-    hyper = {"stride": 2, "padding": 1}
     backend = NumpyBackend()
     backend.conv_algorithm = name
+    stride = 1 if name.startswith("winograd") else 2
+    hyper = {"stride": stride, "padding": 1}
     y = backend.conv2d(x, w, b, **hyper)
     dout = rng.standard_normal(y.shape).astype(np.float32)[..., ::-1]
     got = (y, *backend.conv2d_backward(dout, x, w, b, **hyper))
@@ -169,21 +388,41 @@ def test_conv_reads_non_contiguous_inputs_by_their_strides(name: str) -> None:
         )
 
 
-def _geometry(backend: NumpyBackend, x_shape, w_shape, **hyper) -> ConvGeometry:
+def _geometry(
+    backend: NumpyBackend, x_shape, w_shape, stride: int = 1, padding: int = 0
+) -> ConvGeometry:
     x = np.zeros(x_shape, np.float32)
     w = np.zeros(w_shape, np.float32)
-    return backend._check_conv2d(x, w, np.zeros(w_shape[0], np.float32), 1, 0)[3]
+    b = np.zeros(w_shape[0], np.float32)
+    return backend._check_conv2d(x, w, b, stride, padding)[3]
 
 
-def test_conv_dispatch_follows_preference_support_and_workspace() -> None:
-    """``auto`` takes the first supporting algorithm within the workspace limit."""
+def test_conv_dispatch_follows_preference_support_worth_and_workspace() -> None:
+    """``auto``: the first supporting, worthwhile algorithm within the workspace."""
     backend = NumpyBackend()
-    geometry = _geometry(backend, (2, 8, 10, 10), (8, 8, 3, 3))
-    assert backend.select_conv_algorithm(geometry).name == "im2col", (
-        f"conv2d dispatch, backend numpy: default choice for {geometry}"
-    )
+    cases = [
+        ((2, 32, 10, 10), (32, 32, 3, 3), 1, "winograd"),  # 3x3 stride 1, wide
+        ((2, 16, 10, 10), (16, 16, 3, 3), 1, "winograd2x2"),  # F(4x4) needs 32
+        ((2, 32, 6, 6), (32, 32, 3, 3), 1, "winograd2x2"),  # a 6x6 output
+        ((2, 4, 10, 10), (16, 4, 3, 3), 1, "im2col"),  # too few channels to pay
+        ((2, 16, 10, 10), (16, 16, 3, 3), 2, "im2col"),  # stride 2
+        ((2, 16, 10, 10), (16, 16, 5, 5), 1, "im2col"),  # 5x5
+        ((2, 16, 10, 10), (32, 16, 1, 1), 1, "im2col"),  # 1x1
+    ]
+    for x_shape, w_shape, stride, expected in cases:
+        geometry = _geometry(backend, x_shape, w_shape, stride)
+        chosen = backend.select_conv_algorithm(geometry).name
+        assert chosen == expected, (
+            f"conv2d dispatch, backend numpy: chose {chosen!r} for {geometry}, "
+            f"expected {expected!r}"
+        )
+    geometry = _geometry(backend, (2, 32, 10, 10), (32, 32, 3, 3))
     backend.conv_workspace_limit = 0  # nothing fits: the smallest workspace wins
-    assert backend.select_conv_algorithm(geometry).name == "offsets", (
+    smallest = min(
+        (CONV_ALGORITHMS[name] for name in backend.conv_preference),
+        key=lambda algorithm: algorithm.workspace_bytes(geometry),
+    )
+    assert backend.select_conv_algorithm(geometry) is smallest, (
         f"conv2d dispatch, backend numpy: choice with no workspace for {geometry}"
     )
     backend.conv_workspace_limit = 1 << 30
@@ -191,6 +430,9 @@ def test_conv_dispatch_follows_preference_support_and_workspace() -> None:
     assert backend.select_conv_algorithm(geometry).name == "offsets", (
         "conv2d dispatch, backend numpy: conv_algorithm='offsets' not honoured"
     )
+    backend.conv_algorithm = "winograd"
+    with pytest.raises(ValueError, match="does not support"):
+        backend.select_conv_algorithm(_geometry(backend, (1, 2, 8, 8), (2, 2, 3, 3), 2))
     backend.conv_algorithm = "no-such-algorithm"
     with pytest.raises(ValueError, match="conv_algorithm"):
         backend.select_conv_algorithm(geometry)
@@ -201,13 +443,13 @@ def test_a_registered_conv_algorithm_is_used_only_where_it_applies() -> None:
     calls: list[str] = []
     im2col = CONV_ALGORITHMS["im2col"]
 
-    def forward(backend, x_padded, w, geometry):
+    def forward(backend, x, w, b, geometry):
         calls.append("forward")
-        return im2col.forward(backend, x_padded, w, geometry)
+        return im2col.forward(backend, x, w, b, geometry)
 
-    def backward(backend, dout, x_padded, w, geometry):
+    def backward(backend, dout, x, w, geometry):
         calls.append("backward")
-        return im2col.backward(backend, dout, x_padded, w, geometry)
+        return im2col.backward(backend, dout, x, w, geometry)
 
     def three_by_three_stride_one(geometry: ConvGeometry) -> bool:
         return geometry.kernel == (3, 3) and geometry.stride == (1, 1)
@@ -237,7 +479,7 @@ def test_a_registered_conv_algorithm_is_used_only_where_it_applies() -> None:
 
 
 def test_conv_algorithm_registry_entries_are_complete() -> None:
-    """Every registered algorithm names itself and reports a workspace size."""
+    """Every registered algorithm names itself, reports a workspace and its worth."""
     geometry = _geometry(NumpyBackend(), (2, 3, 8, 8), (4, 3, 3, 3))
     for name, algorithm in CONV_ALGORITHMS.items():
         assert algorithm.name == name, (
@@ -247,6 +489,66 @@ def test_conv_algorithm_registry_entries_are_complete() -> None:
         workspace = algorithm.workspace_bytes(geometry)
         assert isinstance(workspace, int) and workspace >= 0, (
             f"conv algorithm {name!r}: workspace_bytes({geometry}) = {workspace!r}"
+        )
+        worth = algorithm.worthwhile(geometry)
+        assert isinstance(worth, bool), (
+            f"conv algorithm {name!r}: worthwhile({geometry}) = {worth!r}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(CONV_ALGORITHMS))
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape"),
+    [
+        ((0, 3, 6, 6), (4, 3, 3, 3)),
+        ((2, 3, 6, 6), (0, 3, 3, 3)),
+        ((2, 0, 6, 6), (4, 0, 3, 3)),
+    ],
+    ids=["no-images", "no-output-channels", "no-input-channels"],
+)
+def test_conv_with_nothing_to_sum_matches_the_reference(
+    name: str, x_shape: tuple, w_shape: tuple
+) -> None:
+    """An empty batch or no channels: shapes, the bias alone, zero gradients."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    backend = NumpyBackend()
+    backend.conv_algorithm = name
+    want_y = reference_layers.conv2d(x, w, b, padding=1)
+    dout = rng.standard_normal(want_y.shape)
+    want = (want_y, *reference_layers.conv2d_backward(dout, x, w, b, padding=1))
+    got = (backend.conv2d(x, w, b, padding=1),)
+    got += backend.conv2d_backward(dout, x, w, b, padding=1)
+    for label, g, wnt in zip(("y", "dx", "dw", "db"), got, want, strict=True):
+        _assert_close(
+            g,
+            wnt,
+            "float64",
+            f"conv2d {name!r}, backend numpy, x {x_shape}, w {w_shape}: {label}",
+        )
+
+
+def test_conv_chunks_cover_the_batch_within_the_budget() -> None:
+    """Chunks partition the batch, hold at most the budget, and keep enough columns."""
+    backend = NumpyBackend()
+    geometry = _geometry(backend, (7, 4, 10, 10), (4, 4, 3, 3), padding=1)
+    for budget, min_columns in [(None, 1), (1, 1), (3000, 1), (3000, 250), (10**9, 1)]:
+        backend.conv_chunk_bytes, backend.conv_chunk_min_columns = budget, min_columns
+        per_image = 1000
+        parts = list(array_backend._chunks(backend, geometry, per_image))
+        covered = [i for part in parts for i in range(7)[part]]
+        assert covered == list(range(7)), (
+            f"conv2d chunks, budget {budget}: {parts} do not partition the batch of 7"
+        )
+        sizes = {part.stop - part.start for part in parts[:-1]} or {parts[0].stop}
+        step = max(sizes)
+        if budget is None:
+            assert step == 7, f"conv2d chunks: no budget, yet chunks {parts}"
+            continue
+        needed = -(-min_columns // geometry.pixels)
+        assert step == max(1, min(7, max(budget // per_image, needed))), (
+            f"conv2d chunks, budget {budget}, min columns {min_columns}: {parts}"
         )
 
 
@@ -379,6 +681,106 @@ def test_optimizer_steps_allocate_no_full_size_temporary(
     assert peak < param.nbytes // 4, (
         f"{name}_step, backend numpy, float32, param {param.shape}, {hyper}: peak "
         f"allocation {peak} bytes during a step, param is {param.nbytes} bytes"
+    )
+
+
+def _steps(
+    backend: NumpyBackend, name: str, hyper: dict, param: np.ndarray, grads: list
+) -> tuple[np.ndarray, dict]:
+    state = backend.init_state(name, param)
+    step = getattr(backend, f"{name}_step")
+    for grad in grads:
+        step(param, grad, state, **hyper)
+    return param, state
+
+
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize(("name", "hyper"), OPTIMIZER_CASES, ids=OPTIMIZER_IDS)
+@given(
+    size=st.integers(1, 300),
+    block_elements=st.integers(1, 64),
+    threads=st.integers(1, 3),
+)
+def test_blocked_optimizer_steps_equal_the_unblocked_formula(
+    name: str,
+    hyper: dict,
+    float_dtype: str,
+    size: int,
+    block_elements: int,
+    threads: int,
+) -> None:
+    """Blocks of any length on any number of threads give the very same bits.
+
+    The reference point is the same kernel applied once to the whole arrays
+    (``optimizer_block_bytes`` larger than param, one thread): every element
+    goes through the same ufunc calls whichever block holds it.
+    """
+    dtype = np.dtype(float_dtype)
+    rng = np.random.default_rng(size * 1000 + block_elements)
+    param = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    whole = NumpyBackend()
+    whole.threads = 1
+    whole.optimizer_block_bytes = 1 << 40
+    want, want_state = _steps(whole, name, hyper, param.copy(), grads)
+    blocks = NumpyBackend()
+    blocks.threads = threads
+    blocks.optimizer_block_bytes = block_elements * dtype.itemsize
+    got, state = _steps(blocks, name, hyper, param.copy(), grads)
+    what = (
+        f"{name}_step, backend numpy, dtype {dtype}, {hyper}, param ({size},), "
+        f"blocks of {block_elements} on {threads} threads vs one block"
+    )
+    assert np.array_equal(got, want), f"{what}: param differs, {_mismatch(got, want)}"
+    for key in want_state:
+        if key != "scratch":
+            assert np.array_equal(state[key], want_state[key]), (
+                f"{what}: state[{key!r}]"
+            )
+
+
+@pytest.mark.parametrize(("name", "hyper"), OPTIMIZER_CASES, ids=OPTIMIZER_IDS)
+def test_optimizer_steps_update_strided_views_in_place(name: str, hyper: dict) -> None:
+    """A strided view as param (no blocking possible) is still updated in place."""
+    backend = NumpyBackend()
+    rng = np.random.default_rng(5)
+    storage = rng.standard_normal((6, 8)).astype(np.float32)
+    param = storage[:, ::2]  # (6, 4), not contiguous
+    expected = param.astype(np.float64)
+    state = backend.init_state(name, param)
+    from reference import optimizers as reference
+
+    expected_state = reference.init_state(name, expected)
+    step = getattr(backend, f"{name}_step")
+    for t in range(3):
+        grad = rng.standard_normal(param.shape).astype(np.float32)
+        new_param, _ = step(param, grad, state, **hyper)
+        expected, expected_state = getattr(reference, f"{name}_step")(
+            expected, grad.astype(np.float64), expected_state, **hyper
+        )
+        what = (
+            f"{name}_step, backend numpy, float32, strided param, {hyper}, step {t + 1}"
+        )
+        assert new_param is param, f"{what}: returned a new param array"
+        assert np.allclose(storage[:, ::2], expected, rtol=1e-5, atol=1e-5), (
+            f"{what}: the viewed storage is off the reference, "
+            f"{_mismatch(storage[:, ::2], expected)}"
+        )
+
+
+def test_thread_count_follow_numpy_blas() -> None:
+    """Pinning NumPy's BLAS with threadpoolctl pins the optimizer passes too."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    backend = NumpyBackend()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert backend.thread_count() == 1, (
+            "optimizer steps, backend numpy: BLAS pinned to 1 thread, yet "
+            f"{backend.thread_count()} threads"
+        )
+        assert blocked.blas_threads() == 1
+    backend.threads = 3
+    assert backend.thread_count() == 3, (
+        "optimizer steps, backend numpy: backend.threads = 3 not honoured"
     )
 
 

@@ -319,18 +319,7 @@ def catalog_families() -> tuple[dict[str, list[str]], str | None]:
             {},
             f"properties.catalog not importable ({type(error).__name__}: {error})",
         )
-    entries: list[Any] = []
-    for value in vars(catalog).values():
-        items = value.values() if isinstance(value, dict) else value
-        if isinstance(items, (list, tuple)) or isinstance(value, dict):
-            found = [
-                item
-                for item in items
-                if isinstance(getattr(item, "name", None), str)
-                and not isinstance(item, type)
-            ]
-            if found and len(found) > len(entries):
-                entries = found
+    entries = list(getattr(catalog, "CATALOG", ()))
     families: dict[str, list[str]] = {}
     for entry in entries:
         family = getattr(entry, "family", None)
