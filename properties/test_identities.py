@@ -1,0 +1,845 @@
+"""Identities between ops, and the counts of the lecture notes.
+
+Each property relates a backend's ops to each other (``tanh`` to ``sigmoid``,
+``sigmoid_backward`` to ``sigmoid``, ``maxout`` to ``relu`` and ``linear``) or
+to a structural fact (a max-pool gradient lands on a maximum of its window, a
+conv output has ``floor((H + 2p - k) / s) + 1`` rows), so a bug shows up as a
+broken identity even where a test against the reference might share the
+mistake. The parameter and multiply-add counts of the notes close the module:
+26 and 41 parameters for the MLPs of notes 003, 61,706 for LeNet-5, and the
+multiply-adds of the 3x3 conv from 3 to 64 channels on 32x32 of notes 000.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import reference
+from backends import contract
+from properties import assertions as a
+from properties import strategies as s
+from reference import models
+
+#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
+#: so sharing them across a test's examples is safe.
+fixtures_shared = settings(
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ]
+)
+
+
+class ReferenceAsBackend:
+    """The reference behind the backend interface: float64 NumPy arrays in and out.
+
+    The identities hold for the specification too; running them on it catches
+    a reference that drifted from the maths before it misjudges a backend.
+    """
+
+    name = "reference"
+    dtypes = ("float64",)
+    device = "cpu"
+    unavailable_reason = None
+
+    def asarray(self, a: np.ndarray, dtype: str) -> np.ndarray:
+        return np.array(a, dtype=dtype, copy=True)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def synchronize(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CONTRACT_OPERATIONS:
+            return getattr(reference, name)
+        raise AttributeError(name)
+
+
+CONTRACT_OPERATIONS = frozenset(contract.OPERATIONS + contract.BACKWARD_OPERATIONS)
+REFERENCE = ReferenceAsBackend()
+
+
+def on_reference(test: Any, *arguments: Any) -> None:
+    """Run the body of the backend test ``test`` on the reference, in float64."""
+    test.hypothesis.inner_test(REFERENCE, "float64", *arguments)
+
+
+def require(backend: Any, *ops: str) -> None:
+    """Skip as "not implemented" unless ``backend`` has every op of ``ops``."""
+    for op in ops:
+        if not contract.implements(backend, op):
+            pytest.skip(f"not implemented: {backend.name} has no {op}")
+
+
+def call(backend: Any, op: str, arguments: list[Any], context: a.Context, **hyper: Any):
+    return a.call_backend(backend, op, arguments, hyper, context)
+
+
+def host(backend: Any, value: Any, what: str, context: a.Context) -> np.ndarray:
+    return a.to_numpy(backend, value, what, context)
+
+
+def gradient(
+    backend: Any, op: str, arguments: list[Any], count: int, context: a.Context, **hyper
+) -> tuple[Any, ...]:
+    """The tuple a backward returns, checked for its length."""
+    result = a.call_backend(backend, op, arguments, hyper, context)
+    return a.expect_tuple(result, count, "backward", backend.name, op, context)
+
+
+def activation_inputs(low: float = -20.0, high: float = 20.0):
+    """Small arrays of any shape over the whole useful range of sigmoid and tanh."""
+    return s.shapes(max_dims=3, max_side=4).flatmap(
+        lambda shape: s.arrays(shape, low, high)
+    )
+
+
+# -- activations ---------------------------------------------------------------
+
+
+@fixtures_shared
+@given(x=activation_inputs())
+def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> None:
+    """tanh(x) = 2 sigmoid(2x) - 1, backend against itself.
+
+    Catches a sigmoid or a tanh with the wrong slope (``1 / (1 + exp(-2x))``,
+    ``tanh(x / 2)``) or the wrong offset (a sigmoid centred at 1/2 instead of
+    0), independently of the reference.
+    """
+    require(backend, "tanh", "sigmoid")
+    x = x.astype(dtype).astype(np.float64)
+    context = a.Context("tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1")
+    t = host(
+        backend,
+        call(backend, "tanh", [backend.asarray(x, dtype)], context),
+        "tanh",
+        context,
+    )
+    # 2x is exact in floating point: both ops see the same number.
+    s2 = call(backend, "sigmoid", [backend.asarray(2 * x, dtype)], context)
+    expected = 2 * host(backend, s2, "sigmoid(2x)", context).astype(np.float64) - 1
+    # sigmoid errs by a few ulps of a number <= 1; doubling it doubles that.
+    allowed = (
+        a.ATOL[dtype] + a.RTOL[dtype] * np.abs(expected) + 8 * a.UNIT_ROUNDOFF[dtype]
+    )
+    a.assert_close(
+        t,
+        expected,
+        dtype=dtype,
+        what="tanh(x)",
+        context=context,
+        allowed=allowed,
+        actual_label="tanh(x)",
+        expected_label="2 sigmoid(2x) - 1",
+    )
+
+
+@given(x=activation_inputs())
+def test_tanh_is_a_rescaled_sigmoid_reference(x: np.ndarray) -> None:
+    """tanh(x) = 2 sigmoid(2x) - 1 on the reference."""
+    on_reference(test_tanh_is_a_rescaled_sigmoid, x)
+
+
+@pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
+@fixtures_shared
+@given(x=activation_inputs(), dout_seed=s.seeds())
+def test_derivative_from_the_output(
+    backend: Any, dtype: str, operation: str, x: np.ndarray, dout_seed: int
+) -> None:
+    """sigmoid'(x) = s (1 - s) with s = sigmoid(x); tanh'(x) = 1 - t^2 with t = tanh(x).
+
+    The backward of each is compared with the formula applied to the backend's
+    own forward output, with a random upstream gradient.
+
+    Catches the classic cache mix-up, the derivative written in terms of the
+    input instead of the output (``dout * x * (1 - x)``, ``dout * (1 - x**2)``),
+    a missing factor of ``dout``, and a backward that differentiates a
+    different forward than the one the backend computes.
+    """
+    require(backend, operation, f"{operation}_backward")
+    x = x.astype(dtype).astype(np.float64)
+    dout = np.random.default_rng(dout_seed).standard_normal(x.shape).astype(dtype)
+    context = a.Context(
+        f"{operation}_backward",
+        backend.name,
+        dtype,
+        {"dout": dout, "x": x},
+        {},
+        "s (1 - s)" if operation == "sigmoid" else "1 - t^2",
+    )
+    native = backend.asarray(x, dtype)
+    y = host(backend, call(backend, operation, [native], context), "forward", context)
+    y = y.astype(np.float64)
+    derivative = y * (1 - y) if operation == "sigmoid" else (1 - y) * (1 + y)
+    expected = dout.astype(np.float64) * derivative
+    (dx,) = gradient(
+        backend,
+        f"{operation}_backward",
+        [backend.asarray(dout, dtype), native],
+        1,
+        context,
+    )
+    # The backend may compute the derivative in its own precision, with errors of
+    # a few ulps of each factor (and 1 - t^2 cancels where |t| -> 1).
+    scale = np.abs(dout.astype(np.float64)) * (np.abs(y) + 1) ** 2
+    allowed = a.ATOL[dtype] * np.abs(dout) + a.RTOL[dtype] * np.abs(expected)
+    allowed = allowed + 8 * a.UNIT_ROUNDOFF[dtype] * scale
+    a.assert_close(
+        host(backend, dx, "dx", context),
+        expected,
+        dtype=dtype,
+        what="gradient with respect to x",
+        context=context,
+        allowed=allowed,
+        expected_label="dout * derivative from the forward output",
+    )
+
+
+@pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
+@given(x=activation_inputs(), dout_seed=s.seeds())
+def test_derivative_from_the_output_reference(
+    operation: str, x: np.ndarray, dout_seed: int
+) -> None:
+    """sigmoid' = s (1 - s) and tanh' = 1 - t^2 on the reference."""
+    on_reference(test_derivative_from_the_output, operation, x, dout_seed)
+
+
+@fixtures_shared
+@given(x=activation_inputs(-5.0, 5.0))
+def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
+    """relu(relu(x)) = relu(x) exactly; relu(x) >= 0; relu(x) = x where x > 0.
+
+    Catches a ReLU that leaks negative values (a leaky slope, ``abs``, a
+    softplus approximation): none of them is idempotent, or none is exactly
+    the identity on positive inputs.
+    """
+    require(backend, "relu")
+    x = x.astype(dtype).astype(np.float64)
+    context = a.Context("relu", backend.name, dtype, {"x": x}, {}, "idempotent")
+    once = call(backend, "relu", [backend.asarray(x, dtype)], context)
+    twice = call(backend, "relu", [once], context)
+    first = host(backend, once, "relu(x)", context)
+    a.assert_close(
+        host(backend, twice, "relu(relu(x))", context),
+        first.astype(np.float64),
+        dtype=dtype,
+        what="relu(relu(x))",
+        context=context,
+        allowed=np.zeros(x.shape),
+        actual_label="relu(relu(x))",
+        expected_label="relu(x)",
+        explain="exact equality: ReLU only selects values",
+    )
+    a.assert_close(
+        first,
+        np.maximum(x, 0.0),
+        dtype=dtype,
+        what="relu(x)",
+        context=context,
+        allowed=np.zeros(x.shape),
+        expected_label="max(x, 0)",
+        explain="exact equality: ReLU only selects values",
+    )
+
+
+@given(x=activation_inputs(-5.0, 5.0))
+def test_relu_is_idempotent_reference(x: np.ndarray) -> None:
+    """relu(relu(x)) = relu(x) on the reference."""
+    on_reference(test_relu_is_idempotent, x)
+
+
+@fixtures_shared
+@given(
+    x=activation_inputs(-5.0, 5.0),
+    alpha=s.optional(s.floats(1e-3, 1.0)),
+    dout_seed=s.seeds(),
+)
+def test_leaky_relu_gradient_is_never_zero(
+    backend: Any, dtype: str, x: np.ndarray, alpha: Any, dout_seed: int
+) -> None:
+    """leaky_relu's gradient is dout where x > 0 and alpha * dout elsewhere: never 0.
+
+    With a nonzero upstream gradient and alpha > 0 (drawn, or the default 0.01),
+    no element of dx is 0, at x = 0 included.
+
+    Catches a leaky ReLU whose backward was copied from ReLU's (zero for x < 0:
+    the "dying ReLU" the leak exists to prevent) and a slope applied to the
+    wrong side.
+    """
+    require(backend, "leaky_relu_backward")
+    hyper = {} if alpha is s.OMITTED else {"alpha": alpha}
+    slope = hyper.get("alpha", 0.01)
+    x = x.astype(dtype).astype(np.float64)
+    rng = np.random.default_rng(dout_seed)
+    dout = rng.choice([-1.0, 1.0], size=x.shape) * rng.uniform(0.5, 2.0, size=x.shape)
+    dout = dout.astype(dtype)
+    context = a.Context(
+        "leaky_relu_backward",
+        backend.name,
+        dtype,
+        {"dout": dout, "x": x},
+        hyper,
+        "gradient never 0",
+    )
+    (dx,) = gradient(
+        backend,
+        "leaky_relu_backward",
+        [backend.asarray(dout, dtype), backend.asarray(x, dtype)],
+        1,
+        context,
+        **hyper,
+    )
+    dx = host(backend, dx, "dx", context)
+    zero = dx == 0
+    if zero.any():
+        index = tuple(int(i) for i in np.argwhere(zero)[0])
+        raise context.fail(
+            f"leaky_relu_backward returned 0 in {int(zero.sum())} of {zero.size} "
+            "elements with a nonzero upstream gradient",
+            f"first at index {index}: x {x[index]!r}, dout {dout[index]!r}, "
+            f"alpha {slope}",
+        )
+    expected = np.where(x > 0, 1.0, slope) * dout.astype(np.float64)
+    a.assert_close(
+        dx,
+        expected,
+        dtype=dtype,
+        what="gradient with respect to x",
+        context=context,
+        expected_label="dout where x > 0, alpha * dout elsewhere",
+    )
+
+
+@given(
+    x=activation_inputs(-5.0, 5.0),
+    alpha=s.optional(s.floats(1e-3, 1.0)),
+    dout_seed=s.seeds(),
+)
+def test_leaky_relu_gradient_is_never_zero_reference(
+    x: np.ndarray, alpha: Any, dout_seed: int
+) -> None:
+    """leaky ReLU's gradient is never 0 on the reference."""
+    on_reference(test_leaky_relu_gradient_is_never_zero, x, alpha, dout_seed)
+
+
+# -- maxout --------------------------------------------------------------------
+
+
+@st.composite
+def maxout_with_zero_piece(draw: st.DrawFn) -> dict[str, Any]:
+    """x, one piece (w0, b0) with no pre-activation within 1e-3 of 0, and the order."""
+    n, d_in, d_out = (draw(st.integers(1, 4)) for _ in range(3))
+    x = draw(s.arrays((n, d_in), -2.0, 2.0))
+    rng = np.random.default_rng(draw(s.seeds()))
+    w0 = rng.uniform(-2.0, 2.0, (d_out, d_in))
+    b0 = rng.uniform(-2.0, 2.0, d_out)
+    # Move b0 until no pre-activation sits at the kink (float32 and float64 must
+    # then agree on every sign).
+    for _ in range(64):
+        close = np.abs(x @ w0.T + b0) < 10 * s.KINK_GAP
+        if not close.any():
+            break
+        b0 = b0 + np.where(close.any(axis=0), 25 * s.KINK_GAP, 0.0)
+    return {"x": x, "w0": w0, "b0": b0, "zero_first": draw(st.booleans())}
+
+
+@fixtures_shared
+@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
+def test_maxout_with_a_zero_piece_is_relu(
+    backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
+) -> None:
+    """maxout(x) with pieces {(w0, b0), (0, 0)} = relu(linear(x, w0, b0)), both ways.
+
+    Forward against the backend's own relu and linear; backward against the
+    chain relu_backward, linear_backward, and the zero piece's gradients
+    (dout where the zero piece wins, that is where x w0^T + b0 < 0).
+
+    Catches a maxout that takes the minimum or the wrong axis of the pieces,
+    and a backward that routes the gradient to the wrong piece or to all of
+    them.
+    """
+    require(backend, "maxout", "maxout_backward", "relu", "linear")
+    x = drawn["x"].astype(dtype).astype(np.float64)
+    w0 = drawn["w0"].astype(dtype).astype(np.float64)
+    b0 = drawn["b0"].astype(dtype).astype(np.float64)
+    live = 1 if drawn["zero_first"] else 0
+    w = np.zeros((2, *w0.shape))
+    b = np.zeros((2, *b0.shape))
+    w[live], b[live] = w0, b0
+    dout = np.random.default_rng(dout_seed).standard_normal((x.shape[0], w0.shape[0]))
+    dout = dout.astype(dtype).astype(np.float64)
+    context = a.Context(
+        "maxout",
+        backend.name,
+        dtype,
+        {"x": x, "w": w, "b": b},
+        {},
+        f"piece {1 - live} is zero",
+    )
+    nx, nw, nb = (backend.asarray(v, dtype) for v in (x, w, b))
+    z = call(
+        backend,
+        "linear",
+        [nx, backend.asarray(w0, dtype), backend.asarray(b0, dtype)],
+        context,
+    )
+    expected = host(
+        backend, call(backend, "relu", [z], context), "relu(linear)", context
+    )
+    z64 = x @ w0.T + b0
+    bound = np.abs(x) @ np.abs(w0).T + np.abs(b0)
+    a.assert_close(
+        host(
+            backend, call(backend, "maxout", [nx, nw, nb], context), "maxout", context
+        ),
+        expected.astype(np.float64),
+        dtype=dtype,
+        what="forward",
+        context=context,
+        summation=(x.shape[1] + 1) * bound,
+        expected_label="relu(linear(x, w0, b0))",
+    )
+    if not contract.implements(backend, "maxout_backward"):
+        return
+    dx, dw, db = gradient(
+        backend,
+        "maxout_backward",
+        [backend.asarray(dout, dtype), nx, nw, nb],
+        3,
+        context,
+    )
+    positive = z64 > 0
+    dz = np.where(positive, dout, 0.0)
+    dz_zero = np.where(positive, 0.0, dout)
+    expected_dw = np.zeros_like(w)
+    expected_db = np.zeros_like(b)
+    expected_dw[live], expected_db[live] = dz.T @ x, dz.sum(axis=0)
+    expected_dw[1 - live], expected_db[1 - live] = dz_zero.T @ x, dz_zero.sum(axis=0)
+    n, d_out = dout.shape
+    d_bound = np.abs(dout)
+    for what, actual, wanted, summation in (
+        ("dx", dx, dz @ w0, (d_out + 1) * d_bound @ np.abs(w0)),
+        (
+            "dw",
+            dw,
+            expected_dw,
+            (n + 1) * np.broadcast_to(d_bound.T @ np.abs(x), w.shape),
+        ),
+        (
+            "db",
+            db,
+            expected_db,
+            (n + 1) * np.broadcast_to(d_bound.sum(axis=0), b.shape),
+        ),
+    ):
+        a.assert_close(
+            host(backend, actual, what, context),
+            wanted,
+            dtype=dtype,
+            what=f"gradient {what} (backward)",
+            context=context,
+            summation=summation,
+            expected_label="relu/linear chain",
+        )
+
+
+@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
+def test_maxout_with_a_zero_piece_is_relu_reference(
+    drawn: dict[str, Any], dout_seed: int
+) -> None:
+    """maxout with a zero piece is relu(linear) on the reference."""
+    on_reference(test_maxout_with_a_zero_piece_is_relu, drawn, dout_seed)
+
+
+# -- max pooling ----------------------------------------------------------------
+
+
+@st.composite
+def pooling_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """A max-pool geometry and an input with frequent ties (or none).
+
+    Half of the inputs take values from {-2, -1, 0, 1, 2}, so that most windows
+    hold several maxima; the other half are generic. All-negative windows next
+    to the padding are common in both.
+    """
+    g = draw(s.pool_geometries(padded=True))
+    shape = (g["batch"], g["channels"], g["height"], g["width"])
+    ties = hnp.arrays(np.float64, shape, elements=st.integers(-2, 2).map(float))
+    x = draw(st.one_of(ties, s.arrays(shape, -3.0, 3.0)))
+    return {"x": x, "hyper": g["hyper"]}
+
+
+def _window_slices(
+    i: int,
+    j: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    height: int,
+    width: int,
+) -> tuple[slice, slice]:
+    """The input rows and columns of output cell ``(i, j)``, clipped to the input."""
+    top, left = i * stride[0] - padding[0], j * stride[1] - padding[1]
+    rows = slice(max(top, 0), min(top + kernel[0], height))
+    cols = slice(max(left, 0), min(left + kernel[1], width))
+    return rows, cols
+
+
+@fixtures_shared
+@given(drawn=pooling_inputs(), dout_seed=s.seeds())
+def test_max_pool_routes_gradient_to_a_maximum(
+    backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
+) -> None:
+    """Each output is its window's max; its gradient lands on a max of that window.
+
+    Windows are split into groups that do not overlap (output cells ``(i, j)``
+    with the same ``i mod ceil(k/s)`` and ``j mod ceil(k/s)``); each group gets
+    its own backward with a nonzero upstream gradient on its windows only.
+    Within every window, ``dx`` is nonzero only at cells holding the window's
+    maximum, and sums to the window's upstream gradient (ties: any split among
+    maxima is accepted); outside the group's windows it is 0. Padded cells
+    count as -inf: they are never the maximum.
+
+    Catches a gradient copied to every tied maximum (the window's total
+    doubles), one sent to a fixed corner or spread as in average pooling, and
+    padding with zeros instead of -inf (an all-negative border window then has
+    maximum 0 and loses its gradient to the padding).
+    """
+    require(backend, "max_pool2d", "max_pool2d_backward")
+    x = drawn["x"].astype(dtype).astype(np.float64)
+    hyper = dict(drawn["hyper"])
+    kernel = s.as_pair(hyper["kernel_size"])
+    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    padding = s.as_pair(hyper.get("padding", 0))
+    n, c, height, width = x.shape
+    out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    context = a.Context("max_pool2d", backend.name, dtype, {"x": x}, hyper)
+    native = backend.asarray(x, dtype)
+
+    y = host(
+        backend,
+        call(backend, "max_pool2d", [native], context, **hyper),
+        "forward",
+        context,
+    )
+    expected = np.empty((n, c, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            rows, cols = _window_slices(i, j, kernel, stride, padding, height, width)
+            expected[:, :, i, j] = x[:, :, rows, cols].max(axis=(2, 3))
+    a.assert_close(
+        y,
+        expected,
+        dtype=dtype,
+        what="forward",
+        context=context,
+        allowed=np.zeros(expected.shape),
+        expected_label="max of the window",
+        explain="exact equality: max pooling only selects values",
+    )
+
+    rng = np.random.default_rng(dout_seed)
+    values = rng.choice([-1.0, 1.0], (n, c, out_h, out_w)) * rng.uniform(
+        0.5, 2.0, (n, c, out_h, out_w)
+    )
+    values = values.astype(dtype).astype(np.float64)
+    groups = (math.ceil(kernel[0] / stride[0]), math.ceil(kernel[1] / stride[1]))
+    for group_i in range(groups[0]):
+        for group_j in range(groups[1]):
+            dout = np.zeros_like(values)
+            dout[:, :, group_i :: groups[0], group_j :: groups[1]] = values[
+                :, :, group_i :: groups[0], group_j :: groups[1]
+            ]
+            group = (
+                f"windows (i mod {groups[0]}, j mod {groups[1]}) = "
+                f"({group_i}, {group_j})"
+            )
+            group_context = a.Context(
+                "max_pool2d_backward",
+                backend.name,
+                dtype,
+                {"dout": dout, "x": x},
+                hyper,
+                group,
+            )
+            (dx,) = gradient(
+                backend,
+                "max_pool2d_backward",
+                [backend.asarray(dout, dtype), native],
+                1,
+                group_context,
+                **hyper,
+            )
+            dx = host(backend, dx, "dx", group_context).astype(np.float64)
+            _check_routing(
+                x,
+                dx,
+                dout,
+                group_i,
+                group_j,
+                groups,
+                kernel,
+                stride,
+                padding,
+                group_context,
+            )
+
+
+@given(drawn=pooling_inputs(), dout_seed=s.seeds())
+def test_max_pool_routes_gradient_to_a_maximum_reference(
+    drawn: dict[str, Any], dout_seed: int
+) -> None:
+    """Max-pool routing on the reference."""
+    on_reference(test_max_pool_routes_gradient_to_a_maximum, drawn, dout_seed)
+
+
+def _check_routing(
+    x: np.ndarray,
+    dx: np.ndarray,
+    dout: np.ndarray,
+    group_i: int,
+    group_j: int,
+    groups: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    context: a.Context,
+) -> None:
+    n, c, height, width = x.shape
+    covered = np.zeros(x.shape, dtype=bool)
+    for i in range(group_i, dout.shape[2], groups[0]):
+        for j in range(group_j, dout.shape[3], groups[1]):
+            rows, cols = _window_slices(i, j, kernel, stride, padding, height, width)
+            covered[:, :, rows, cols] = True
+            for b in range(n):
+                for ch in range(c):
+                    window = x[b, ch, rows, cols]
+                    routed = dx[b, ch, rows, cols]
+                    where = f"sample {b}, channel {ch}, output cell ({i}, {j})"
+                    not_max = (routed != 0) & (window != window.max())
+                    if not_max.any():
+                        raise context.fail(
+                            "max_pool2d_backward: gradient on a cell that is not "
+                            f"a maximum of its window ({where})",
+                            f"window {window.tolist()}, its gradient "
+                            f"{routed.tolist()}, upstream {dout[b, ch, i, j]!r}",
+                        )
+                    total, wanted = routed.sum(), dout[b, ch, i, j]
+                    if abs(total - wanted) > 4 * a.UNIT_ROUNDOFF[context.dtype] * abs(
+                        wanted
+                    ):
+                        raise context.fail(
+                            "max_pool2d_backward: the window's gradient does not "
+                            f"sum to its upstream gradient ({where})",
+                            f"window {window.tolist()}, its gradient {routed.tolist()} "
+                            f"(sum {total!r}), upstream {wanted!r}",
+                        )
+    stray = ~covered & (dx != 0)
+    if stray.any():
+        index = tuple(int(i) for i in np.argwhere(stray)[0])
+        raise context.fail(
+            "max_pool2d_backward: gradient outside every window that received one",
+            f"first at input index {index}: {dx[index]!r}",
+        )
+
+
+# -- output sizes and counts ------------------------------------------------------
+
+
+def _size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """The notes' output size: floor((H + 2p - k) / s) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@fixtures_shared
+@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
+def test_output_size_formula(
+    backend: Any, dtype: str, geometry: dict[str, Any], pool: dict[str, Any]
+) -> None:
+    """conv2d, max_pool2d and avg_pool2d outputs have floor((H + 2p - k) / s) + 1 rows.
+
+    Per axis, with stride and padding drawn as ints or (h, w) pairs.
+
+    Catches ``ceil`` for ``floor`` (an extra partial window), padding applied
+    on one side only, stride ignored on one axis, and the height and width
+    swapped in a pair.
+    """
+    require(backend, "conv2d")
+    kernel, stride, padding = (
+        geometry["kernel"],
+        s.as_pair(geometry["stride"]),
+        s.as_pair(geometry["padding"]),
+    )
+    x = np.zeros(
+        (
+            geometry["batch"],
+            geometry["in_channels"],
+            geometry["height"],
+            geometry["width"],
+        )
+    )
+    w = np.zeros((geometry["out_channels"], geometry["in_channels"], *kernel))
+    b = np.zeros(geometry["out_channels"])
+    hyper = {"stride": geometry["stride"], "padding": geometry["padding"]}
+    context = a.Context(
+        "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, hyper, "shape"
+    )
+    y = call(
+        backend,
+        "conv2d",
+        [backend.asarray(v, dtype) for v in (x, w, b)],
+        context,
+        **hyper,
+    )
+    expected = (
+        x.shape[0],
+        w.shape[0],
+        _size(x.shape[2], kernel[0], stride[0], padding[0]),
+        _size(x.shape[3], kernel[1], stride[1], padding[1]),
+    )
+    _check_shape(host(backend, y, "forward", context), expected, context)
+
+    px = np.zeros((pool["batch"], pool["channels"], pool["height"], pool["width"]))
+    hyper = dict(pool["hyper"])
+    kernel = s.as_pair(hyper["kernel_size"])
+    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    for op in ("max_pool2d", "avg_pool2d"):
+        if not contract.implements(backend, op):
+            continue
+        op_hyper = (
+            hyper
+            if op == "max_pool2d"
+            else {key: value for key, value in hyper.items() if key != "padding"}
+        )
+        padding = s.as_pair(op_hyper.get("padding", 0))
+        if any(
+            px.shape[2 + axis] + 2 * padding[axis] < kernel[axis] for axis in (0, 1)
+        ):
+            continue  # the window only fits with padding, which avg_pool2d lacks
+        context = a.Context(op, backend.name, dtype, {"x": px}, op_hyper, "shape")
+        y = call(backend, op, [backend.asarray(px, dtype)], context, **op_hyper)
+        expected = (
+            px.shape[0],
+            px.shape[1],
+            _size(px.shape[2], kernel[0], stride[0], padding[0]),
+            _size(px.shape[3], kernel[1], stride[1], padding[1]),
+        )
+        _check_shape(host(backend, y, "forward", context), expected, context)
+
+
+@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
+def test_output_size_formula_reference(
+    geometry: dict[str, Any], pool: dict[str, Any]
+) -> None:
+    """The output-size formula on the reference's conv and pools."""
+    on_reference(test_output_size_formula, geometry, pool)
+
+
+def _check_shape(
+    actual: np.ndarray, expected: tuple[int, ...], context: a.Context
+) -> None:
+    if actual.shape != expected:
+        raise context.fail(
+            f"{context.op}: output shape {actual.shape}, expected {expected} "
+            "from floor((H + 2p - k) / s) + 1",
+        )
+
+
+def test_parameter_counts_of_the_notes() -> None:
+    """26 and 41 parameters for the MLPs of notes 003; 61,706 for LeNet-5 (notes 004).
+
+    Catches a count that forgets the biases (20, 33, 61,150) or transposes a
+    layer's shape.
+    """
+    assert models.mlp_parameter_count([3, 4, 2]) == 26, (
+        "the two-layer net 3-4-2 of notes 003 has 3x4+4 + 4x2+2 = 26 parameters, "
+        f"reference says {models.mlp_parameter_count([3, 4, 2])}"
+    )
+    assert models.mlp_parameter_count([3, 4, 4, 1]) == 41, (
+        "the three-layer net 3-4-4-1 of notes 003 has 3x4+4 + 4x4+4 + 4x1+1 = 41 "
+        f"parameters, reference says {models.mlp_parameter_count([3, 4, 4, 1])}"
+    )
+    lenet = models.parameter_count(models.lenet5_parameter_shapes())
+    assert lenet == 61_706, (
+        f"LeNet-5 of notes 004 has 61,706 parameters, reference says {lenet}"
+    )
+
+
+def test_multiply_adds_of_the_notes() -> None:
+    """The 3x3 conv from 3 to 64 channels on 32x32 ("same" padding): 1,769,472 MACs.
+
+    That is 32 * 32 * 3 * 3 * 3 * 64. Notes 000 print 1,179,648, an arithmetic
+    slip: it is the same product with 2 input channels, checked here too so the
+    explanation in the reference stays true.
+
+    Catches a count that uses the input size instead of the output size with
+    padding, or forgets a factor (C_in or C_out).
+    """
+    same = models.conv2d_multiply_adds((1, 3, 32, 32), (64, 3, 3, 3), padding=1)
+    assert same == 32 * 32 * 3 * 3 * 3 * 64 == 1_769_472, (
+        f"conv 3x3, 3 -> 64 channels, 32x32 output: expected 1,769,472 multiply-adds, "
+        f"reference says {same}"
+    )
+    two_channels = models.conv2d_multiply_adds((1, 2, 32, 32), (64, 2, 3, 3), padding=1)
+    assert two_channels == 1_179_648, (
+        "the notes' printed 1,179,648 is the count with 2 input channels; reference "
+        f"says {two_channels} for 2 channels"
+    )
+    valid = models.conv2d_multiply_adds((1, 3, 32, 32), (64, 3, 3, 3))
+    assert valid == 30 * 30 * 27 * 64, (
+        f"without padding the output is 30x30: expected {30 * 30 * 27 * 64}, "
+        f"got {valid}"
+    )
+
+
+@pytest.mark.parametrize("in_channels", [3, 2])
+def test_multiply_adds_from_the_backend_conv(
+    backend: Any, dtype: str, in_channels: int
+) -> None:
+    """The MAC count of notes 000 from the backend's own conv: output cells x C_in k^2.
+
+    A (1, C_in, 32, 32) input through a (64, C_in, 3, 3) conv with padding 1 has a
+    (1, 64, 32, 32) output; each output cell costs C_in * 3 * 3 multiply-adds:
+    1,769,472 for 3 input channels, 1,179,648 (the notes' printed number) for 2.
+
+    Catches a conv whose "same" padding is not the same size (padding on one side
+    only gives 31x31), so a count read off the layer disagrees with the formula.
+    """
+    require(backend, "conv2d")
+    x = np.zeros((1, in_channels, 32, 32))
+    w = np.zeros((64, in_channels, 3, 3))
+    b = np.zeros(64)
+    context = a.Context(
+        "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, {"padding": 1}
+    )
+    y = host(
+        backend,
+        call(
+            backend,
+            "conv2d",
+            [backend.asarray(v, dtype) for v in (x, w, b)],
+            context,
+            padding=1,
+        ),
+        "forward",
+        context,
+    )
+    _check_shape(y, (1, 64, 32, 32), context)
+    counted = y.size * in_channels * 3 * 3
+    expected = {3: 1_769_472, 2: 1_179_648}[in_channels]
+    assert (
+        counted == expected == models.conv2d_multiply_adds(x.shape, w.shape, padding=1)
+    ), (
+        f"conv2d on backend {backend.name}: {y.size} output cells x "
+        f"{in_channels * 9} = {counted} multiply-adds, expected {expected}"
+    )
