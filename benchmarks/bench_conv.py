@@ -5,49 +5,81 @@ backward: ``conv2d_backward``, which returns dx, dw and db), synchronised with
 the device before the clock stops. ``track_gflops`` is the same call's
 throughput, ``2·N·K·Ho·Wo·C·kH·kW`` per forward and twice that per backward
 (dx and dw each cost one forward), over the median of repeated calls.
+
+Parameters: the ``implementation`` (``"numpy"``, the backend's own choice per
+shape; ``"numpy[winograd]"``, one algorithm forced; ``"torch"``; see
+:func:`benchmarks.common.conv_grid`), the ``layer``, the ``direction``, the
+``dtype`` and the ``threads`` the pools are pinned to. Four classes hold only
+the combinations that compute something, each a full grid as asv wants it:
+
+* :class:`Conv2d`: the CPU implementations that compute every layer;
+* :class:`Conv2dSpecialised`: the CPU algorithms that compute only some
+  layers (Winograd F(4x4, 3x3) and F(2x2, 3x3): 3x3 kernels at stride 1),
+  on those layers;
+* :class:`Conv2dGPU`, :class:`Conv2dGPUSpecialised`: the same on the GPU
+  backends, at the first thread count only, and not discovered by asv where
+  no GPU backend can run.
 """
 
 from __future__ import annotations
 
-import time
-
 from . import common
 
+_CPU = common.CONV_GRIDS["cpu"]
+_GPU = common.CONV_GRIDS["gpu"]
 
-class Conv2d:
-    """One conv2d call per backend, layer, direction, dtype, algorithm, threads."""
 
-    params = (
-        list(common.BACKENDS),
-        list(common.CONV_LAYERS),
-        list(common.CONV_DIRECTIONS),
-        list(common.CONV_DTYPES),
-        list(common.CONV_ALGORITHMS),
-        list(common.THREADS),
-    )
-    param_names = ("backend", "layer", "direction", "dtype", "algorithm", "threads")
-    # Wall clock, not process time: GPU work and worker threads must count.
-    timer = time.perf_counter
-    timeout = 180.0
+class _Conv2dBenchmark(common.AsvTiming):
+    """One conv2d call per implementation, layer, direction, dtype, threads.
+
+    The subclasses set ``params``; asv discovers no name starting with ``_``.
+    """
+
+    param_names = ("implementation", "layer", "direction", "dtype", "threads")
+    #: The combination whose inputs this instance holds: asv re-runs setup
+    #: before every sample, which then only re-applies the algorithm and the
+    #: thread pinning (teardown undid them).
+    _prepared: tuple | None = None
 
     def setup(
         self,
-        backend: str,
+        implementation: str,
         layer: str,
         direction: str,
         dtype: str,
-        algorithm: str,
         threads: int,
     ) -> None:
-        operation = "conv2d" if direction == "forward" else "conv2d_backward"
-        self.backend = common.load_backend(
-            backend, operations=(operation,), dtype=dtype
-        )
-        common.require_thread_count(self.backend, threads)
+        params = (implementation, layer, direction, dtype, threads)
+        backend_spec, algorithm = common.split_implementation(implementation)
+        if not common.conv_applies(implementation, common.CONV_LAYERS[layer]):
+            raise common.NotApplicable(f"{implementation} does not compute {layer}")
+        if self._prepared != params:
+            self._prepared = None
+            operation = "conv2d" if direction == "forward" else "conv2d_backward"
+            self.backend = common.load_backend(
+                backend_spec, operations=(operation,), dtype=dtype
+            )
         self.algorithm_choice = common.ConvAlgorithmChoice(self.backend, algorithm)
-        forward, backward = self.backend.conv2d, self.backend.conv2d_backward
+        if self._prepared is None:
+            self._build_call(layer, direction, dtype)
+        self.thread_pin = common.ThreadPin(threads)
+        if self._prepared is None:
+            # Warm-up: first-call costs (allocator, kernel selection, page
+            # faults) stay out of the timings.
+            try:
+                self.call()
+            except ValueError as error:
+                # An algorithm of another backend that refuses this shape:
+                # not applicable, not a failure.
+                if algorithm is not None and "does not support" in str(error):
+                    raise common.NotApplicable(str(error)) from None
+                raise
+            self.backend.synchronize()
+            self._prepared = params
 
-        self.layer = common.conv_layer(layer)
+    def _build_call(self, layer_name: str, direction: str, dtype: str) -> None:
+        forward, backward = self.backend.conv2d, self.backend.conv2d_backward
+        self.layer = common.conv_layer(layer_name)
         self.flops = self.layer.flops(direction)
         fan_in = self.layer.in_channels * self.layer.kernel_size**2
         x = self.backend.asarray(common.random_array(0, self.layer.input_shape), dtype)
@@ -66,19 +98,6 @@ class Conv2d:
             )
             self.call = lambda: backward(dout, x, w, b, **hyper)
 
-        self.thread_pin = common.ThreadPin(threads)
-        # Warm-up: first-call costs (allocator, kernel selection, page faults)
-        # stay out of the timings.
-        try:
-            self.call()
-        except ValueError as error:
-            # An algorithm restricted to some shapes (a Winograd for 3x3 stride
-            # 1, say) refuses the others: not applicable, not a failure.
-            if algorithm != "default" and "does not support" in str(error):
-                raise NotImplementedError(str(error)) from None
-            raise
-        self.backend.synchronize()
-
     def teardown(self, *params: object) -> None:
         common.restore(self, "thread_pin", "algorithm_choice")
 
@@ -94,3 +113,58 @@ class Conv2d:
     def _synchronised_call(self) -> None:
         self.call()
         self.backend.synchronize()
+
+
+def _params(implementations, layers, device: str) -> tuple[list, ...]:
+    return (
+        list(implementations),
+        list(layers),
+        list(common.CONV_DIRECTIONS),
+        list(common.CONV_DTYPES),
+        list(common.thread_counts(device)),
+    )
+
+
+@common.discovered_by_asv_if(bool(_CPU.general))
+class Conv2d(_Conv2dBenchmark):
+    """The CPU implementations that compute every layer, on every layer."""
+
+    params = _params(_CPU.general, common.CONV_LAYERS, "cpu")
+
+
+@common.discovered_by_asv_if(bool(_CPU.specialised))
+class Conv2dSpecialised(_Conv2dBenchmark):
+    """The CPU algorithms that compute only some layers, on those layers."""
+
+    params = _params(_CPU.specialised, _CPU.specialised_layers, "cpu")
+
+
+@common.discovered_by_asv_if(common.GPU_MAY_RUN and bool(_GPU.general))
+class Conv2dGPU(_Conv2dBenchmark):
+    """The GPU implementations that compute every layer, on every layer."""
+
+    params = _params(_GPU.general, common.CONV_LAYERS, "gpu")
+
+
+@common.discovered_by_asv_if(common.GPU_MAY_RUN and bool(_GPU.specialised))
+class Conv2dGPUSpecialised(_Conv2dBenchmark):
+    """The GPU algorithms that compute only some layers, on those layers."""
+
+    params = _params(_GPU.specialised, _GPU.specialised_layers, "gpu")
+
+
+#: The classes, for the side-by-side and the smoke test.
+CLASSES: tuple[type[_Conv2dBenchmark], ...] = (
+    Conv2d,
+    Conv2dSpecialised,
+    Conv2dGPU,
+    Conv2dGPUSpecialised,
+)
+
+
+def benchmark_class(implementation: str, layer: str) -> type[_Conv2dBenchmark]:
+    """The class whose grid holds ``implementation`` on ``layer``."""
+    for cls in CLASSES:
+        if implementation in cls.params[0] and layer in cls.params[1]:
+            return cls
+    raise KeyError(f"no conv2d benchmark times {implementation} on {layer}")

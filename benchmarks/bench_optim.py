@@ -6,54 +6,56 @@ memory traffic a step cannot avoid (read param, grad and every state array,
 write param and every state array) over the median step time: optimizer steps
 are memory-bound, so this reads against the machine's memory bandwidth.
 
-The state and one warm-up step are built in ``setup``; the timed steps keep
-updating the same param and state (a constant gradient keeps every value
-finite and away from denormals over many thousands of steps).
+The state and one warm-up step are built in the first ``setup``; the timed
+steps keep updating the same param and state (a constant gradient keeps every
+value finite and away from denormals over many thousands of steps).
+
+:class:`OptimizerStep` runs the CPU backends at every thread count,
+:class:`OptimizerStepGPU` the GPU backends at the first only (and is not
+discovered by asv where no GPU backend can run).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 from . import common
 
 
-class OptimizerStep:
-    """One optimizer step per backend, optimizer, parameter count, threads."""
+class _OptimizerStepBenchmark(common.AsvTiming):
+    """One optimizer step per backend, optimizer, parameter count, threads.
 
-    params = (
-        list(common.BACKENDS),
-        list(common.OPTIMIZERS),
-        list(common.OPTIMIZER_SIZES),
-        list(common.THREADS),
-    )
+    The subclasses set ``params``; asv discovers no name starting with ``_``.
+    """
+
     param_names = ("backend", "optimizer", "size", "threads")
-    # Wall clock, not process time: GPU work and worker threads must count.
-    timer = time.perf_counter
-    timeout = 180.0
+    #: The combination whose param and state this instance holds: asv re-runs
+    #: setup before every sample, which then only re-pins the threads.
+    _prepared: tuple | None = None
 
     def setup(self, backend: str, optimizer: str, size: str, threads: int) -> None:
-        config = common.OPTIMIZERS[optimizer]
-        dtype = common.OPTIMIZER_DTYPE
-        self.backend = common.load_backend(
-            backend, operations=("init_state", f"{config.name}_step"), dtype=dtype
-        )
-        common.require_thread_count(self.backend, threads)
-
-        count = common.optimizer_size(size)
-        self.bytes_moved = config.arrays_moved * count * np.dtype(dtype).itemsize
-        self.param = self.backend.asarray(common.random_array(0, (count,)), dtype)
-        self.grad = self.backend.asarray(common.random_array(1, (count,)), dtype)
-        self.state = self.backend.init_state(config.name, self.param)
-        self.step_function = getattr(self.backend, f"{config.name}_step")
-        self.hyper = config.hyper
+        params = (backend, optimizer, size, threads)
+        if self._prepared != params:
+            self._prepared = None
+            config = common.OPTIMIZERS[optimizer]
+            dtype = common.OPTIMIZER_DTYPE
+            self.backend = common.load_backend(
+                backend, operations=("init_state", f"{config.name}_step"), dtype=dtype
+            )
+            count = common.optimizer_size(size)
+            self.bytes_moved = config.arrays_moved * count * np.dtype(dtype).itemsize
+            self.param = self.backend.asarray(common.random_array(0, (count,)), dtype)
+            self.grad = self.backend.asarray(common.random_array(1, (count,)), dtype)
+            self.state = self.backend.init_state(config.name, self.param)
+            self.step_function = getattr(self.backend, f"{config.name}_step")
+            self.hyper = config.hyper
 
         self.thread_pin = common.ThreadPin(threads)
-        # Warm-up: the first step allocates lazily created state in some
-        # backends; it stays out of the timings.
-        self._step()
+        if self._prepared is None:
+            # Warm-up: the first step allocates lazily created state in some
+            # backends; it stays out of the timings.
+            self._step()
+            self._prepared = params
 
     def teardown(self, *params: object) -> None:
         common.restore(self, "thread_pin")
@@ -72,3 +74,37 @@ class OptimizerStep:
         return common.rate(self.bytes_moved, common.median_seconds(self._step))
 
     track_gbytes_per_second.unit = "GB/s"
+
+
+def _params(device: str) -> tuple[list, ...]:
+    return (
+        list(common.backends_on(device)),
+        list(common.OPTIMIZERS),
+        list(common.OPTIMIZER_SIZES),
+        list(common.thread_counts(device)),
+    )
+
+
+class OptimizerStep(_OptimizerStepBenchmark):
+    """The CPU backends, at every thread count."""
+
+    params = _params("cpu")
+
+
+@common.discovered_by_asv_if(common.GPU_MAY_RUN)
+class OptimizerStepGPU(_OptimizerStepBenchmark):
+    """The GPU backends, at the first thread count."""
+
+    params = _params("gpu")
+
+
+#: The classes, for the side-by-side and the smoke test.
+CLASSES: tuple[type[_OptimizerStepBenchmark], ...] = (OptimizerStep, OptimizerStepGPU)
+
+
+def benchmark_class(backend: str) -> type[_OptimizerStepBenchmark]:
+    """The class whose grid holds ``backend``."""
+    for cls in CLASSES:
+        if backend in cls.params[0]:
+            return cls
+    raise KeyError(f"no optimizer benchmark times {backend}")

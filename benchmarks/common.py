@@ -1,10 +1,30 @@
 """What the asv suite and the pytest-benchmark side-by-side share.
 
 The workloads (conv layer shapes, optimizer configurations and sizes), the
-backends and thread counts they run on, loading a backend so that a backend that
+parameter grids built from them, loading a backend so that a backend that
 cannot run here is *skipped* (asv's convention: ``NotImplementedError`` raised
-in ``setup``), pinning the thread pools, and timing a callable for the
-throughput (``track_``) companions.
+in ``setup``), pinning the thread pools, how asv samples a timing
+(:class:`AsvTiming`), and timing a callable for the throughput (``track_``)
+companions.
+
+The grids hold only the combinations worth timing. asv runs each combination
+of a class's ``params`` in a fresh interpreter (``launch_method`` "spawn"), so
+even one that its setup skips costs an interpreter start and the imports (two
+seconds with torch). Hence:
+
+* one conv ``implementation`` parameter: ``"numpy"`` (the backend's own
+  choice per shape, ``conv_algorithm = "auto"``), ``"numpy[im2col]"``,
+  ``"numpy[winograd]"``, ... (an algorithm forced), ``"torch"``,
+  ``"torch-cuda"``, ``"cupy"``, ``"cupy[im2col]"``, ... Built from the fixed
+  built-in list and the array backend's algorithm table
+  (:data:`backends.array_backend.CONV_ALGORITHMS`, importable without torch or
+  CuPy), never from what is installed, so that results recorded on different
+  machines line up (:func:`conv_grid`);
+* the implementations that compute only some layers (the Winograd algorithms:
+  3x3 kernels at stride 1) in classes of their own, over those layers;
+* the GPU backends in classes of their own, timed at one thread count (host
+  threads do not matter to a GPU kernel), which asv does not even discover
+  where no GPU backend can run (:data:`GPU_MAY_RUN`).
 
 Environment variables (the parameter lists are read when the module is
 imported; the selection and the smoke switch when a benchmark is set up, so a
@@ -14,10 +34,12 @@ test can set them):
     Comma-separated backend specs to run (the suite's own variable). The
     built-in backends are always asv parameters, so results stay comparable
     across runs; a built-in left out is skipped. A spec that is not built-in
-    (``package.module:attribute``) is added as a parameter.
+    (``package.module:attribute``) is loaded when this module is imported, and
+    added as a parameter with the conv algorithms it offers, in the CPU or GPU
+    classes as its ``device`` says.
 ``NNSPEC_BENCH_THREADS``
     Comma-separated thread counts (default: 1 and every core this process may
-    use).
+    use). GPU benchmarks run with the first only.
 ``NNSPEC_BENCH_SMOKE``
     ``1`` shrinks every workload to at most a few thousand elements and times
     one call, so that every benchmark can run once as a correctness check.
@@ -28,6 +50,9 @@ discovers the suite.
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import math
 import os
 import statistics
@@ -35,20 +60,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backends import contract
+from backends import array_backend, contract
 
 SMOKE_VARIABLE = "NNSPEC_BENCH_SMOKE"
 THREADS_VARIABLE = "NNSPEC_BENCH_THREADS"
-
-#: The backend parameter of every benchmark; fixed (not "what is available
-#: here") so that results recorded on different machines line up.
-BACKENDS: tuple[str, ...] = tuple(contract.BUILTIN) + tuple(
-    spec for spec in contract.selected() if spec not in contract.BUILTIN
-)
 
 #: The backend every other one is compared against in the summaries.
 BASELINE_BACKEND = "torch"
@@ -158,6 +178,22 @@ class ConvLayer:
             width=size,
         )
 
+    def geometry(self, itemsize: int = 4) -> array_backend.ConvGeometry:
+        """The array backend's description of this call (what its algorithms test)."""
+        return array_backend.ConvGeometry(
+            batch=self.batch,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            height=self.height,
+            width=self.width,
+            kernel=(self.kernel_size, self.kernel_size),
+            stride=(self.stride, self.stride),
+            padding=(self.padding, self.padding),
+            out_height=self.out_height,
+            out_width=self.out_width,
+            itemsize=itemsize,
+        )
+
 
 def _resnet(channels: int, size: int, out_channels: int, kernel: int, stride: int):
     return ConvLayer(
@@ -189,16 +225,6 @@ CONV_LAYERS: dict[str, ConvLayer] = {
 
 CONV_DIRECTIONS: tuple[str, ...] = ("forward", "backward")
 CONV_DTYPES: tuple[str, ...] = ("float32", "float64")
-
-#: The conv algorithm parameter. "default" is the backend's own choice (the
-#: array backends' ``conv_algorithm = "auto"``, which picks per shape); the
-#: other names are the algorithms a backend registers in its
-#: ``conv_algorithms`` table and selects with ``conv_algorithm = name``. A
-#: backend runs "default" and the names it offers; the rest are skipped. Fixed
-#: here rather than read from the backends, so that the parameter grid does not
-#: depend on what is installed (the smoke test checks that it covers every
-#: algorithm a built-in backend offers).
-CONV_ALGORITHMS: tuple[str, ...] = ("default", "im2col", "offsets")
 
 
 def conv_layer(name: str) -> ConvLayer:
@@ -247,8 +273,246 @@ def optimizer_size(name: str) -> int:
 
 
 # --------------------------------------------------------------------------- #
+# Parameter grids
+# --------------------------------------------------------------------------- #
+
+#: Built-in backends written over :mod:`backends.array_backend`: the conv
+#: algorithms they let a caller choose are its table.
+ARRAY_BACKENDS: tuple[str, ...] = ("numpy", "cupy")
+#: Built-in backends that run on a GPU.
+GPU_BACKENDS: tuple[str, ...] = ("torch-cuda", "cupy")
+
+
+@dataclass(frozen=True)
+class GridBackend:
+    """What the parameter grids need to know about one backend."""
+
+    spec: str
+    device: str  # "cpu" or "gpu"
+    #: The conv algorithms it lets a caller choose (``conv_algorithm = name``).
+    conv_algorithms: tuple[str, ...]
+    #: False only where it certainly cannot run (a GPU backend without its
+    #: library); True where only loading it would tell.
+    may_run: bool = True
+
+
+def _torch_gpu_build() -> bool:
+    """Whether the installed torch is a CUDA or ROCm build, without importing it.
+
+    ``torch.version.cuda`` and ``.hip`` are None in a CPU-only build; reading
+    them from the source of ``torch/version.py`` spares every spawned benchmark
+    the two seconds of ``import torch``. Anything unexpected answers True (the
+    benchmarks' setup then decides).
+    """
+    spec = importlib.util.find_spec("torch")
+    if spec is None:
+        return False
+    locations = list(spec.submodule_search_locations or [])
+    try:
+        tree = ast.parse((Path(locations[0]) / "version.py").read_text())
+    except (IndexError, OSError, SyntaxError, ValueError):
+        return True
+    builds = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("cuda", "hip"):
+            try:
+                builds[target.id] = ast.literal_eval(value)
+            except ValueError:
+                return True
+    return not builds or any(build is not None for build in builds.values())
+
+
+def _builtin_backend(spec: str) -> GridBackend:
+    algorithms = tuple(array_backend.CONV_ALGORITHMS) if spec in ARRAY_BACKENDS else ()
+    if spec == "torch-cuda":
+        may_run = _torch_gpu_build()
+    elif spec == "cupy":
+        may_run = importlib.util.find_spec("cupy") is not None
+    else:
+        may_run = True
+    device = "gpu" if spec in GPU_BACKENDS else "cpu"
+    return GridBackend(spec, device, algorithms, may_run)
+
+
+def conv_algorithms(backend: Any) -> tuple[str, ...]:
+    """The conv algorithms ``backend`` lets a caller choose, by name (may be none)."""
+    return tuple(getattr(backend, "conv_algorithms", None) or ())
+
+
+def _other_backend(spec: str) -> GridBackend:
+    """A backend named by ``NNSPEC_BACKENDS`` that is not built-in: loaded to see."""
+    try:
+        backend = contract.load(spec)
+    except contract.BackendError:
+        # A CPU parameter whose setup says why it cannot be loaded.
+        return GridBackend(spec, "cpu", (), may_run=False)
+    return GridBackend(
+        spec,
+        "gpu" if backend.device == "gpu" else "cpu",
+        conv_algorithms(backend),
+        contract.unavailable_reason(backend) is None,
+    )
+
+
+#: Every backend of the grids: the built-ins always (what is installed or
+#: selected does not change the grids, so results line up across machines),
+#: then the other backends ``NNSPEC_BACKENDS`` names.
+GRID_BACKENDS: tuple[GridBackend, ...] = tuple(
+    _builtin_backend(spec) for spec in contract.BUILTIN
+) + tuple(
+    _other_backend(spec) for spec in contract.selected() if spec not in contract.BUILTIN
+)
+
+#: The backend specs, in grid order (the pytest-benchmark side-by-side's
+#: parameter).
+BACKENDS: tuple[str, ...] = tuple(entry.spec for entry in GRID_BACKENDS)
+
+
+def backends_on(device: str) -> tuple[str, ...]:
+    """The backend specs of the grids that run on ``device`` ("cpu" or "gpu")."""
+    return tuple(entry.spec for entry in GRID_BACKENDS if entry.device == device)
+
+
+def thread_counts(device: str) -> tuple[int, ...]:
+    """The thread-count parameter on ``device``: the first count only on a GPU."""
+    return THREADS if device == "cpu" else THREADS[:1]
+
+
+def implementation_name(backend: str, algorithm: str | None = None) -> str:
+    """``"numpy"`` (the backend's own choice) or ``"numpy[winograd]"``."""
+    return backend if algorithm is None else f"{backend}[{algorithm}]"
+
+
+def split_implementation(implementation: str) -> tuple[str, str | None]:
+    """The backend and the algorithm of an implementation name.
+
+    ``"numpy[winograd]"`` -> ``("numpy", "winograd")``; ``"torch"`` ->
+    ``("torch", None)`` (the backend's own choice).
+    """
+    backend, bracket, algorithm = implementation.partition("[")
+    if bracket and algorithm.endswith("]"):
+        return backend, algorithm[:-1]
+    return implementation, None
+
+
+def conv_applies(implementation: str, layer: ConvLayer) -> bool:
+    """Whether ``implementation`` computes ``layer`` at all.
+
+    A backend's own choice always does; an algorithm of a built-in array
+    backend as its table says (Winograd: 3x3 kernels at stride 1 only); another
+    backend's algorithm is assumed to (its setup skips the shapes it refuses).
+    """
+    backend, algorithm = split_implementation(implementation)
+    if algorithm is None or backend not in ARRAY_BACKENDS:
+        return True
+    entry = array_backend.CONV_ALGORITHMS.get(algorithm)
+    return entry is None or entry.supports(layer.geometry())
+
+
+@dataclass(frozen=True)
+class ConvGrid:
+    """The conv implementations on one device, split by the layers they compute."""
+
+    #: Those that compute every layer: a backend's own choice, im2col, offsets.
+    general: tuple[str, ...]
+    #: Those that compute only some layers (today the Winograd algorithms).
+    specialised: tuple[str, ...]
+    #: The layers that at least one of ``specialised`` computes.
+    specialised_layers: tuple[str, ...]
+
+
+def conv_grid(device: str) -> ConvGrid:
+    """The conv implementations of the backends on ``device``.
+
+    Each backend's own choice, then each algorithm it offers. An
+    implementation that computes no layer of :data:`CONV_LAYERS` is left out.
+    """
+    general: list[str] = []
+    specialised: list[str] = []
+    for entry in GRID_BACKENDS:
+        if entry.device != device:
+            continue
+        names = [entry.spec] + [
+            implementation_name(entry.spec, algorithm)
+            for algorithm in entry.conv_algorithms
+        ]
+        for name in names:
+            applies = [conv_applies(name, layer) for layer in CONV_LAYERS.values()]
+            if all(applies):
+                general.append(name)
+            elif any(applies):
+                specialised.append(name)
+    layers = tuple(
+        layer_name
+        for layer_name, layer in CONV_LAYERS.items()
+        if any(conv_applies(name, layer) for name in specialised)
+    )
+    return ConvGrid(tuple(general), tuple(specialised), layers)
+
+
+#: The conv grids by device.
+CONV_GRIDS: dict[str, ConvGrid] = {
+    device: conv_grid(device) for device in ("cpu", "gpu")
+}
+
+#: Whether a selected GPU backend may run here. Where none can, asv does not
+#: discover the GPU classes (:func:`discovered_by_asv_if`) instead of starting
+#: an interpreter for every one of their combinations only to skip it.
+GPU_MAY_RUN: bool = any(
+    entry.may_run and entry.spec in contract.selected()
+    for entry in GRID_BACKENDS
+    if entry.device == "gpu"
+)
+
+BENCHMARK_PREFIXES: tuple[str, ...] = ("time_", "track_")
+
+
+def discovered_by_asv_if(condition: bool) -> Callable[[type], type]:
+    """Class decorator: unless ``condition``, asv does not discover the benchmarks.
+
+    Each ``time_``/``track_`` method gets asv_runner's ``skip_benchmark`` mark
+    (what its ``skip_benchmark_if`` sets), on a copy of its own, so that a base
+    class shared with other benchmark classes stays unmarked. The class itself
+    stays: the smoke test and the side-by-side call it, and its setup skips.
+    """
+
+    def decorate(cls: type) -> type:
+        if condition:
+            return cls
+        for name in dir(cls):
+            if not name.startswith(BENCHMARK_PREFIXES):
+                continue
+            method = getattr(cls, name)
+
+            @functools.wraps(method)
+            def hidden(self, *params, _method=method):
+                return _method(self, *params)
+
+            hidden.skip_benchmark = True
+            setattr(cls, name, hidden)
+        return cls
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- #
 # Backends
 # --------------------------------------------------------------------------- #
+
+
+class NotApplicable(NotImplementedError):
+    """asv's skip for a combination that computes nothing.
+
+    An algorithm the backend does not offer, or one that refuses the layer's
+    shape. The grids leave these out (:func:`conv_grid`); the smoke test fails
+    on one they hold by mistake.
+    """
 
 
 def load_backend(
@@ -284,34 +548,21 @@ def load_backend(
     return backend
 
 
-def require_thread_count(backend: Any, threads: int) -> None:
-    """Skip thread counts that would only repeat a GPU benchmark."""
-    if backend.device != "cpu" and threads != THREADS[0]:
-        raise NotImplementedError(
-            f"{backend.name} runs on the GPU: only threads={THREADS[0]} is timed"
-        )
-
-
-def conv_algorithms(backend: Any) -> tuple[str, ...]:
-    """The conv algorithms ``backend`` lets a caller choose, by name (may be none)."""
-    return tuple(getattr(backend, "conv_algorithms", None) or ())
-
-
 class ConvAlgorithmChoice:
     """Makes ``backend`` use conv ``algorithm`` until :meth:`restore`.
 
-    "default" leaves the backend's own choice alone. A name the backend does not
-    offer raises ``NotImplementedError`` (asv's skip).
+    ``None`` leaves the backend's own choice alone. A name the backend does not
+    offer raises :class:`NotApplicable` (asv's skip).
     """
 
-    def __init__(self, backend: Any, algorithm: str) -> None:
+    def __init__(self, backend: Any, algorithm: str | None) -> None:
         self._backend = backend
         self._previous: str | None = None
-        if algorithm == "default":
+        if algorithm is None:
             return
         offered = conv_algorithms(backend)
         if algorithm not in offered:
-            raise NotImplementedError(
+            raise NotApplicable(
                 f"backend {backend.name!r} has no conv algorithm {algorithm!r} "
                 f"(it offers {', '.join(offered) or 'no choice'})"
             )
@@ -383,8 +634,30 @@ def describe_threads(threads: int) -> str:
 
 
 # --------------------------------------------------------------------------- #
-# Timing for the throughput companions
+# How asv samples, and timing for the throughput companions
 # --------------------------------------------------------------------------- #
+
+
+class AsvTiming:
+    """How asv samples the suite's timings; every benchmark class inherits it.
+
+    asv runs a ``time_`` benchmark of one parameter combination in a fresh
+    interpreter per round, and a ``track_`` benchmark in one more, so a
+    combination costs its interpreter starts (0.2 s, 2 s with torch) and
+    setups besides its sampling. One round (asv's default is two, each in an
+    interpreter of its own); in it, 0.1 s of warm-up calls, then samples of
+    one call each (asv_runner re-runs ``setup`` before every sample: the
+    classes build their inputs once and only re-pin the threads then), at
+    least 5 and at most 10, stopping after 3 s once 5 are taken: 10 samples of
+    every call up to 0.3 s (the slowest, a float64 backward on one core).
+    """
+
+    # Wall clock, not process time: GPU work and worker threads must count.
+    timer = time.perf_counter
+    rounds = 1
+    repeat = (5, 10, 3.0)
+    warmup_time = 0.1
+    timeout = 180.0
 
 
 def median_seconds(

@@ -125,14 +125,33 @@ def _implementation_order(entry: Entry) -> tuple[int, str]:
 # asv results
 # --------------------------------------------------------------------------- #
 
-#: time_ benchmark -> its track_ companion (and what to call the workload).
-ASV_PAIRS: dict[str, tuple[str, str]] = {
-    "bench_conv.Conv2d.time_conv2d": ("bench_conv.Conv2d.track_gflops", "conv2d"),
-    "bench_optim.OptimizerStep.time_step": (
-        "bench_optim.OptimizerStep.track_gbytes_per_second",
-        "optimizer step",
-    ),
-}
+#: What to call the workloads of each benchmark module.
+OPERATIONS: dict[str, str] = {"bench_conv": "conv2d", "bench_optim": "optimizer step"}
+
+
+def asv_pairs(benchmarks: dict) -> dict[str, tuple[str | None, str]]:
+    """time_ benchmark -> its track_ companion (or None) and the workload's name.
+
+    Every class of the suite (``bench_conv.Conv2d``, ``Conv2dSpecialised``,
+    the GPU classes where asv found them, ...) pairs its ``time_`` benchmark
+    with its ``track_`` one; the classes of one module make one set of
+    workloads, so that a backend's own choice, its forced algorithms and the
+    other backends meet in one block.
+    """
+    pairs: dict[str, tuple[str | None, str]] = {}
+    for key in sorted(benchmarks):
+        owner, _, method = key.rpartition(".")
+        module = owner.split(".", 1)[0]
+        if not method.startswith("time_") or module not in OPERATIONS:
+            continue
+        tracks = [
+            other
+            for other in sorted(benchmarks)
+            if other.rpartition(".")[0] == owner
+            and other.rpartition(".")[2].startswith("track_")
+        ]
+        pairs[key] = (tracks[0] if tracks else None, OPERATIONS[module])
+    return pairs
 
 
 def _values(result, key: str) -> dict[tuple, float | None]:
@@ -183,13 +202,11 @@ def asv_entries(
 
     entries: list[Entry] = []
     result = asv_results.Results.load(str(path), machine_name=machine)
-    for time_key, (track_key, operation) in ASV_PAIRS.items():
-        if time_key not in benchmarks:
-            continue
+    for time_key, (track_key, operation) in asv_pairs(benchmarks).items():
         names = benchmarks[time_key]["param_names"]
-        unit = benchmarks.get(track_key, {}).get("unit", "")
+        unit = benchmarks.get(track_key, {}).get("unit", "") if track_key else ""
         times = _values(result, time_key)
-        tracks = _values(result, track_key)
+        tracks = _values(result, track_key) if track_key else {}
         for combo, seconds in times.items():
             described = dict(zip(names, combo, strict=True))
             throughput = tracks.get(combo)
@@ -206,9 +223,14 @@ def _entry(
     throughput: float | None,
     unit: str,
 ) -> Entry:
-    backend = described.pop("backend")
-    algorithm = described.pop("algorithm", "default")
-    implementation = backend if algorithm == "default" else f"{backend}[{algorithm}]"
+    if "implementation" in described:  # "numpy", "numpy[winograd]", "torch"
+        implementation = str(described.pop("implementation"))
+    else:  # a backend (the optimizers), or results from before the implementations
+        backend = described.pop("backend")
+        algorithm = described.pop("algorithm", "default")
+        implementation = (
+            backend if algorithm == "default" else f"{backend}[{algorithm}]"
+        )
     threads = described.pop("threads", None)
     workload = " ".join([operation, *(str(value) for value in described.values())])
     if threads is not None:

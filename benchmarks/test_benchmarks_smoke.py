@@ -1,13 +1,18 @@
 """Every benchmark runs once, for correctness, not timing (part of ``nox -s tests``).
 
 * ``asv check`` imports the asv suite and checks its benchmarks' signatures.
+* The parameter grids hold only combinations that compute something: every
+  conv algorithm a backend offers is timed, on the layers it computes and no
+  others, GPU backends at one thread count, and the GPU classes are hidden
+  from asv only where no GPU backend can run.
 * Every asv benchmark class, for every parameter combination, on shrunk
   workloads (``NNSPEC_BENCH_SMOKE=1``): ``setup``, the ``time_`` method once,
   the ``track_`` method once (its value must be a positive finite number),
   ``teardown``. A combination whose ``setup`` raises ``NotImplementedError``
-  is what asv records as skipped (an algorithm the backend does not offer, a
-  GPU backend's extra thread counts); a backend that cannot run here is
-  skipped with its reason, and one that cannot even be loaded fails.
+  is what asv records as skipped; a backend that cannot run here is skipped
+  with its reason, one that cannot even be loaded fails, and a combination of
+  a built-in backend skipped as not applicable (``common.NotApplicable``)
+  where the grid expected it to compute fails.
 * The pytest-benchmark side-by-side, each benchmark called once.
 
 Shrunk workloads keep each layer's kernel, stride and padding, so every code
@@ -36,10 +41,15 @@ ASV_MODULES: tuple[ModuleType, ...] = (bench_conv, bench_optim)
 
 
 def _benchmark_classes() -> list[type]:
+    """The benchmark classes, as asv finds them (public names), hidden ones too."""
     classes = []
     for module in ASV_MODULES:
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if value.__module__ == module.__name__ and _methods(value, "time_"):
+        for name, value in inspect.getmembers(module, inspect.isclass):
+            if (
+                not name.startswith("_")
+                and value.__module__ == module.__name__
+                and _methods(value, "time_")
+            ):
                 classes.append(value)
     return classes
 
@@ -91,15 +101,116 @@ def test_throughput_accounting() -> None:
         assert min(shrunk.output_shape) >= 1, (name, shrunk)
 
 
+def _conv_classes() -> list[type]:
+    return [cls for cls in BENCHMARK_CLASSES if cls.__module__ == bench_conv.__name__]
+
+
+def _grid_pairs(cls: type) -> list[tuple[str, str]]:
+    """The (implementation, layer) pairs of a conv class's grid."""
+    implementations, layers = cls.params[0], cls.params[1]
+    return [(i, layer) for i in implementations for layer in layers]
+
+
 def test_conv_algorithms_cover_every_backend() -> None:
-    """A conv algorithm a backend offers but the asv grid lacks would go untimed."""
+    """A conv algorithm a backend offers but the asv grids lack would go untimed."""
+    in_grids = {
+        implementation for cls in _conv_classes() for implementation in cls.params[0]
+    }
     for spec in contract.selected():
         backend = contract.load(spec)
-        missing = set(common.conv_algorithms(backend)) - set(common.CONV_ALGORITHMS)
+        expected = {spec} | {
+            common.implementation_name(spec, algorithm)
+            for algorithm in common.conv_algorithms(backend)
+        }
+        missing = expected - in_grids
         assert not missing, (
-            f"backend {spec!r} offers conv algorithms {sorted(missing)} that "
-            f"benchmarks.common.CONV_ALGORITHMS {common.CONV_ALGORITHMS} lacks"
+            f"backend {spec!r} offers conv implementations {sorted(missing)} that "
+            f"no conv benchmark class times (their implementations: "
+            f"{sorted(in_grids)})"
         )
+
+
+def test_grid_backends_match_the_backends() -> None:
+    """The grids' fixed description of each backend agrees with the loaded one."""
+    for entry in common.GRID_BACKENDS:
+        try:
+            backend = contract.load(entry.spec)
+        except contract.BackendError:
+            continue  # a spec that cannot load: its benchmarks skip, saying why
+        described = (entry.device, entry.conv_algorithms)
+        actual = (backend.device, common.conv_algorithms(backend))
+        assert described == actual, (
+            f"backend {entry.spec!r}: the grids take (device, conv algorithms) "
+            f"{described}, the backend has {actual} (benchmarks/common.py "
+            "ARRAY_BACKENDS, GPU_BACKENDS)"
+        )
+        if contract.unavailable_reason(backend) is None:
+            assert entry.may_run, (
+                f"backend {entry.spec!r} runs here but the grids say it cannot "
+                "(benchmarks.common._builtin_backend)"
+            )
+            if entry.device == "gpu" and entry.spec in contract.selected():
+                assert common.GPU_MAY_RUN, (
+                    f"GPU backend {entry.spec!r} runs here, yet the GPU classes "
+                    "are hidden from asv"
+                )
+
+
+def test_grids_hold_only_combinations_that_compute() -> None:
+    """No algorithm on a layer it refuses; GPU classes at one thread count."""
+    for cls in _conv_classes():
+        pairs = _grid_pairs(cls)
+        refused = [
+            (i, layer)
+            for i, layer in pairs
+            if not common.conv_applies(i, common.CONV_LAYERS[layer])
+        ]
+        implementations, layers = cls.params[0], cls.params[1]
+        for implementation in implementations:
+            assert any(
+                common.conv_applies(implementation, common.CONV_LAYERS[layer])
+                for layer in layers
+            ), f"{cls.__name__}: {implementation} computes none of {layers}"
+        for layer in layers:
+            assert any(
+                common.conv_applies(i, common.CONV_LAYERS[layer])
+                for i in implementations
+            ), f"{cls.__name__}: none of {implementations} computes {layer}"
+        if set(layers) == set(common.CONV_LAYERS):
+            assert not refused, (
+                f"{cls.__name__} times every layer but holds pairs that compute "
+                f"nothing: {refused}"
+            )
+        # Skips cost an interpreter start each under asv: a few at most.
+        assert len(refused) * 4 <= len(pairs), (
+            f"{cls.__name__}: {len(refused)} of {len(pairs)} (implementation, "
+            f"layer) pairs compute nothing: {refused}"
+        )
+    for cls in BENCHMARK_CLASSES:
+        backend_names = [common.split_implementation(v)[0] for v in cls.params[0]]
+        devices = {
+            entry.device
+            for entry in common.GRID_BACKENDS
+            if entry.spec in backend_names
+        }
+        assert len(devices) == 1, (cls.__name__, backend_names, devices)
+        threads = cls.params[cls.param_names.index("threads")]
+        assert tuple(threads) == common.thread_counts(devices.pop()), (
+            cls.__name__,
+            threads,
+        )
+
+
+def test_gpu_classes_hidden_from_asv_only_without_a_gpu() -> None:
+    for cls in BENCHMARK_CLASSES:
+        gpu = cls.__name__.endswith(("GPU", "GPUSpecialised"))
+        for name in _methods(cls, "time_") + _methods(cls, "track_"):
+            hidden = getattr(getattr(cls, name), "skip_benchmark", False)
+            assert hidden == (gpu and not common.GPU_MAY_RUN), (
+                f"{cls.__qualname__}.{name}: hidden from asv {hidden}, "
+                f"GPU class {gpu}, a GPU backend may run here "
+                f"{common.GPU_MAY_RUN}"
+            )
 
 
 def test_asv_check() -> None:
@@ -124,14 +235,14 @@ def test_asv_check() -> None:
     )
 
 
-def _run_once(cls: type, params: tuple[Any, ...]) -> str | None:
-    """setup, each time_ and track_ once, teardown; the skip reason if setup skips."""
+def _run_once(cls: type, params: tuple[Any, ...]) -> NotImplementedError | None:
+    """setup, each time_ and track_ once, teardown; the skip if setup skips."""
     instance = cls()
     try:
         try:
             instance.setup(*params)
         except NotImplementedError as skip:
-            return str(skip)
+            return skip
         for name in _methods(cls, "time_"):
             getattr(instance, name)(*params)
         for name in _methods(cls, "track_"):
@@ -147,29 +258,60 @@ def _run_once(cls: type, params: tuple[Any, ...]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("spec", contract.selected())
-@pytest.mark.parametrize("cls", BENCHMARK_CLASSES, ids=lambda cls: cls.__qualname__)
+def _timed_backends(cls: type) -> list[str]:
+    """The backends in a class's first parameter (backend or "backend[algorithm]")."""
+    return list(dict.fromkeys(common.split_implementation(v)[0] for v in cls.params[0]))
+
+
+#: (class, backend spec) for every selected backend a class times.
+CLASS_BACKENDS = [
+    pytest.param(cls, spec, id=f"{cls.__qualname__}-{spec}")
+    for cls in BENCHMARK_CLASSES
+    for spec in _timed_backends(cls)
+    if spec in contract.selected()
+]
+
+
+def test_every_selected_backend_is_timed() -> None:
+    timed = {spec for cls in BENCHMARK_CLASSES for spec in _timed_backends(cls)}
+    missing = [spec for spec in contract.selected() if spec not in timed]
+    assert not missing, f"selected backends in no benchmark class: {missing}"
+
+
+@pytest.mark.parametrize(("cls", "spec"), CLASS_BACKENDS)
 def test_every_benchmark_runs_once(cls: type, spec: str) -> None:
     backend = contract.load(spec)  # a spec that cannot load fails here
     reason = contract.unavailable_reason(backend)
     if reason is not None:
         pytest.skip(f"backend {spec!r} unavailable: {reason}")
 
-    backend_index = cls.param_names.index("backend")
-    grid = [values for values in cls.params]
-    grid[backend_index] = [spec]
+    grid = [list(values) for values in cls.params]
+    grid[0] = [v for v in grid[0] if common.split_implementation(v)[0] == spec]
     ran, skipped, failures = 0, {}, []
     for params in itertools.product(*grid):
         described = dict(zip(cls.param_names, params, strict=True))
         try:
-            reason = _run_once(cls, params)
+            skip = _run_once(cls, params)
         except Exception as error:  # collect them all, report them together
             failures.append(f"{described}: {type(error).__name__}: {error}")
             continue
-        if reason is None:
+        if skip is None:
             ran += 1
-        else:
-            skipped.setdefault(reason, []).append(described)
+            continue
+        expected = "layer" not in described or not common.conv_applies(
+            params[0], common.CONV_LAYERS[described["layer"]]
+        )
+        if (
+            isinstance(skip, common.NotApplicable)
+            and spec in contract.BUILTIN
+            and not expected
+        ):
+            failures.append(
+                f"{described}: in the grid but not applicable: {skip} "
+                "(benchmarks.common.conv_grid)"
+            )
+            continue
+        skipped.setdefault(str(skip), []).append(described)
 
     assert not failures, (
         f"{cls.__qualname__} on {spec!r}: {len(failures)} parameter combinations "

@@ -4,7 +4,8 @@ A few of the asv workloads (float32 conv layers forward and backward with each
 backend's default algorithm, every optimizer on 1M parameters), on every
 backend, through the asv classes themselves (same inputs, warm-up, thread
 pinning and synchronisation), with every thread pool pinned to the largest
-count of ``NNSPEC_BENCH_THREADS``.
+count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose asv classes
+time the first count only: host threads do not matter to them).
 Run it with ``nox -s bench-quick``; see the noxfile for saving a baseline and
 comparing against it.
 """
@@ -43,8 +44,9 @@ def _set_up(benchmark_class: type, params: tuple):
     ("layer", "direction"), CONV_CASES, ids=[f"{d} {n}" for n, d in CONV_CASES]
 )
 def test_conv2d(benchmark, side_by_side, backend: str, layer: str, direction: str):
-    params = (backend, layer, direction, "float32", "default", THREADS)
-    conv = _set_up(bench_conv.Conv2d, params)
+    # The implementation named after the backend alone: its own choice.
+    params = (backend, layer, direction, "float32", THREADS)
+    conv = _set_up(bench_conv.benchmark_class(backend, layer), params)
     benchmark.group = backend
     # What the performance report reads (reports/performance.py).
     benchmark.extra_info.update(
@@ -78,7 +80,7 @@ def test_optimizer_step(
     benchmark, side_by_side, backend: str, optimizer: str, size: str
 ):
     params = (backend, optimizer, size, THREADS)
-    step = _set_up(bench_optim.OptimizerStep, params)
+    step = _set_up(bench_optim.benchmark_class(backend), params)
     benchmark.group = backend
     benchmark.extra_info.update(
         backend=backend,
