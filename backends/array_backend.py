@@ -58,11 +58,21 @@ import numpy as np
 
 from backends import blocked, winograd
 from reference._checks import (
-    pair,
     require_in_range,
     require_non_negative,
     require_positive,
     require_shape,
+)
+from reference.initializers import HYPER_DEFAULTS, UNIFORM_INITIALIZERS
+from reference.shapes import (
+    BATCH_NORM_PARAMETERS,
+    batch_norm_hyper,
+    conv2d_geometry,
+    linear_shapes,
+    max_pool2d_geometry,
+    maxout_shapes,
+    pool2d_geometry,
+    upsample2d_hyper,
 )
 
 __all__ = [
@@ -83,17 +93,9 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 LOG_CLAMP = -100.0
 _SMALLEST_PROB = math.exp(LOG_CLAMP)
 
-INITIALIZER_HYPER: dict[str, dict[str, float]] = {
-    "zeros": {},
-    "normal": {"std": 0.01},
-    "uniform_fan_in": {},
-    "lecun_normal": {},
-    "xavier_normal": {},
-    "xavier_uniform": {},
-    "he_normal": {"negative_slope": 0.0},
-    "he_uniform": {"negative_slope": 0.0},
-}
-_UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
+#: The initializers' hyperparameters and defaults: the reference's table.
+INITIALIZER_HYPER = HYPER_DEFAULTS
+_UNIFORM_INITIALIZERS = UNIFORM_INITIALIZERS
 
 #: The state arrays of each optimizer (torch's names) besides scratch buffers.
 OPTIMIZER_BUFFERS: dict[str, tuple[str, ...]] = {
@@ -606,21 +608,6 @@ def _require_seed(seed: object) -> int:
     return int(seed)
 
 
-def _output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def _require_window_fits(
-    name: str, kernel: tuple[int, int], shape: tuple[int, ...], padding: tuple[int, int]
-) -> None:
-    padded = (shape[2] + 2 * padding[0], shape[3] + 2 * padding[1])
-    if kernel[0] > padded[0] or kernel[1] > padded[1]:
-        raise ValueError(
-            f"{name}: the kernel {kernel} is larger than the padded input {padded} "
-            f"(input {tuple(shape[2:])}, padding {padding})"
-        )
-
-
 def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
     """A tuple index applying ``index`` along ``axis`` of an ``ndim``-d array."""
     return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
@@ -880,12 +867,7 @@ class ArrayBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=2)
         b = self._float("b", b, ndim=1)
-        if w.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"w must have shape (D_out, D_in) with D_in = x.shape[1] = "
-                f"{x.shape[1]}, got {w.shape}"
-            )
-        require_shape("b", b, (w.shape[0],))
+        linear_shapes(x.shape, w.shape, b.shape)
         return x, w, b
 
     def linear(self, x: Array, w: Array, b: Array) -> Array:
@@ -909,29 +891,20 @@ class ArrayBackend:
         x = self._float("x", x, ndim=4)
         w = self._float("w", w, ndim=4)
         b = self._float("b", b, ndim=1)
-        stride = pair("stride", stride, minimum=1)
-        padding = pair("padding", padding, minimum=0)
-        if w.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"w must have C_in = x.shape[1] = {x.shape[1]} input channels "
-                f"(shape (C_out, C_in, kH, kW)), got {w.shape}"
-            )
-        if w.shape[2] < 1 or w.shape[3] < 1:
-            raise ValueError(f"w must have a kernel of at least 1 x 1, got {w.shape}")
-        require_shape("b", b, (w.shape[0],))
-        kernel = (int(w.shape[2]), int(w.shape[3]))
-        _require_window_fits("w", kernel, x.shape, padding)
+        stride, padding, (out_height, out_width) = conv2d_geometry(
+            x.shape, w.shape, b.shape, stride, padding
+        )
         geometry = ConvGeometry(
             batch=int(x.shape[0]),
             in_channels=int(x.shape[1]),
             out_channels=int(w.shape[0]),
             height=int(x.shape[2]),
             width=int(x.shape[3]),
-            kernel=kernel,
+            kernel=(int(w.shape[2]), int(w.shape[3])),
             stride=stride,
             padding=padding,
-            out_height=_output_size(x.shape[2], kernel[0], stride[0], padding[0]),
-            out_width=_output_size(x.shape[3], kernel[1], stride[1], padding[1]),
+            out_height=out_height,
+            out_width=out_width,
             itemsize=int(np.result_type(x.dtype, w.dtype).itemsize),
         )
         return x, w, b, geometry
@@ -1059,29 +1032,15 @@ class ArrayBackend:
         Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
     ]:
         x = self._float("x", x, ndim=4)
-        kernel = pair("kernel_size", kernel_size, minimum=1)
-        stride = kernel if stride is None else pair("stride", stride, minimum=1)
-        padding = pair("padding", padding, minimum=0)
-        _require_window_fits("kernel_size", kernel, x.shape, padding)
-        size_out = (
-            _output_size(x.shape[2], kernel[0], stride[0], padding[0]),
-            _output_size(x.shape[3], kernel[1], stride[1], padding[1]),
-        )
-        return x, kernel, stride, padding, size_out
+        return (x, *pool2d_geometry(x.shape, kernel_size, stride, padding))
 
     def _check_max_pool(
         self, x: Any, kernel_size: Any, stride: Any, padding: Any
     ) -> tuple[
         Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
     ]:
-        checked = self._check_pool(x, kernel_size, stride, padding)
-        kernel, padding = checked[1], checked[3]
-        if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-            raise ValueError(
-                f"padding must be at most kernel_size // 2 = "
-                f"({kernel[0] // 2}, {kernel[1] // 2}), got {padding}"
-            )
-        return checked
+        x = self._float("x", x, ndim=4)
+        return (x, *max_pool2d_geometry(x.shape, kernel_size, stride, padding))
 
     def max_pool2d(
         self, x: Array, *, kernel_size: Any, stride: Any = None, padding: Any = 0
@@ -1166,20 +1125,15 @@ class ArrayBackend:
         eps: float,
     ) -> tuple[Array, ...]:
         x = self._float("x", x, ndim=(2, 4))
-        channels = x.shape[1]
-        params = []
-        for name, value in (
-            ("gamma", gamma),
-            ("beta", beta),
-            ("running_mean", running_mean),
-            ("running_var", running_var),
-        ):
-            array = self._float(name, value)
-            require_shape(name, array, (channels,))
-            params.append(array)
-        _require_bool("training", training)
-        require_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
-        require_positive("eps", eps)
+        params = [
+            self._float(name, value)
+            for name, value in zip(
+                BATCH_NORM_PARAMETERS,
+                (gamma, beta, running_mean, running_var),
+                strict=True,
+            )
+        ]
+        batch_norm_hyper(x.shape, [p.shape for p in params], training, momentum, eps)
         return (x, *params)
 
     @staticmethod
@@ -1213,11 +1167,6 @@ class ArrayBackend:
             y += beta.reshape(shape)
             return y, running_mean.copy(), running_var.copy()
         count = x.size // x.shape[1]
-        if count < 2:
-            raise ValueError(
-                f"x must hold more than one value per channel in training, got "
-                f"shape {x.shape}"
-            )
         mean = x.mean(axis=axes)
         y = x - mean.reshape(shape)
         var = xp.square(y).mean(axis=axes)
@@ -1248,11 +1197,6 @@ class ArrayBackend:
         axes, shape = self._channel_axes(x)
         if training:
             count = x.size // x.shape[1]
-            if count < 2:
-                raise ValueError(
-                    f"x must hold more than one value per channel in training, "
-                    f"got shape {x.shape}"
-                )
             mean = x.mean(axis=axes)
             x_hat = x - mean.reshape(shape)
             inv_std = 1 / xp.sqrt(xp.square(x_hat).mean(axis=axes) + eps)
@@ -1384,12 +1328,7 @@ class ArrayBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=3)
         b = self._float("b", b, ndim=2)
-        if w.shape[0] < 1 or w.shape[2] != x.shape[1]:
-            raise ValueError(
-                f"w must have shape (k, D_out, D_in) with k >= 1 and D_in = "
-                f"x.shape[1] = {x.shape[1]}, got {w.shape}"
-            )
-        require_shape("b", b, w.shape[:2])
+        maxout_shapes(x.shape, w.shape, b.shape)
         return x, w, b
 
     def _maxout_pieces(self, x: Array, w: Array, b: Array) -> Array:
@@ -1417,14 +1356,7 @@ class ArrayBackend:
 
     def _check_upsample(self, x: Any, scale_factor: Any, mode: Any) -> Array:
         x = self._float("x", x, ndim=4)
-        if not _is_int(scale_factor) or scale_factor < 1:
-            raise ValueError(
-                f"scale_factor must be a positive int, got {scale_factor!r}"
-            )
-        if mode not in ("nearest", "bilinear"):
-            raise ValueError(
-                f"mode must be one of ('nearest', 'bilinear'), got {mode!r}"
-            )
+        upsample2d_hyper(scale_factor, mode)
         return x
 
     @staticmethod

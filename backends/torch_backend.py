@@ -51,11 +51,20 @@ from typing import Any
 import numpy as np
 
 from reference._checks import (
-    pair,
     require_in_range,
     require_non_negative,
     require_positive,
     require_shape,
+)
+from reference.shapes import (
+    BATCH_NORM_PARAMETERS,
+    batch_norm_hyper,
+    conv2d_geometry,
+    linear_shapes,
+    max_pool2d_geometry,
+    maxout_shapes,
+    pool2d_geometry,
+    upsample2d_hyper,
 )
 
 try:
@@ -91,7 +100,6 @@ _INITIALIZER_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     "he_normal": ("negative_slope",),
     "he_uniform": ("negative_slope",),
 }
-_UPSAMPLE_MODES = ("nearest", "bilinear")
 # Binary cross-entropy clamps log p at -100 (torch's and the contract's choice).
 _SMALLEST_PROBABILITY = math.exp(-100.0)
 # torch.Generator.manual_seed takes seeds below 2**64; larger ones are folded.
@@ -161,21 +169,6 @@ def _require_probabilities(name: str, array: Tensor) -> None:
     """Every entry in [0, 1] (NaN refused too)."""
     if array.numel() and not bool(((array >= 0) & (array <= 1)).all()):
         raise ValueError(f"{name} must lie in [0, 1], got values outside")
-
-
-def _require_window(
-    name: str,
-    height: int,
-    width: int,
-    kernel: tuple[int, int],
-    padding: tuple[int, int] = (0, 0),
-) -> None:
-    """The (padded) input must hold at least one window."""
-    if height + 2 * padding[0] < kernel[0] or width + 2 * padding[1] < kernel[1]:
-        raise ValueError(
-            f"{name}: the window {kernel} does not fit the input of spatial size "
-            f"{(height, width)} padded by {padding}"
-        )
 
 
 # ---------------------------------------------------------- pure computations
@@ -569,12 +562,7 @@ class TorchBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=2)
         b = self._float("b", b, ndim=1)
-        if w.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"w must have shape (D_out, {x.shape[1]}) for x of shape "
-                f"{tuple(x.shape)}, got {tuple(w.shape)}"
-            )
-        require_shape("b", b, (w.shape[0],))
+        linear_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape))
         return [x, w, b]
 
     def linear(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -591,17 +579,9 @@ class TorchBackend:
         x = self._float("x", x, ndim=4)
         w = self._float("w", w, ndim=4)
         b = self._float("b", b, ndim=1)
-        stride = pair("stride", stride, minimum=1)
-        padding = pair("padding", padding, minimum=0)
-        if w.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"w must have {x.shape[1]} input channels (axis 1) for x of shape "
-                f"{tuple(x.shape)}, got w of shape {tuple(w.shape)}"
-            )
-        if w.shape[2] < 1 or w.shape[3] < 1:
-            raise ValueError(f"w must have a non-empty kernel, got {tuple(w.shape)}")
-        require_shape("b", b, (w.shape[0],))
-        _require_window("w", x.shape[2], x.shape[3], tuple(w.shape[2:]), padding)
+        stride, padding, _ = conv2d_geometry(
+            tuple(x.shape), tuple(w.shape), tuple(b.shape), stride, padding
+        )
 
         def function(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
             return F.conv2d(x, w, b, stride=stride, padding=padding)
@@ -631,16 +611,10 @@ class TorchBackend:
         self, x: Tensor, kernel_size: Any, stride: Any, padding: Any
     ) -> tuple[Tensor, Callable]:
         x = self._float("x", x, ndim=4)
-        kernel = pair("kernel_size", kernel_size, minimum=1)
         # stride None means the kernel size, as in torch.
-        step = kernel if stride is None else pair("stride", stride, minimum=1)
-        pad = pair("padding", padding, minimum=0)
-        if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
-            raise ValueError(
-                f"padding must be at most kernel_size // 2 = "
-                f"{(kernel[0] // 2, kernel[1] // 2)}, got {padding!r}"
-            )
-        _require_window("kernel_size", x.shape[2], x.shape[3], kernel, pad)
+        kernel, step, pad, _ = max_pool2d_geometry(
+            tuple(x.shape), kernel_size, stride, padding
+        )
 
         # F.max_pool2d pads with -inf and sends the gradient to the first maximum
         # of each window in row-major order, as the contract says.
@@ -671,9 +645,7 @@ class TorchBackend:
         self, x: Tensor, kernel_size: Any, stride: Any
     ) -> tuple[Tensor, Callable]:
         x = self._float("x", x, ndim=4)
-        kernel = pair("kernel_size", kernel_size, minimum=1)
-        step = kernel if stride is None else pair("stride", stride, minimum=1)
-        _require_window("kernel_size", x.shape[2], x.shape[3], kernel)
+        kernel, step, _, _ = pool2d_geometry(tuple(x.shape), kernel_size, stride, 0)
 
         def function(x: Tensor) -> Tensor:
             return F.avg_pool2d(x, kernel, step)
@@ -702,28 +674,23 @@ class TorchBackend:
         eps: float,
     ) -> tuple[list[Tensor], bool, float, float]:
         x = self._float("x", x, ndim=(2, 4))
-        channels = x.shape[1]
-        arrays = [x]
-        for name, value in (
-            ("gamma", gamma),
-            ("beta", beta),
-            ("running_mean", running_mean),
-            ("running_var", running_var),
-        ):
-            array = self._float(name, value, ndim=1)
-            require_shape(name, array, (channels,))
-            arrays.append(array)
+        arrays = [x] + [
+            self._float(name, value, ndim=1)
+            for name, value in zip(
+                BATCH_NORM_PARAMETERS,
+                (gamma, beta, running_mean, running_var),
+                strict=True,
+            )
+        ]
+        training, momentum, eps = batch_norm_hyper(
+            tuple(x.shape),
+            [tuple(a.shape) for a in arrays[1:]],
+            training,
+            momentum,
+            eps,
+        )
         if not bool((arrays[4] >= 0).all()):
             raise ValueError("running_var must be non-negative")
-        training = _require_bool("training", training)
-        momentum = require_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
-        eps = require_positive("eps", eps)
-        if training and x.numel() // max(channels, 1) < 2:
-            # The unbiased variance of the running update needs two values.
-            raise ValueError(
-                "x must hold more than one value per channel in training, "
-                f"got shape {tuple(x.shape)}"
-            )
         return arrays, training, momentum, eps
 
     def batch_norm(
@@ -888,14 +855,7 @@ class TorchBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=3)
         b = self._float("b", b, ndim=2)
-        if w.shape[0] < 1:
-            raise ValueError(f"w must hold at least one piece, got {tuple(w.shape)}")
-        if w.shape[2] != x.shape[1]:
-            raise ValueError(
-                f"w must have shape (k, D_out, {x.shape[1]}) for x of shape "
-                f"{tuple(x.shape)}, got {tuple(w.shape)}"
-            )
-        require_shape("b", b, tuple(w.shape[:2]))
+        maxout_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape))
         return [x, w, b]
 
     def maxout(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -910,17 +870,7 @@ class TorchBackend:
         self, x: Tensor, scale_factor: object, mode: object
     ) -> tuple[Tensor, Callable]:
         x = self._float("x", x, ndim=4)
-        if (
-            isinstance(scale_factor, (bool, np.bool_))
-            or not isinstance(scale_factor, numbers.Integral)
-            or scale_factor < 1
-        ):
-            raise ValueError(
-                f"scale_factor must be a positive int, got {scale_factor!r}"
-            )
-        if mode not in _UPSAMPLE_MODES:
-            raise ValueError(f"mode must be one of {_UPSAMPLE_MODES}, got {mode!r}")
-        factor = int(scale_factor)
+        factor, mode = upsample2d_hyper(scale_factor, mode)
         if mode == "bilinear":
             # Half-pixel centres, source coordinate clamped at 0: torch's
             # align_corners=False is the contract's convention.

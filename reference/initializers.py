@@ -88,7 +88,7 @@ INITIALIZERS: dict[str, str] = {
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
 #: The hyperparameters each initializer accepts, with their defaults.
-_HYPER_DEFAULTS: dict[str, dict[str, float]] = {
+HYPER_DEFAULTS: dict[str, dict[str, float]] = {
     "zeros": {},
     "normal": {"std": 0.01},
     "uniform_fan_in": {},
@@ -99,7 +99,8 @@ _HYPER_DEFAULTS: dict[str, dict[str, float]] = {
     "he_uniform": {"negative_slope": 0.0},
 }
 
-_UNIFORM = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
+#: The initializers that draw from a uniform distribution.
+UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
 
 
 def _is_int(value: object) -> bool:
@@ -134,7 +135,7 @@ def _check_shape(shape: object) -> tuple[int, ...]:
 
 def _check_hyper(name: str, hyper: dict[str, object]) -> dict[str, float]:
     """The hyperparameters of ``name``, defaults filled in, each validated."""
-    defaults = _HYPER_DEFAULTS[name]
+    defaults = HYPER_DEFAULTS[name]
     for key in hyper:
         if key not in defaults:
             accepted = ", ".join(defaults) or "none"
@@ -257,7 +258,7 @@ def initialize(
     rng = np.random.default_rng(int(seed))
     if name == "zeros":
         draw = np.zeros(dims)
-    elif name in _UNIFORM:
+    elif name in UNIFORM_INITIALIZERS:
         draw = rng.uniform(-scale, scale, size=dims)
     else:
         draw = scale * rng.standard_normal(size=dims)
@@ -290,6 +291,6 @@ def expected_moments(
     values = _check_hyper(name, hyper)
     fan_in, fan_out = fans(dims)
     scale = _scale(name, fan_in, fan_out, values)
-    if name in _UNIFORM:
+    if name in UNIFORM_INITIALIZERS:
         return 0.0, scale**2 / 3.0
     return 0.0, scale**2

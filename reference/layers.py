@@ -34,7 +34,15 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reference._checks import as_float64, pair, require_shape, upstream
+from reference._checks import as_float64, upstream
+from reference.shapes import (
+    conv2d_geometry,
+    linear_shapes,
+    max_pool2d_geometry,
+    maxout_shapes,
+    pool2d_geometry,
+    upsample2d_hyper,
+)
 
 __all__ = [
     "avg_pool2d",
@@ -59,32 +67,10 @@ __all__ = [
 
 IntPair = int | Sequence[int]
 
-UPSAMPLE_MODES: tuple[str, ...] = ("nearest", "bilinear")
-
 
 # ---------------------------------------------------------------------------
 # Shared checks and window geometry
 # ---------------------------------------------------------------------------
-
-
-def _output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    r""":math:`\lfloor (H + 2p - k) / s \rfloor + 1` (notes 002, combined)."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def _require_window_fits(
-    name: str,
-    kernel: tuple[int, int],
-    x_shape: tuple[int, ...],
-    padding: tuple[int, int],
-) -> None:
-    """Raise unless the window fits in the padded input in both directions."""
-    padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
-    if kernel[0] > padded[0] or kernel[1] > padded[1]:
-        raise ValueError(
-            f"{name}: the kernel {kernel} is larger than the padded input "
-            f"{padded} (input {x_shape[2:]}, padding {padding})"
-        )
 
 
 def _offset_slice(offset: int, stride: int, size_out: int) -> slice:
@@ -131,12 +117,7 @@ def _check_linear(
     x = as_float64("x", x, ndim=2)
     w = as_float64("w", w, ndim=2)
     b = as_float64("b", b, ndim=1)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"w must have shape (D_out, D_in) with D_in = x.shape[1] = {x.shape[1]}, "
-            f"got {w.shape}"
-        )
-    require_shape("b", b, (w.shape[0],))
+    linear_shapes(x.shape, w.shape, b.shape)
     return x, w, b
 
 
@@ -213,31 +194,22 @@ def linear_backward(
 
 def _check_conv2d(
     x: ArrayLike, w: ArrayLike, b: ArrayLike, stride: IntPair, padding: IntPair
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    tuple[int, int],
+    tuple[int, int],
+    tuple[int, int],
+]:
+    """The checked arrays, stride, padding and output ``(H_out, W_out)``."""
     x = as_float64("x", x, ndim=4)
     w = as_float64("w", w, ndim=4)
     b = as_float64("b", b, ndim=1)
-    stride = pair("stride", stride, minimum=1)
-    padding = pair("padding", padding, minimum=0)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"w must have C_in = x.shape[1] = {x.shape[1]} input channels "
-            f"(shape (C_out, C_in, kH, kW)), got {w.shape}"
-        )
-    if w.shape[2] < 1 or w.shape[3] < 1:
-        raise ValueError(f"w must have a kernel of at least 1 x 1, got {w.shape}")
-    require_shape("b", b, (w.shape[0],))
-    _require_window_fits("w", w.shape[2:], x.shape, padding)
-    return x, w, b, stride, padding
-
-
-def _conv2d_output_hw(
-    x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int]
-) -> tuple[int, int]:
-    return (
-        _output_size(x.shape[2], w.shape[2], stride[0], padding[0]),
-        _output_size(x.shape[3], w.shape[3], stride[1], padding[1]),
+    stride, padding, size_out = conv2d_geometry(
+        x.shape, w.shape, b.shape, stride, padding
     )
+    return x, w, b, stride, padding, size_out
 
 
 def conv2d(
@@ -299,8 +271,7 @@ def conv2d(
     recognition." Proc. IEEE. Dumoulin, V. and Visin, F. (2016). "A guide to
     convolution arithmetic for deep learning." arXiv:1603.07285.
     """
-    x, w, b, stride, padding = _check_conv2d(x, w, b, stride, padding)
-    size_out = _conv2d_output_hw(x, w, stride, padding)
+    x, w, b, stride, padding, size_out = _check_conv2d(x, w, b, stride, padding)
     x_padded = _pad(x, padding)
     y = np.zeros((x.shape[0], w.shape[0], *size_out))
     for i, j, rows, cols in _kernel_offsets(w.shape[2:], stride, size_out):
@@ -350,8 +321,7 @@ def conv2d_backward(
     -------
     (dx, dw, db) : tuple of ndarrays, shapes of ``x``, ``w``, ``b``
     """
-    x, w, b, stride, padding = _check_conv2d(x, w, b, stride, padding)
-    size_out = _conv2d_output_hw(x, w, stride, padding)
+    x, w, b, stride, padding, size_out = _check_conv2d(x, w, b, stride, padding)
     dout = upstream(dout, (x.shape[0], w.shape[0], *size_out))
     x_padded = _pad(x, padding)
     dx_padded = np.zeros_like(x_padded)
@@ -369,38 +339,17 @@ def conv2d_backward(
 
 
 def _check_pool(
-    x: ArrayLike, kernel_size: IntPair, stride: IntPair | None, padding: IntPair
-) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], tuple[int, int]]:
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None,
+    padding: IntPair,
+    *,
+    max_pool: bool = False,
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], tuple[int, int], tuple]:
+    """The checked input, kernel, stride, padding and output ``(H_out, W_out)``."""
     x = as_float64("x", x, ndim=4)
-    kernel = pair("kernel_size", kernel_size, minimum=1)
-    stride = kernel if stride is None else pair("stride", stride, minimum=1)
-    padding = pair("padding", padding, minimum=0)
-    _require_window_fits("kernel_size", kernel, x.shape, padding)
-    return x, kernel, stride, padding
-
-
-def _pool_output_hw(
-    x: np.ndarray,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-) -> tuple[int, int]:
-    return (
-        _output_size(x.shape[2], kernel[0], stride[0], padding[0]),
-        _output_size(x.shape[3], kernel[1], stride[1], padding[1]),
-    )
-
-
-def _check_max_pool2d(
-    x: ArrayLike, kernel_size: IntPair, stride: IntPair | None, padding: IntPair
-) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], tuple[int, int]]:
-    x, kernel, stride, padding = _check_pool(x, kernel_size, stride, padding)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(
-            f"padding must be at most kernel_size // 2 = "
-            f"({kernel[0] // 2}, {kernel[1] // 2}), got {padding}"
-        )
-    return x, kernel, stride, padding
+    geometry = max_pool2d_geometry if max_pool else pool2d_geometry
+    return (x, *geometry(x.shape, kernel_size, stride, padding))
 
 
 def max_pool2d(
@@ -445,8 +394,9 @@ def max_pool2d(
     ----------
     notes 000 ("Max Pooling (e.g on a 2x2 Window)"), notes 002.
     """
-    x, kernel, stride, padding = _check_max_pool2d(x, kernel_size, stride, padding)
-    size_out = _pool_output_hw(x, kernel, stride, padding)
+    x, kernel, stride, padding, size_out = _check_pool(
+        x, kernel_size, stride, padding, max_pool=True
+    )
     x_padded = _pad(x, padding, value=-np.inf)
     y = np.full((*x.shape[:2], *size_out), -np.inf)
     for _, _, rows, cols in _kernel_offsets(kernel, stride, size_out):
@@ -493,8 +443,9 @@ def max_pool2d_backward(
     -------
     (dx,) : tuple of one ndarray, shape of ``x``
     """
-    x, kernel, stride, padding = _check_max_pool2d(x, kernel_size, stride, padding)
-    size_out = _pool_output_hw(x, kernel, stride, padding)
+    x, kernel, stride, padding, size_out = _check_pool(
+        x, kernel_size, stride, padding, max_pool=True
+    )
     dout = upstream(dout, (*x.shape[:2], *size_out))
     x_padded = _pad(x, padding, value=-np.inf)
     offsets = list(_kernel_offsets(kernel, stride, size_out))
@@ -549,8 +500,7 @@ def avg_pool2d(
     ----------
     notes 004 (LeNet-5 uses ``AvgPool2d(kernel_size=2)``). LeCun et al. (1998).
     """
-    x, kernel, stride, _ = _check_pool(x, kernel_size, stride, 0)
-    size_out = _pool_output_hw(x, kernel, stride, (0, 0))
+    x, kernel, stride, _, size_out = _check_pool(x, kernel_size, stride, 0)
     y = np.zeros((*x.shape[:2], *size_out))
     for _, _, rows, cols in _kernel_offsets(kernel, stride, size_out):
         y += x[:, :, rows, cols]
@@ -586,8 +536,7 @@ def avg_pool2d_backward(
     -------
     (dx,) : tuple of one ndarray, shape of ``x``
     """
-    x, kernel, stride, _ = _check_pool(x, kernel_size, stride, 0)
-    size_out = _pool_output_hw(x, kernel, stride, (0, 0))
+    x, kernel, stride, _, size_out = _check_pool(x, kernel_size, stride, 0)
     dout = upstream(dout, (*x.shape[:2], *size_out))
     dx = np.zeros_like(x)
     for _, _, rows, cols in _kernel_offsets(kernel, stride, size_out):
@@ -824,12 +773,7 @@ def _check_maxout(
     x = as_float64("x", x, ndim=2)
     w = as_float64("w", w, ndim=3)
     b = as_float64("b", b, ndim=2)
-    if w.shape[0] < 1 or w.shape[2] != x.shape[1]:
-        raise ValueError(
-            f"w must have shape (k, D_out, D_in) with k >= 1 and "
-            f"D_in = x.shape[1] = {x.shape[1]}, got {w.shape}"
-        )
-    require_shape("b", b, w.shape[:2])
+    maxout_shapes(x.shape, w.shape, b.shape)
     return x, w, b
 
 
@@ -922,14 +866,7 @@ def maxout_backward(
 
 def _check_upsample2d(x: ArrayLike, scale_factor: int, mode: str) -> np.ndarray:
     x = as_float64("x", x, ndim=4)
-    if (
-        isinstance(scale_factor, bool)
-        or not isinstance(scale_factor, numbers.Integral)
-        or scale_factor < 1
-    ):
-        raise ValueError(f"scale_factor must be a positive int, got {scale_factor!r}")
-    if mode not in UPSAMPLE_MODES:
-        raise ValueError(f"mode must be one of {UPSAMPLE_MODES}, got {mode!r}")
+    upsample2d_hyper(scale_factor, mode)
     return x
 
 

@@ -22,10 +22,10 @@ from numpy.typing import ArrayLike
 from reference._checks import (
     as_float64,
     require_in_range,
-    require_positive,
     require_shape,
     upstream,
 )
+from reference.shapes import batch_norm_hyper, require_flag
 
 __all__ = [
     "batch_norm",
@@ -34,12 +34,6 @@ __all__ = [
     "dropout_backward",
     "dropout_mask",
 ]
-
-
-def _require_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 # ---------------------------------------------------------------------------
@@ -58,25 +52,14 @@ def _check_batch_norm(
     eps: float,
 ) -> tuple[np.ndarray, ...]:
     x = as_float64("x", x, ndim=(2, 4))
-    channels = (x.shape[1],)
     gamma = as_float64("gamma", gamma)
     beta = as_float64("beta", beta)
     running_mean = as_float64("running_mean", running_mean)
     running_var = as_float64("running_var", running_var)
-    require_shape("gamma", gamma, channels)
-    require_shape("beta", beta, channels)
-    require_shape("running_mean", running_mean, channels)
-    require_shape("running_var", running_var, channels)
+    params = (gamma, beta, running_mean, running_var)
+    batch_norm_hyper(x.shape, [p.shape for p in params], training, momentum, eps)
     if np.any(running_var < 0):
         raise ValueError(f"running_var must be non-negative, got {running_var}")
-    _require_flag("training", training)
-    require_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
-    require_positive("eps", eps)
-    if training and x.size // max(x.shape[1], 1) < 2:
-        raise ValueError(
-            f"x must hold at least 2 values per channel in training (the unbiased "
-            f"batch variance divides by m - 1), got shape {x.shape}"
-        )
     return x, gamma, beta, running_mean, running_var
 
 
@@ -343,7 +326,7 @@ def _check_dropout(
         raise ValueError(f"mask must be a bool array (True = kept), got {mask.dtype}")
     require_shape("mask", mask, x.shape)
     p = require_in_range("p", p, 0.0, 1.0)
-    _require_flag("training", training)
+    require_flag("training", training)
     return x, mask, p
 
 
