@@ -51,7 +51,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
+
+#: Settings for a Hypothesis test that takes the ``backend`` and ``dtype``
+#: fixtures: they hold no state an example could change, so sharing them across
+#: the examples of a test is safe. Built when a test module imports this module,
+#: after conftest has loaded the Hypothesis profile (conftest must not import it).
+fixtures_shared = settings(
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ]
+)
 
 #: Relative and absolute tolerances by dtype (torch.testing.assert_close's).
 RTOL: dict[str, float] = {"float32": 1.3e-6, "float64": 1e-7}

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from backends import contract
@@ -45,6 +45,7 @@ from properties.assertions import (
     call_backend,
     expect_native,
     expect_tuple,
+    fixtures_shared,
     reproduce_command,
     to_numpy,
     tolerance,
@@ -60,12 +61,6 @@ CLIPPING = cases("clipping")
 
 # The backend and dtype fixtures are immutable per test: sharing them across
 # the examples of one test is intended.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
 
 
 def case_id(op: OpInfo) -> str:

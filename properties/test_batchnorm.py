@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from backends import contract
@@ -54,19 +54,11 @@ from properties.assertions import (
     assert_unchanged,
     call_backend,
     expect_tuple,
+    fixtures_shared,
     to_numpy,
 )
 from properties.statistics import REFERENCE
 from reference import layers as reference_layers
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across the examples of a test is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
 
 LAYOUTS = ("1d", "2d")
 #: Multiplies the rounding bounds below (each is a sum of first-order terms).

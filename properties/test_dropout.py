@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from backends import contract
@@ -40,6 +40,7 @@ from properties.assertions import (
     Context,
     assert_close,
     call_backend,
+    fixtures_shared,
     to_numpy,
 )
 from properties.statistics import (
@@ -48,15 +49,6 @@ from properties.statistics import (
     bernstein_deviation,
     binomial_acceptance,
     split,
-)
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across the examples of a test is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
 )
 
 #: Drop probabilities of the binomial test: both sides of 1/2 (keeping with

@@ -17,55 +17,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import reference
 from backends import contract
 from properties import assertions as a
 from properties import strategies as s
+from properties.assertions import fixtures_shared
+from properties.statistics import REFERENCE
 from reference import models
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across a test's examples is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
-
-
-class ReferenceAsBackend:
-    """The reference behind the backend interface: float64 NumPy arrays in and out.
-
-    The identities hold for the specification too; running them on it catches
-    a reference that drifted from the maths before it misjudges a backend.
-    """
-
-    name = "reference"
-    dtypes = ("float64",)
-    device = "cpu"
-    unavailable_reason = None
-
-    def asarray(self, a: np.ndarray, dtype: str) -> np.ndarray:
-        return np.array(a, dtype=dtype, copy=True)
-
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return np.array(a, copy=True)
-
-    def synchronize(self) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        if name in CONTRACT_OPERATIONS:
-            return getattr(reference, name)
-        raise AttributeError(name)
-
-
-CONTRACT_OPERATIONS = frozenset(contract.OPERATIONS + contract.BACKWARD_OPERATIONS)
-REFERENCE = ReferenceAsBackend()
 
 
 def on_reference(test: Any, *arguments: Any) -> None:

@@ -19,22 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends import contract
 from properties import assertions as a
 from properties import strategies as s
+from properties.assertions import fixtures_shared
 from reference import losses, models, preprocessing
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across a test's examples is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
 
 
 def require(backend: Any, *ops: str) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from backends import contract
@@ -50,21 +50,13 @@ from properties.assertions import (
     assert_unchanged,
     call_backend,
     expect_tuple,
+    fixtures_shared,
     to_numpy,
 )
 from properties.catalog import OPTIMIZER_HYPER
 from properties.statistics import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across the examples of a test is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
 
 #: Steps of a trajectory (the issue asks for at least 50).
 STEPS = 50

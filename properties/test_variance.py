@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.polynomial.hermite_e import hermegauss
 
 from backends import contract
 from properties import strategies as s
-from properties.assertions import Context, call_backend, to_numpy
+from properties.assertions import Context, call_backend, fixtures_shared, to_numpy
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
     FAILURE_PROBABILITY,
@@ -56,15 +56,6 @@ from properties.statistics import (
     split,
 )
 from reference import initializers as reference_initializers
-
-#: The ``backend`` and ``dtype`` fixtures hold no state an example could change,
-#: so sharing them across the examples of a test is safe.
-fixtures_shared = settings(
-    suppress_health_check=[
-        *settings.default.suppress_health_check,
-        HealthCheck.function_scoped_fixture,
-    ]
-)
 
 # ---------------------------------------------------------------------------
 # The formulas (CONTRACT.md / conventions: "Initializers"), restated here so
