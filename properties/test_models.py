@@ -387,8 +387,17 @@ MOMENTUM = 0.9
 
 
 def synthetic_classes(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian classes (std 0.5) around orthonormal centres scaled by 2.
+
+    The centres are the rows of a random orthogonal matrix, so every pair is
+    2 sqrt(2) apart whatever the seed: drawing them at random let two classes
+    land on top of each other (the nightly profile found seed 687, where a
+    correct backend's loss fell only to 0.65 of its start). Over 2,000 seeds
+    the reference's worst final/initial loss ratio is 0.12.
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((CLASSES, FEATURES)) * 2.0
+    rotation, _ = np.linalg.qr(rng.standard_normal((FEATURES, FEATURES)))
+    centres = 2.0 * rotation[:, :CLASSES].T
     labels = np.arange(SAMPLES) % CLASSES
     x = centres[labels] + 0.5 * rng.standard_normal((SAMPLES, FEATURES))
     return x, labels.astype(np.int64)
