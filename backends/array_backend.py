@@ -72,6 +72,7 @@ from reference.shapes import (
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
+    require_flag,
     upsample2d_hyper,
 )
 
@@ -594,12 +595,6 @@ register_conv_algorithm(_winograd_algorithm("winograd2x2", winograd.F2X2_3X3))
 
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _require_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def _require_seed(seed: object) -> int:
@@ -1237,7 +1232,7 @@ class ArrayBackend:
             raise ValueError(f"mask must be a bool array, got dtype {mask.dtype}")
         require_shape("mask", mask, x.shape)
         p = require_in_range("p", p, 0.0, 1.0)
-        return x, mask, p, _require_bool("training", training)
+        return x, mask, p, require_flag("training", training)
 
     def dropout(self, x: Array, mask: Array, *, p: float, training: bool) -> Array:
         x, mask, p, training = self._check_dropout(x, mask, p, training)
@@ -1831,7 +1826,7 @@ class ArrayBackend:
         param, grad = self._check_step("sgd", param, grad, state)
         lr = require_positive("lr", lr)
         momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = _require_bool("nesterov", nesterov)
+        nesterov = require_flag("nesterov", nesterov)
         if nesterov and momentum == 0.0:
             raise ValueError("nesterov requires momentum > 0, got momentum=0")
         weight_decay = require_non_negative("weight_decay", weight_decay)

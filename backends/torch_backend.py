@@ -64,6 +64,7 @@ from reference.shapes import (
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
+    require_flag,
     upsample2d_hyper,
 )
 
@@ -117,12 +118,6 @@ def _require_finite(name: str, value: object) -> float:
     ):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
-
-
-def _require_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def _require_seed(seed: object) -> int:
@@ -790,7 +785,7 @@ class TorchBackend:
         x = self._float("x", x)
         mask = self._mask(mask, tuple(x.shape))
         p = require_in_range("p", p, 0.0, 1.0)
-        training = _require_bool("training", training)
+        training = require_flag("training", training)
 
         def function(x: Tensor, mask: Tensor) -> Tensor:
             return _dropout(x, mask, p, training)
@@ -1196,7 +1191,7 @@ class TorchBackend:
         weight_decay: float = 0.0,
     ) -> tuple[Tensor, dict[str, Any]]:
         momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = _require_bool("nesterov", nesterov)
+        nesterov = require_flag("nesterov", nesterov)
         if nesterov and momentum <= 0:
             raise ValueError("nesterov requires a positive momentum, got momentum=0")
         hyper = {

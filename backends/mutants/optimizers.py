@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from backends.array_backend import _require_bool
 from backends.numpy_backend import NumpyBackend
 from reference._checks import require_in_range, require_non_negative, require_positive
+from reference.shapes import require_flag
 
 __all__ = [
     "AdagradAccumulatesAfterStep",
@@ -87,7 +87,7 @@ class SgdMomentumDampened(NumpyBackend):
         param, grad = self._check_step("sgd", param, grad, state)
         lr = require_positive("lr", lr)
         momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = _require_bool("nesterov", nesterov)
+        nesterov = require_flag("nesterov", nesterov)
         if nesterov and momentum == 0.0:
             raise ValueError("nesterov requires momentum > 0, got momentum=0")
         weight_decay = require_non_negative("weight_decay", weight_decay)
