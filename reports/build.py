@@ -71,7 +71,7 @@ class BuildOutcome:
             parts.append(f"no results ({self.results.document['missing']})")
         words = {"failed": "failed", "timeout": "timed out", "error": "errors"}
         problems = [f"{counts[o]} {words[o]}" for o in words if counts[o]]
-        if counts["not-run"]:
+        if counts["not-run"] and not self.results.interruption:
             problems.append(f"{counts['not-run']} not run")
         if problems:
             parts.append(", ".join(problems))
@@ -353,4 +353,4 @@ def markdown_summary(outcome: BuildOutcome, limit: int = 25) -> str:
 
 
 def _markdown_cell(text: str) -> str:
-    return escape(text).replace("|", "\\|").replace("\n", " ")
+    return escape(text, quote=False).replace("|", "\\|").replace("\n", " ")

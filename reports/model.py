@@ -530,7 +530,8 @@ class Results:
         groups: dict[str, list[Check]] = {}
         for check in self.checks:
             if check.outcome == "unsupported":
-                groups.setdefault(f"{check.column}: {check.reason}", []).append(check)
+                reason = check.reason.removeprefix("unsupported:").strip()
+                groups.setdefault(f"{check.column}: {reason}", []).append(check)
         return [NotRunGroup(reason, len(g), g) for reason, g in sorted(groups.items())]
 
     @property
@@ -615,10 +616,9 @@ class Results:
         if self.document.get("missing"):
             return True
         exitstatus = self.document.get("exitstatus")
-        return (
-            bool(self.problems or self.collection_errors or self.not_run)
-            or exitstatus not in (0, None)
-        )
+        return bool(
+            self.problems or self.collection_errors or self.not_run
+        ) or exitstatus not in (0, None)
 
 
 #: How the headline words each outcome ("numpy: 340 passed, 2 unsupported").
@@ -650,9 +650,7 @@ class Tally:
 
     @property
     def text(self) -> str:
-        parts = [
-            f"{self.counts[o]} {HEADLINE_WORDS.get(o, o)}" for o in self.outcomes
-        ]
+        parts = [f"{self.counts[o]} {HEADLINE_WORDS.get(o, o)}" for o in self.outcomes]
         return f"{self.label}: {', '.join(parts)}"
 
 
@@ -685,6 +683,7 @@ class PrecisionCell:
 
     @property
     def css(self) -> str:
+        """Its colour: from green (far below the allowed error) to red (over it)."""
         ratio = _severity(self.precision)
         if ratio > 1:
             return "p-over"
@@ -695,14 +694,6 @@ class PrecisionCell:
         if ratio > 0.1:
             return "p-fair"
         return "p-far"
-
-    @property
-    def style(self) -> str:
-        """A background from green (far below the allowed error) to red (at it)."""
-        ratio = min(max(_severity(self.precision), 0.0), 1.0)
-        if self.precision.failed:
-            return ""
-        return f"background: hsl({130 * (1 - ratio):.0f}, 65%, 86%)"
 
     @property
     def title(self) -> str:
@@ -776,7 +767,9 @@ def load_results(path: Path | str) -> Results:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
-        if not text.strip() or error.pos >= len(text.rstrip()):
+        # An unterminated string runs to the end of the text: cut short too.
+        at_end = error.pos >= len(text.rstrip())
+        if at_end or error.msg.startswith("Unterminated string"):
             raise ResultsError(
                 f"results file {path} is cut short: its JSON ends at {where} "
                 "before the document is complete"
