@@ -62,9 +62,6 @@ PRECEDENCE: tuple[str, ...] = (
 #: Outcomes that link to a diagnosis.
 PROBLEMS: frozenset[str] = frozenset({"failed", "timeout", "error"})
 
-#: Outcomes that fail a CI run: a problem, or a check with no result.
-FAILING: frozenset[str] = PROBLEMS | {"not-run"}
-
 #: The results file layouts this builder reads.
 SCHEMAS: tuple[int, ...] = (1, 2)
 
@@ -108,6 +105,11 @@ def reason_anchor(reason: str) -> str:
 
 def not_run_reason(check: Check) -> str:
     return check.reason or "no reason recorded"
+
+
+def ops_of(checks: list[Check]) -> list[str]:
+    """The ops of some checks, each once, in order."""
+    return list(dict.fromkeys(check.op for check in checks if check.op))
 
 
 def css_class(outcome: str) -> str:
@@ -219,7 +221,7 @@ class Check:
 
     @property
     def blamed_ops(self) -> list[str]:
-        return list(dict.fromkeys(c.op for c in self.blame if c.op))
+        return ops_of(self.blame)
 
     @property
     def blame_text(self) -> str:
@@ -363,7 +365,7 @@ class Cell:
 
     @property
     def blamed_ops(self) -> list[str]:
-        return list(dict.fromkeys(c.op for c in self.blame if c.op))
+        return ops_of(self.blame)
 
     @property
     def partial(self) -> bool:
@@ -375,7 +377,7 @@ class Cell:
 
     @property
     def declined(self) -> int:
-        """Examples the backend declined (NotImplementedError) in checks that ran."""
+        """Examples the backend declined (raised NotImplementedError) in its checks."""
         return sum(check.declined or 0 for check in self.checks)
 
     @property
@@ -547,6 +549,11 @@ class Results:
             "checks never ran"
         )
 
+    def column_rank(self, column: str) -> int:
+        """Where a backend's column stands in the matrix (unknown ones last)."""
+        order = [backend.id for backend in self.backends]
+        return order.index(column) if column in order else len(order)
+
     def headline(self) -> list[Tally]:
         """Outcome counts per backend (its checks), then the suite's own tests.
 
@@ -561,12 +568,9 @@ class Results:
                 by_column.setdefault(check.column, Counter())[check.outcome] += 1
             else:
                 suite[check.outcome] += 1
-        order = [column.id for column in self.backends]
         tallies = [
             Tally(column, by_column[column])
-            for column in sorted(
-                by_column, key=lambda c: (order.index(c) if c in order else 99, c)
-            )
+            for column in sorted(by_column, key=lambda c: (self.column_rank(c), c))
         ]
         if suite:
             tallies.append(Tally("the suite's own tests", suite))
@@ -593,10 +597,9 @@ class Results:
             cell.checks += 1
             if _severity(check.precision) > _severity(cell.precision):
                 cell.precision, cell.check = check.precision, check
-        order = [column.id for column in self.backends]
         columns = sorted(
             {(backend, dtype) for _, backend, dtype in cells},
-            key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[0], c[1]),
+            key=lambda c: (self.column_rank(c[0]), c[0], c[1]),
         )
         rows = [row for row in self.rows if any(k[0] == row for k in cells)]
         return PrecisionTable(rows, columns, cells)
