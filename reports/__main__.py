@@ -2,9 +2,15 @@
 
 ``python -m reports build --results R.json --bench B.json --asv-html DIR --out DIR``
 writes the site and prints where its index is. With ``--check`` it then exits
-with status 1 if a check failed, timed out or errored, pytest's exit status
-was not 0, the results are missing, or asv found a regression at the newest
-commit, so a CI job fails visibly, after the site is built.
+with status 1 if a check failed, timed out, errored or never ran, pytest's exit
+status was not 0, the results are missing, or asv found a regression at the
+newest commit, so a CI job fails visibly, after the site is built.
+
+It exits with status 2 and one line on stderr saying what and where, without
+a traceback, when the results file given cannot be used (missing, cut short,
+not JSON, a schema it does not read; the site is still built, saying so) or
+the site cannot be written (the output is a file, a folder is not writable,
+the disk is full).
 
 ``python -m reports probe --out limits.json`` measures the machine's GEMM and
 copy throughput (see :mod:`reports.limits`) for ``build --limits``.
@@ -76,28 +82,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    from reports.build import build
+    from reports.build import SiteError, build, markdown_summary
 
-    outcome = build(
-        arguments.results,
-        arguments.out,
-        bench_path=arguments.bench,
-        asv_html=arguments.asv_html,
-        limits_path=arguments.limits,
-        draw_equations=not arguments.no_equations,
-    )
+    try:
+        outcome = build(
+            arguments.results,
+            arguments.out,
+            bench_path=arguments.bench,
+            asv_html=arguments.asv_html,
+            limits_path=arguments.limits,
+            draw_equations=not arguments.no_equations,
+        )
+    except SiteError as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
     index = outcome.index.resolve()
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:  # in GitHub Actions: the verdict on the run's page
-        from reports.build import markdown_summary
-
-        with open(summary_file, "a", encoding="utf-8") as summary:
-            summary.write(markdown_summary(outcome))
+        try:
+            with open(summary_file, "a", encoding="utf-8") as summary:
+                summary.write(markdown_summary(outcome))
+        except OSError as error:
+            print(
+                f"report: cannot write the summary to {summary_file}: "
+                f"{error.strerror or error}",
+                file=sys.stderr,
+            )
     print(f"report: {outcome.verdict()}")
-    for problem in outcome.problems:
-        print(f"report: {problem}", file=sys.stderr)
     print(f"report written to {index}")
     print(f"open {index.as_uri()}")
+    if outcome.results_error:
+        print(f"report: error: {outcome.results_error}", file=sys.stderr)
+        return 2
+    for problem in outcome.problems:
+        print(f"report: {problem}", file=sys.stderr)
     if arguments.check and outcome.failed:
         print(f"report: failing: {outcome.verdict()}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""Build the static site: the matrix, the failures, the coverage, the performance.
+"""Build the static site: matrix, failures, precision, coverage, performance.
 
 Every page is a plain HTML file (CSS inline, figures and equations as SVG
 files beside it), so the site works opened from disk, without a server, and
@@ -6,11 +6,16 @@ can be published as it is. Pages are jinja2 templates (``reports/templates``)
 rendered with autoescaping on: every text that comes from a test, an error or
 a backend is escaped. A part that cannot be built (a figure, a missing file, a
 page whose data is broken) is replaced by a message saying why; the rest of the
-site is still written.
+site is still written. A results file that cannot be read still gives a site
+(saying why it has no matrix), and :attr:`BuildOutcome.results_error` says
+what is wrong with the file. A site that cannot be written at all (the output
+is a file, a folder cannot be written, the disk is full) raises
+:class:`SiteError`, whose message is one line naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 import shutil
 import traceback
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ from reports.model import (
     LABELS,
     PRECEDENCE,
     PROBLEMS,
+    REFERENCE_COLUMN,
     SYMBOLS,
     Results,
     ResultsError,
@@ -35,7 +41,11 @@ from reports.model import (
     load_results,
 )
 
-PAGES: tuple[str, ...] = ("index", "failures", "coverage", "performance")
+PAGES: tuple[str, ...] = ("index", "failures", "precision", "coverage", "performance")
+
+
+class SiteError(Exception):
+    """The site cannot be written where asked; the message says what and where."""
 
 
 @dataclass
@@ -46,6 +56,9 @@ class BuildOutcome:
     results: Results
     new_regressions: list[dict[str, Any]]
     problems: list[str] = field(default_factory=list)
+    #: Why the results file given could not be used (missing, cut short,
+    #: not JSON, a schema this builder does not read), or ``None``.
+    results_error: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -58,8 +71,12 @@ class BuildOutcome:
             parts.append(f"no results ({self.results.document['missing']})")
         words = {"failed": "failed", "timeout": "timed out", "error": "errors"}
         problems = [f"{counts[o]} {words[o]}" for o in words if counts[o]]
+        if counts["not-run"] and not self.results.interruption:
+            problems.append(f"{counts['not-run']} not run")
         if problems:
             parts.append(", ".join(problems))
+        if self.results.interruption:
+            parts.append(self.results.interruption)
         if self.results.collection_errors:
             parts.append(f"{len(self.results.collection_errors)} modules not collected")
         exitstatus = self.results.document.get("exitstatus")
@@ -68,7 +85,9 @@ class BuildOutcome:
         if self.new_regressions:
             parts.append(f"{len(self.new_regressions)} new asv regressions")
         parts.extend(self.problems)
-        return "; ".join(parts) if parts else f"{counts['passed']} checks passed"
+        if parts:
+            return "; ".join(parts)
+        return self.results.headline_text() or f"{counts['passed']} checks passed"
 
 
 def _environment(templates: jinja2.Environment) -> jinja2.Environment:
@@ -114,6 +133,29 @@ def _error_page(page: str, error: BaseException, common: dict[str, Any]) -> str:
     )
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write one file of the site (the one place pages are written)."""
+    path.write_text(text, encoding="utf-8")
+
+
+def _site_problem(error: OSError, out: Path) -> str:
+    """One line: why the site cannot be written into ``out``, naming the path."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                return (
+                    f"cannot write the site into {out}: "
+                    f"{folder} is a file, not a folder"
+                )
+            break
+    if error.errno == errno.ENOSPC:
+        reason = "the disk is full (no space left on device)"
+    else:
+        reason = error.strerror or str(error) or type(error).__name__
+    where = f" ({error.filename})" if error.filename else ""
+    return f"cannot write the site into {out}: {reason}{where}"
+
+
 def build(
     results_path: Path | str | None,
     out: Path | str,
@@ -124,11 +166,39 @@ def build(
     draw_equations: bool = True,
     reference_modules: list[str] | None = None,
 ) -> BuildOutcome:
-    """Write the site into ``out``; return where its index is and how the run went."""
+    """Write the site into ``out``; return where its index is and how the run went.
+
+    Raises :class:`SiteError` if the site cannot be written.
+    """
     out = Path(out)
+    try:
+        return _build(
+            results_path,
+            out,
+            bench_path=bench_path,
+            asv_html=asv_html,
+            limits_path=limits_path,
+            draw_equations=draw_equations,
+            reference_modules=reference_modules,
+        )
+    except OSError as error:
+        raise SiteError(_site_problem(error, out)) from error
+
+
+def _build(
+    results_path: Path | str | None,
+    out: Path,
+    *,
+    bench_path: Path | str | None,
+    asv_html: Path | str | None,
+    limits_path: Path | str | None,
+    draw_equations: bool,
+    reference_modules: list[str] | None,
+) -> BuildOutcome:
     out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
 
+    results_error = None
     try:
         if results_path is None:
             raise ResultsError("no results file given")
@@ -137,6 +207,7 @@ def build(
     except ResultsError as error:
         results = empty_results(str(error))
         env_source = "machine details are the builder's (no results file)"
+        results_error = str(error) if results_path is not None else None
     env = results.environment or environment.describe()
     if not results.environment and env_source is None:
         env_source = "machine details are the builder's (the results file has none)"
@@ -167,6 +238,7 @@ def build(
         "results": results,
         "counts": results.counts,
         "problem_count": len(results.problems) + len(results.collection_errors),
+        "not_run_count": results.not_run,
         "asv_link": asv.link,
         "missing": results.document.get("missing"),
     }
@@ -178,6 +250,9 @@ def build(
             "summary": results.family_summary(),
             "components": components,
             "property_rows": {c.row for c in results.checks if not c.op},
+            "headline": results.headline(),
+            "not_run_groups": results.not_run_groups(),
+            "unsupported_groups": results.unsupported_groups(),
         },
         "failures": {
             "title": "Failures",
@@ -192,6 +267,13 @@ def build(
                     c.nodeid,
                 ),
             ),
+            "not_run_groups": results.not_run_groups(),
+        },
+        "precision": {
+            "title": "Precision",
+            "table": results.precision_table(),
+            "property_rows": {c.row for c in results.checks if not c.op},
+            "reference_column": REFERENCE_COLUMN,
         },
         "coverage": {
             "title": "Coverage of the notes",
@@ -214,7 +296,7 @@ def build(
         except Exception as error:
             problems.append(f"page {page}: {type(error).__name__}: {error}")
             html = _error_page(page, error, common)
-        (out / f"{page}.html").write_text(html, encoding="utf-8")
+        write_text(out / f"{page}.html", html)
 
     data = out / "data"
     data.mkdir(exist_ok=True)
@@ -223,7 +305,9 @@ def build(
             target = data / Path(source).name
             if Path(source).resolve() != target.resolve():
                 shutil.copyfile(source, target)
-    return BuildOutcome(out / "index.html", results, new_regressions, problems)
+    return BuildOutcome(
+        out / "index.html", results, new_regressions, problems, results_error
+    )
 
 
 def markdown_summary(outcome: BuildOutcome, limit: int = 25) -> str:
@@ -231,13 +315,13 @@ def markdown_summary(outcome: BuildOutcome, limit: int = 25) -> str:
     results = outcome.results
     mark = "\u274c" if outcome.failed else "\u2705"
     lines = [f"## {mark} nnspec report: {outcome.verdict()}", ""]
-    counts = results.counts
-    if counts:
-        lines.append(
-            " · ".join(
-                f"{LABELS.get(o, o)}: {counts[o]}" for o in PRECEDENCE if counts[o]
-            )
-        )
+    headline = results.headline_text()
+    if headline:
+        lines += [_markdown_cell(headline), ""]
+    not_run = results.not_run_groups()
+    for group in not_run:
+        lines.append(f"- {group.count} not run: {_markdown_cell(group.reason)}")
+    if not_run:
         lines.append("")
     problems = results.problems
     if problems:
@@ -254,7 +338,9 @@ def markdown_summary(outcome: BuildOutcome, limit: int = 25) -> str:
                 check.dtype or "",
                 check.family,
             ]
-            cells.append(error[:160])
+            if check.blame_text:
+                error = f"{check.blame_text}. {error}"
+            cells.append(error[:200])
             lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
         if len(problems) > limit:
             lines.append(f"\n... and {len(problems) - limit} more: see the report.")
@@ -267,4 +353,4 @@ def markdown_summary(outcome: BuildOutcome, limit: int = 25) -> str:
 
 
 def _markdown_cell(text: str) -> str:
-    return escape(text).replace("|", "\\|").replace("\n", " ")
+    return escape(text, quote=False).replace("|", "\\|").replace("\n", " ")

@@ -434,8 +434,9 @@ def collect(
 
 
 def verdict_label(status: str | None) -> str:
-    return LABELS.get(status or "", "not run") if status else "not run"
+    """A component's verdict on a backend; "not checked" when no check ran it."""
+    return LABELS.get(status, status) if status else "not checked"
 
 
 def verdict_css(status: str | None) -> str:
-    return css_class(status) if status else "s-not-run"
+    return css_class(status) if status else "s-unchecked"
