@@ -132,9 +132,7 @@ def require_probabilities(name: str, all_in_unit_interval: bool) -> None:
     with its own array library, which is False for NaN.
     """
     if not all_in_unit_interval:
-        raise ValueError(
-            f"{name} must lie in [0, 1], got values outside (or NaN)"
-        )
+        raise ValueError(f"{name} must lie in [0, 1], got values outside (or NaN)")
 
 
 def require_non_negative_values(name: str, all_non_negative: bool) -> None:

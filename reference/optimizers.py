@@ -193,7 +193,7 @@ def adadelta_hyperparameters(
 def adam_hyperparameters(
     lr: object, beta1: object, beta2: object, eps: object, weight_decay: object
 ) -> tuple[float, float, float, float, float]:
-    """``lr > 0``, ``beta1`` and ``beta2`` in [0, 1), ``eps > 0``, ``weight_decay >= 0``."""
+    """``lr``, ``eps`` > 0; ``beta1``, ``beta2`` in [0, 1); ``weight_decay >= 0``."""
     return (
         require_positive("lr", lr),
         _beta("beta1", beta1),
