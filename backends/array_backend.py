@@ -85,6 +85,7 @@ from reference.shapes import (
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
+    prelu_alpha_shape,
     require_batch,
     require_min_ndim,
     require_scores,
@@ -760,13 +761,9 @@ class ArrayBackend:
 
     def _prelu_slope(self, x: Array, alpha: Any) -> Array:
         alpha = self._float("alpha", alpha, ndim=1)
+        prelu_alpha_shape(x.shape, alpha.shape)
         if alpha.shape == (1,):
             return alpha.reshape((1,) * x.ndim)
-        if x.ndim < 2 or alpha.shape != (x.shape[1],):
-            raise ValueError(
-                f"alpha must have shape (1,) or (C,) with C = x.shape[1] for x of "
-                f"shape {x.shape}, got {alpha.shape}"
-            )
         return alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
 
     def prelu(self, x: Array, alpha: Array) -> Array:

@@ -43,6 +43,7 @@ __all__ = [
     "max_pool2d_geometry",
     "maxout_shapes",
     "pool2d_geometry",
+    "prelu_alpha_shape",
     "require_batch",
     "require_flag",
     "require_min_ndim",
@@ -98,6 +99,21 @@ def window_output_hw(
         output_size(int(x_shape[2]), kernel[0], stride[0], padding[0]),
         output_size(int(x_shape[3]), kernel[1], stride[1], padding[1]),
     )
+
+
+# ---------------------------------------------------------------- prelu
+
+
+def prelu_alpha_shape(x_shape: Shape, alpha_shape: Shape) -> None:
+    """``alpha`` is ``(1,)`` (one slope) or ``(C,)`` with ``C = x.shape[1]``."""
+    require_ndim("alpha", alpha_shape, 1)
+    if tuple(alpha_shape) == (1,):
+        return
+    if len(x_shape) < 2 or tuple(alpha_shape) != (x_shape[1],):
+        raise ValueError(
+            f"alpha must have shape (1,) or (C,) with C = x.shape[1] for x of "
+            f"shape {tuple(x_shape)}, got {tuple(alpha_shape)}"
+        )
 
 
 # ---------------------------------------------------------------- linear
