@@ -51,6 +51,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from backends import contract
+from properties import draws
 from properties import strategies as s
 
 FAMILIES: tuple[str, ...] = (
@@ -782,6 +783,15 @@ def _initialize_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     return Sample((name, shape), hyper)
 
 
+def _weight_decay() -> st.SearchStrategy[Any]:
+    """Left out, exactly 0, or in [1e-3, 0.1]: a decay whose effect shows.
+
+    ``floats(0, 0.1)`` would mostly draw values like 1e-300, indistinguishable
+    from 0 within any tolerance.
+    """
+    return st.one_of(st.just(s.OMITTED), st.just(0.0), s.floats(1e-3, 0.1))
+
+
 OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
     "adagrad": lambda: s.hyperparameters(
         lr=s.floats(1e-3, 1.0), eps=s.optional(s.floats(1e-10, 1e-6))
@@ -801,28 +811,56 @@ OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
         beta1=s.optional(s.floats(0.0, 0.99)),
         beta2=s.optional(s.floats(0.9, 0.9999)),
         eps=s.optional(s.floats(1e-8, 1e-4)),
-        weight_decay=s.optional(s.floats(0.0, 0.1)),
+        weight_decay=_weight_decay(),
     ),
 }
 
 
+#: The forms of SGD each trajectory check draws, about equally often.
+SGD_FORMS: tuple[str, ...] = ("plain", "momentum", "nesterov")
+
+
 @st.composite
 def _sgd_hyper(draw: st.DrawFn) -> dict[str, Any]:
-    hyper = draw(
-        s.hyperparameters(
-            lr=s.floats(1e-3, 1.0),
-            momentum=s.optional(st.one_of(st.just(0.0), s.floats(0.0, 0.95))),
-            weight_decay=s.optional(s.floats(0.0, 0.1)),
-        )
-    )
-    if hyper.get("momentum", 0.0) > 0:  # torch: Nesterov needs momentum
-        nesterov = draw(s.optional(st.booleans()))
-        if nesterov is not s.OMITTED:
-            hyper["nesterov"] = nesterov
+    """SGD's hyperparameters: plain, heavy-ball momentum or Nesterov, each with decay.
+
+    The form is drawn first, so each appears in about a third of the
+    examples; momentum, where there is some, is at least 0.1 (a smaller one
+    changes a short trajectory by less than the tolerance, so a wrong
+    Nesterov or momentum formula would pass); ``plain`` leaves momentum out or
+    sets it to exactly 0. Weight decay is drawn independently of the form
+    (:func:`_weight_decay`), so momentum with decay is common.
+    """
+    form = draw(st.sampled_from(SGD_FORMS))
+    hyper: dict[str, Any] = {"lr": draw(s.floats(1e-3, 1.0))}
+    if form == "plain":
+        momentum = draw(st.one_of(st.just(s.OMITTED), st.just(0.0)))
+        if momentum is not s.OMITTED:
+            hyper["momentum"] = momentum
+            if draw(st.booleans()):
+                hyper["nesterov"] = False
+    else:
+        hyper["momentum"] = draw(s.floats(0.1, 0.95))
+        if form == "nesterov":
+            hyper["nesterov"] = True
+        elif draw(st.booleans()):
+            hyper["nesterov"] = False
+    weight_decay = draw(_weight_decay())
+    if weight_decay is not s.OMITTED:
+        hyper["weight_decay"] = weight_decay
     return hyper
 
 
 OPTIMIZER_HYPER["sgd"] = _sgd_hyper
+
+
+def optimizer_hyper(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """The hyperparameters of optimizer ``name``, each draw counted for coverage.
+
+    :mod:`properties.draws` tallies them by category (Nesterov with momentum,
+    momentum with weight decay, ...) for ``--nnspec-coverage``.
+    """
+    return OPTIMIZER_HYPER[name]().map(lambda hyper: draws.record(name, hyper))
 
 
 def _gradient_values(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
@@ -843,7 +881,7 @@ def _optimizer_samples(fixed: str | None):
         shape = draw(s.shapes(max_dims=2, max_side=4))
         param = draw(s.arrays(shape))
         steps = tuple(draw(_gradient_values(shape)) for _ in range(TRAJECTORY_STEPS))
-        return Sample((param,), draw(OPTIMIZER_HYPER[name]()), steps)
+        return Sample((param,), draw(optimizer_hyper(name)), steps)
 
     return samples
 
