@@ -904,3 +904,133 @@ def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
 def test_deep_stack_variance_reference(case: str) -> None:
     """The reference ops pass the same deep-stack property (float64)."""
     check_deep_stack(REFERENCE, "float64", case, _STACK_SEEDS[case])
+
+
+# ---------------------------------------------------------------------------
+# The false-alarm bound of every statistical check
+# ---------------------------------------------------------------------------
+
+
+def _chi_square_tails(n: int, low: float, high: float) -> float:
+    """Laurent-Massart's bound on ``P(Q < low) + P(Q > high)``, ``Q ~ chi2_n``.
+
+    ``low = n - 2 sqrt(n x)`` and ``high = n + 2 sqrt(n y) + 2 y`` solved for
+    ``x`` and ``y``; the bound is ``exp(-x) + exp(-y)``.
+    """
+    x = ((n - low) / (2.0 * math.sqrt(n))) ** 2 if low > 0 else math.inf
+    root_y = (-math.sqrt(n) + math.sqrt(n + 2.0 * (high - n))) / 2.0
+    return math.exp(-x) + math.exp(-(root_y**2))
+
+
+def _bernstein_tail(variance_sum: float, bound: float, t: float) -> float:
+    """Bernstein's ``2 exp(-(t^2 / 2) / (V + M t / 3))``."""
+    return 2.0 * math.exp(-(t * t / 2.0) / (variance_sum + bound * t / 3.0))
+
+
+def _normal_tail(z: float) -> float:
+    return math.erfc(z / math.sqrt(2.0))
+
+
+def _initializer_bounds(kind: str, n: int, check: Callable) -> float:
+    """The false alarm of one example of a mean + mean-square check on ``n`` draws."""
+    variance = 1.0
+    low, high, mean_bound = check(n)
+    if kind == "uniform":
+        a = math.sqrt(3.0)
+        mean = _bernstein_tail(n * variance, a, mean_bound * n)
+        square = _bernstein_tail(n * 4 * a**4 / 45, 2 * a * a / 3, (high - 1.0) * n)
+        return mean + square
+    mean = _normal_tail(mean_bound * math.sqrt(n))
+    return mean + _chi_square_tails(n, low * n, high * n)
+
+
+def _variance_check(kind: str) -> Callable[[int], tuple[float, float, float]]:
+    """check_initializer_moments' bounds at variance 1 (same formulas, same delta)."""
+    delta = split(EXAMPLE_FAILURE_PROBABILITY, 2)
+
+    def bounds(n: int) -> tuple[float, float, float]:
+        if kind == "uniform":
+            a = math.sqrt(3.0)
+            mean_bound = bernstein_deviation(n * a * a / 3.0, a, delta) / n
+            spread = bernstein_deviation(
+                n * 4.0 * a**4 / 45.0, 2.0 * a * a / 3.0, delta
+            )
+            return 1 - spread / n, 1 + spread / n, mean_bound
+        z = normal_two_sided_quantile(delta)
+        chi_low, chi_high = chi_square_acceptance(n, delta)
+        return chi_low / n, chi_high / n, z / math.sqrt(n)
+
+    return bounds
+
+
+def _false_alarms() -> dict[str, float]:
+    """Each statistical check: its false-alarm probability per example, recomputed.
+
+    Computed from the checks' own parameters (intervals, bands) through the
+    inequality each rests on, at the sizes the strategies draw (the worst
+    over the range's ends and a middle).
+    """
+    from properties import catalog
+    from properties.test_dropout import DROP_PROBABILITIES
+
+    alarms: dict[str, float] = {}
+    for kind, name in (("normal", "he_normal"), ("uniform", "he_uniform")):
+        sizes = (2304, 4096, 32 * 32 * 25)
+        alarms[f"catalog initialize sanity ({kind})"] = max(
+            _initializer_bounds(
+                kind,
+                n,
+                lambda n, name=name: catalog.initialize_sanity_bounds(name, n, 1.0),
+            )
+            for n in sizes
+        )
+        alarms[f"test_variance initializer moments ({kind})"] = max(
+            _initializer_bounds(kind, n, _variance_check(kind))
+            for n in (1024, 4096, 147_456)
+        )
+    alarms["test_variance initializer distribution (DKW)"] = max(
+        2 * math.exp(-2 * n * dkw_epsilon(n, EXAMPLE_FAILURE_PROBABILITY) ** 2)
+        for n in (147_456, 331_776)
+    )
+    from properties.statistics import binomial_acceptance, binomial_cdf
+
+    rows = max(
+        2 * math.exp(-2 * r * dkw_epsilon(r, EXAMPLE_FAILURE_PROBABILITY) ** 2)
+        for r in (1024, 4096)
+    )
+    alarms["test_dropout row counts (DKW)"] = rows
+    worst = 0.0
+    for p in DROP_PROBABILITIES:
+        for n in (2000, 40_000):
+            low, high = binomial_acceptance(
+                n, 1 - p, split(EXAMPLE_FAILURE_PROBABILITY, 2)
+            )
+            cdf = binomial_cdf(n, 1 - p)
+            outside = (cdf[low - 1] if low > 0 else 0.0) + (1.0 - cdf[high])
+            worst = max(worst, 2 * outside)  # two such checks per example
+    alarms["test_dropout keep fraction (exact binomial)"] = worst
+    sanity = 0.0
+    for p in (0.01, 0.5, 0.98):
+        for n in (1, 100, 1728):
+            variance = n * p * (1 - p)
+            t = bernstein_deviation(variance, 1.0, EXAMPLE_FAILURE_PROBABILITY)
+            sanity = max(sanity, _bernstein_tail(variance, 1.0, t))
+    alarms["catalog dropout_mask sanity (Bernstein)"] = sanity
+    return alarms
+
+
+def test_statistical_checks_false_alarm_bounds() -> None:
+    """Every statistical check fails a correct backend w.p. <= 1e-6 per test.
+
+    Per test: the per-example probability (recomputed by :func:`_false_alarms`
+    from each check's parameters) times the nightly profile's
+    ``NIGHTLY_EXAMPLES = 300`` examples (the union bound).
+    """
+    from properties.statistics import NIGHTLY_EXAMPLES
+
+    too_loose = {
+        name: per_example * NIGHTLY_EXAMPLES
+        for name, per_example in _false_alarms().items()
+        if per_example * NIGHTLY_EXAMPLES > FAILURE_PROBABILITY
+    }
+    assert not too_loose, f"false alarms above 1e-6 per test: {too_loose}"
