@@ -891,6 +891,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
 _STACK_SEEDS = {name: 1000 * (index + 1) for index, name in enumerate(STACK_CASES)}
 
 
+@pytest.mark.nnspec_ops("initialize", "linear", "relu", "tanh")
 @pytest.mark.parametrize("case", list(STACK_CASES))
 def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
     """Each backend's initializer + activation stack keeps, loses or blows up a signal.
