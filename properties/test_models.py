@@ -207,6 +207,7 @@ def mlp_samples(draw: st.DrawFn) -> dict[str, Any]:
     return {"x": x, "params": params, "labels": draw(s.labels(n, d2))}
 
 
+@pytest.mark.nnspec_ops("linear", "relu", "softmax_cross_entropy")
 @fixtures_shared
 @given(drawn=mlp_samples())
 def test_two_layer_mlp_matches_reference(backend: Any, drawn: dict[str, Any]) -> None:
@@ -280,6 +281,7 @@ def residual_samples(draw: st.DrawFn) -> dict[str, Any]:
     return {"x": x, "params": params, "dout": dout}
 
 
+@pytest.mark.nnspec_ops("conv2d", "relu")
 @fixtures_shared
 @given(drawn=residual_samples())
 def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -> None:
@@ -339,6 +341,7 @@ def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -
         run.compare(value, expected[name], f"d{name}")
 
 
+@pytest.mark.nnspec_ops("conv2d", "tanh", "avg_pool2d", "flatten", "linear")
 @fixtures_shared
 @given(batch=st.integers(1, 2), seed=s.seeds())
 def test_lenet5_matches_reference(backend: Any, batch: int, seed: int) -> None:
@@ -403,6 +406,9 @@ def synthetic_classes(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, labels.astype(np.int64)
 
 
+@pytest.mark.nnspec_ops(
+    "linear", "relu", "softmax_cross_entropy", "initialize", "init_state", "sgd_step"
+)
 @settings(
     parent=fixtures_shared,
     # Each example trains a network: a fifth of the profile's examples suffice.

@@ -195,6 +195,27 @@ LIVE_CALLS = {
     "mutant-init-xavier-uniform-bound-as-std": lambda b: b.initialize(
         "xavier_uniform", (8, 8), seed=1, dtype="float64"
     ),
+    "mutant-init-normal-truncated": lambda b: b.initialize(
+        "he_normal", (64, 64), seed=1, dtype="float64"
+    ),
+    "mutant-init-normal-truncated-rescaled": lambda b: b.initialize(
+        "he_normal", (64, 64), seed=1, dtype="float64"
+    ),
+    "mutant-dropout-mask-fixed-count-per-row": lambda b: b.dropout_mask(
+        (64, 8), p=0.5, seed=1
+    ),
+    "mutant-sgd-nesterov-old-buffer": _steps(
+        "sgd", lr=0.1, momentum=0.9, nesterov=True
+    ),
+    "mutant-sgd-decay-outside-momentum": _steps(
+        "sgd", lr=0.1, momentum=0.9, weight_decay=0.1
+    ),
+    "mutant-relu-gradient-one-at-zero": lambda b: b.relu_backward(
+        np.ones(3), np.array([-1.0, 0.0, 1.0])
+    ),
+    "mutant-bce-without-clamp": lambda b: b.binary_cross_entropy(
+        np.array([[0.0, 0.5]]), np.array([[1.0, 0.0]])
+    ),
     "mutant-adam-no-bias-correction": _steps("adam", lr=0.1),
     "mutant-sgd-momentum-dampened": _steps("sgd", lr=0.1, momentum=0.9),
     "mutant-adagrad-accumulates-after-step": _steps("adagrad", lr=0.1),
