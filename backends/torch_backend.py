@@ -108,7 +108,8 @@ _OPTIMIZER_CLASSES = {
     "adam": "Adam",
 }
 # Binary cross-entropy clamps log p at -100 (torch's and the contract's choice).
-_SMALLEST_PROBABILITY = math.exp(-100.0)
+_LOG_CLAMP = -100.0
+_SMALLEST_PROBABILITY = math.exp(_LOG_CLAMP)
 # torch.Generator.manual_seed takes seeds below 2**64; larger ones are folded.
 _TORCH_SEED_LIMIT = 2**64
 
@@ -213,12 +214,24 @@ def _binary_cross_entropy_for_gradient(prob: Tensor, target: Tensor) -> Tensor:
     the derivative of its forward where ``p`` or ``1 - p`` is below 1e-12 (at
     ``p = 0`` and ``t = 1`` it gives -1e12, where the clamped log is constant and
     the contract's derivative is 0). The same clamped logs in torch ops give
-    autograd the exact derivative: ``t / p`` while ``p >= e^-100``, else 0 (the
-    clamp's backward selects with ``where``, so no 0 * inf).
+    autograd the exact derivative: ``t / p`` while ``p >= e^-100``, else 0.
+
+    The log is clamped, not the probability: in float32, ``e^-100`` is a
+    subnormal (3.7e-44 held with 6 significant bits), whose log is -99.983, so
+    clamping ``p`` at it gave a target gradient of 99.983 instead of 100 at
+    ``p = 0`` and ``p = 1``. The ``where`` feeds the log 1 where the clamp
+    applies, so its unselected branch has a finite gradient (no 0 * inf).
     """
-    log_p = torch.log(torch.clamp(prob, min=_SMALLEST_PROBABILITY))
-    log_q = torch.log(torch.clamp(1.0 - prob, min=_SMALLEST_PROBABILITY))
-    return -(target * log_p + (1.0 - target) * log_q).sum() / prob.shape[0]
+    return (
+        -(target * _clamped_log(prob) + (1.0 - target) * _clamped_log(1.0 - prob)).sum()
+        / prob.shape[0]
+    )
+
+
+def _clamped_log(p: Tensor) -> Tensor:
+    """``max(log p, -100)``, differentiable everywhere with derivative 0 below."""
+    above = p >= _SMALLEST_PROBABILITY
+    return torch.where(above, torch.log(torch.where(above, p, 1.0)), _LOG_CLAMP)
 
 
 def _binary_cross_entropy_with_logits(logits: Tensor, target: Tensor) -> Tensor:
