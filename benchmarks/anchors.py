@@ -57,7 +57,10 @@ _TORCH_OPTIM: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] 
         "RMSprop",
         lambda h: {"lr": h["lr"], "alpha": h["alpha"], "eps": h["eps"]},
     ),
-    "adadelta": ("Adadelta", lambda h: {"lr": h["lr"], "rho": h["rho"], "eps": h["eps"]}),
+    "adadelta": (
+        "Adadelta",
+        lambda h: {"lr": h["lr"], "rho": h["rho"], "eps": h["eps"]},
+    ),
     "adam": (
         "Adam",
         lambda h: {

@@ -129,7 +129,9 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
     )
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:
-        raise SystemExit(f"`{' '.join(command)}` exited {completed.returncode}:\n{output}")
+        raise SystemExit(
+            f"`{' '.join(command)}` exited {completed.returncode}:\n{output}"
+        )
     return output
 
 
@@ -139,7 +141,10 @@ def _clone_with_commits(scratch: Path) -> tuple[Path, str, str, str]:
     identity = ["-c", "user.name=nnspec", "-c", "user.email=nnspec@localhost"]
     hashes = [_run(["git", "rev-parse", "HEAD"], clone).strip()]
     for message in ("no-op (regression proof)", "mutant (regression proof)"):
-        _run(["git", *identity, "commit", "--quiet", "--allow-empty", "-m", message], clone)
+        _run(
+            ["git", *identity, "commit", "--quiet", "--allow-empty", "-m", message],
+            clone,
+        )
         hashes.append(_run(["git", "rev-parse", "HEAD"], clone).strip())
     return clone, *hashes
 
@@ -177,9 +182,17 @@ def prove(scratch: Path, factor: float = FACTOR) -> list[str]:
     }
     env.pop("NNSPEC_BENCH_SLOWDOWN", None)
     asv = [sys.executable, "-m", "asv"]
-    _run([*asv, "machine", "--yes", f"--machine={MACHINE}", f"--config={config}"], ROOT, env)
+    _run(
+        [*asv, "machine", "--yes", f"--machine={MACHINE}", f"--config={config}"],
+        ROOT,
+        env,
+    )
     selection = [f"--bench={pattern}" for pattern in SELECTION]
-    for commit, extra in ((base, {}), (noop, {}), (mutant, {"NNSPEC_BENCH_SLOWDOWN": SLOWDOWN})):
+    for commit, extra in (
+        (base, {}),
+        (noop, {}),
+        (mutant, {"NNSPEC_BENCH_SLOWDOWN": SLOWDOWN}),
+    ):
         output = _run(
             [
                 *asv,
@@ -196,7 +209,10 @@ def prove(scratch: Path, factor: float = FACTOR) -> list[str]:
         )
         print(output[-3000:], flush=True)
     comparisons = {}
-    for name, (before, after) in {"mutant": (base, mutant), "no-op": (base, noop)}.items():
+    for name, (before, after) in {
+        "mutant": (base, mutant),
+        "no-op": (base, noop),
+    }.items():
         output = _run(
             [
                 *asv,

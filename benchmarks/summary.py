@@ -38,8 +38,9 @@ from benchmarks.common import (
 
 #: The implementations every other one is divided by, in column order: the
 #: torch backend, then torch's own best calls.
-ANCHORS: tuple[str, ...] = (BASELINE_BACKEND,) + tuple(
-    f"{BASELINE_BACKEND}[{anchor}]" for anchor in anchors.DESCRIPTIONS
+ANCHORS: tuple[str, ...] = (
+    BASELINE_BACKEND,
+    *(f"{BASELINE_BACKEND}[{anchor}]" for anchor in anchors.DESCRIPTIONS),
 )
 
 
@@ -282,9 +283,7 @@ def asv_entries(
             throughput = tracks.get(combo, (None, None))[0]
             if seconds is None and throughput is None:
                 continue  # skipped here (unavailable, not offered)
-            entries.append(
-                _entry(operation, described, seconds, throughput, unit, iqr)
-            )
+            entries.append(_entry(operation, described, seconds, throughput, unit, iqr))
     return entries, machine, commit
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks.common import NOISE_THRESHOLD, machine_load
 
+
 def _best_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, float]:
     """The best of ``repeats`` timed calls, and their spread."""
     function()  # warm-up: thread pools, page faults, kernels loaded
@@ -55,7 +56,9 @@ def sample_spread(samples: list[float]) -> float:
 def _with_spreads(limits: dict[str, Any], spreads: dict[str, float]) -> dict[str, Any]:
     """``limits`` with the spread of each figure and the list of noisy ones."""
     limits["spread"] = {name: round(value, 4) for name, value in spreads.items()}
-    limits["noisy"] = [name for name, value in spreads.items() if value > NOISE_THRESHOLD]
+    limits["noisy"] = [
+        name for name, value in spreads.items() if value > NOISE_THRESHOLD
+    ]
     return limits
 
 
@@ -144,9 +147,7 @@ def probe_gpu(
             previous = torch.backends.cuda.matmul.allow_tf32
             torch.backends.cuda.matmul.allow_tf32 = False
             try:
-                seconds, spreads[f"gflops_{dtype_name}"] = _best_seconds(
-                    gemm, repeats
-                )
+                seconds, spreads[f"gflops_{dtype_name}"] = _best_seconds(gemm, repeats)
             finally:
                 torch.backends.cuda.matmul.allow_tf32 = previous
             limits[f"gflops_{dtype_name}"] = 2 * matrix_size**3 / seconds / 1e9

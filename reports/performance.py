@@ -116,7 +116,10 @@ class Kernel:
         found = list(dict.fromkeys(t.backend for t in self.timings))
         return sorted(
             found,
-            key=lambda b: (ANCHORS.index(b) if b in ANCHORS else len(ANCHORS), found.index(b)),
+            key=lambda b: (
+                ANCHORS.index(b) if b in ANCHORS else len(ANCHORS),
+                found.index(b),
+            ),
         )
 
     @property
@@ -557,4 +560,3 @@ def format_ratio(value: float | None) -> str:
 
 def format_percent(value: float | None) -> str:
     return "\u2013" if value is None else f"{100 * value:.0f}%"
-

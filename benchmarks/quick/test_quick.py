@@ -4,9 +4,10 @@ A few of the asv workloads (float32 conv layers forward and backward with each
 backend's default algorithm, every optimizer on 1M parameters), on every
 backend and on torch's own best calls, the anchors (``torch[aten]``'s conv
 backward, ``torch[fused]`` and ``torch[foreach]`` optimizer steps, see
-:mod:`benchmarks.anchors`), through the asv classes themselves (same inputs, warm-up, thread
-pinning and synchronisation), with every thread pool pinned to the largest
-count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose asv classes
+:mod:`benchmarks.anchors`), through the asv classes themselves (same inputs,
+warm-up, thread pinning and synchronisation), with every thread pool pinned
+to the largest count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose
+asv classes
 time the first count only: host threads do not matter to them).
 Run it with ``nox -s bench-quick``; see the noxfile for saving a baseline and
 comparing against it.

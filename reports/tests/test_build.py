@@ -281,9 +281,7 @@ def test_performance_tables_ratios_limits_and_figures(mixed_site: Site):
         for r in _descendants(tables["conv2d forward"])
         if r.tag == "tr" and r.attributes.get("data-backend") == "numpy"
     )
-    header = next(
-        r for r in _descendants(tables["conv2d forward"]) if r.tag == "tr"
-    )
+    header = next(r for r in _descendants(tables["conv2d forward"]) if r.tag == "tr")
     columns = [c.text for c in header.children if c.tag == "th"]
     cells = dict(
         zip(columns, [c.text for c in row.children if c.tag == "td"], strict=True)
