@@ -7,8 +7,7 @@ backward, ``torch[fused]`` and ``torch[foreach]`` optimizer steps, see
 :mod:`benchmarks.anchors`), through the asv classes themselves (same inputs,
 warm-up, thread pinning and synchronisation), with every thread pool pinned
 to the largest count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose
-asv classes
-time the first count only: host threads do not matter to them).
+asv classes time the first count only: host threads do not matter to them).
 Run it with ``nox -s bench-quick``; see the noxfile for saving a baseline and
 comparing against it.
 """
