@@ -281,6 +281,107 @@ def bench_check(session: nox.Session) -> None:
         )
 
 
+@nox.session(name="bench-proof", python=PYTHON)
+def bench_proof(session: nox.Session) -> None:
+    """Proves that asv's comparison flags a known slowdown and not a no-op commit.
+
+    A few benchmarks timed three times with the current interpreter in a
+    scratch clone: for its HEAD, an empty no-op commit, and a "mutant" commit
+    timed with NNSPEC_BENCH_SLOWDOWN (one conv algorithm and one optimizer
+    step 1.3 times slower); ``asv compare --factor 1.2`` must flag exactly
+    the slowed ones, and nothing on the no-op (benchmarks/regression_proof.py).
+    A minute; part of ``nox -s nightly``. Needs a quiet machine.
+    """
+    install(session, "bench")
+    session.run("python", "-m", "benchmarks.regression_proof", *session.posargs)
+
+
+def _has_nvidia_gpu() -> str | None:
+    """Why this machine cannot run the GPU session, or None when it can."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return "no nvidia-smi on PATH: this machine has no NVIDIA GPU (or driver)"
+    listed = subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return f"nvidia-smi sees no GPU: {(listed.stdout + listed.stderr).strip()}"
+    return None
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The GPU side in one command, on a machine with an NVIDIA GPU (8 minutes).
+
+    Skips, saying why, without one. Installs torch as PyPI builds it for Linux
+    (with CUDA, not the CPU wheel the other sessions pin) and CuPy (the
+    ``cupy`` extra), then: the property suite on ``cupy`` and ``torch-cuda``
+    (``ci`` profile); the GPU benchmarks once each for correctness; asv on the
+    GPU classes at one thread (CuPy's convolutions against torch-cuda's, which
+    is cuDNN, forward and backward through ``aten.convolution_backward``; the
+    optimizer steps, CuPy's and torch.optim's fused and foreach, whose GB/s
+    the report reads against the measured device-to-device copy); and the
+    report, in _report/. NNSPEC_GPU_ASV_ARGS adds arguments to ``asv run``.
+    """
+    import shlex
+
+    reason = _has_nvidia_gpu()
+    if reason:
+        session.skip(f"nox -s gpu needs an NVIDIA GPU: {reason}")
+    session.install("--upgrade", "pip")
+    session.install("-e", ".[torch,test,report,bench,cupy]")
+    session.run(
+        "python",
+        "-c",
+        "import torch, cupy; assert torch.cuda.is_available(), 'torch has no CUDA'; "
+        "print('torch', torch.__version__, 'CUDA', torch.version.cuda, "
+        "torch.cuda.get_device_name()); print('cupy', cupy.__version__)",
+    )
+    gpu_backends = {
+        "NNSPEC_BACKENDS": "cupy,torch-cuda,torch",
+        "NNSPEC_BENCH_THREADS": "1",
+    }
+    failures: list[str] = []
+    session.log("[gpu 1/3] every GPU benchmark once, for correctness")
+    if _exit_status(
+        session,
+        "pytest",
+        "benchmarks/test_benchmarks_smoke.py",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "GPU or cupy or cuda",
+        env=gpu_backends,
+    ):
+        failures.append("the GPU benchmarks run once")
+    session.log("[gpu 2/3] asv: the GPU time_ benchmarks, float32 conv and 10M steps")
+    commit = _git_hash(session, "HEAD")
+    machine = _asv_machine(session)
+    if _exit_status(
+        session,
+        "asv",
+        "run",
+        _asv_existing_environment(session),
+        f"--set-commit-hash={commit}",
+        *machine,
+        r"--bench=GPU.*\.time_conv2d\(.*'float32', 1\)",
+        r"--bench=GPU.*\.time_step\(.*'10M', 1\)",
+        *shlex.split(os.environ.get("NNSPEC_GPU_ASV_ARGS", "")),
+        env=gpu_backends,
+    ):
+        failures.append("asv run of the GPU benchmarks")
+    else:
+        session.run(
+            "python", "-m", "benchmarks.summary", f"--commit={commit}", *machine
+        )
+    session.log("[gpu 3/3] the report: suite, quick benchmarks, limits (GPU included)")
+    os.environ.update(gpu_backends)
+    failures += _build_report(session, hypothesis_profile("ci"), asv_html=None)
+    _fail_on(session, failures)
+
+
 # ---------------------------------------------------------------------- report
 # `report` and `nightly` run everything, then build the static site into
 # _report/ (ignored by git) with `python -m reports build`. A failing check
@@ -439,6 +540,8 @@ def nightly(session: nox.Session) -> None:
         *shlex.split(os.environ.get("NNSPEC_ASV_ARGS", "")),
     )
     failures = [f"asv run (exit status {asv_failed})"] if asv_failed else []
+    if _exit_status(session, "python", "-m", "benchmarks.regression_proof"):
+        failures.append("the regression proof (benchmarks/regression_proof.py)")
     if _exit_status(session, "asv", "publish"):
         failures.append("asv publish")
     failures += _build_report(session, "nightly", asv_html=".asv/html")
