@@ -44,8 +44,10 @@ class HangingBackend(TinyBackend):
 class NativeHangBackend(TinyBackend):
     """``relu`` never returns and the alarm cannot stop it.
 
-    It blocks ``SIGALRM`` first, as native code waiting on a lock or a device
-    does in effect: only ending the process stops it.
+    It blocks ``SIGALRM`` in its thread and waits in one system call, as native
+    code waiting on a lock or a device does: the alarm goes to another thread,
+    its Python handler waits for this one to return to the interpreter, which
+    never happens. Only ending the process stops it.
     """
 
     name = "hostile_native_hang"
@@ -53,7 +55,7 @@ class NativeHangBackend(TinyBackend):
     def relu(self, x):
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
         while True:
-            time.sleep(0.05)
+            time.sleep(3600)
 
 
 class ExitingBackend(TinyBackend):
