@@ -346,8 +346,10 @@ def test_a_run_that_dies_leaves_a_journal_that_finalize_completes(tmp_path: Path
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     environment.pop("PYTEST_ADDOPTS", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist"]
-        + [f"--nnspec-results={path}"],
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider"),
+            *("-p", "no:xdist", f"--nnspec-results={path}"),
+        ],
         cwd=directory,
         env=environment,
         capture_output=True,
