@@ -29,6 +29,53 @@ def hypothesis_profile(default: str = "ci") -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", default)
 
 
+#: Seconds one check may run before it is stopped and recorded as timed out
+#: (pytest-timeout), per Hypothesis profile; NNSPEC_CHECK_TIMEOUT overrides it,
+#: ``-- --timeout=N`` too. Generous: a check of the `ci` profile takes seconds;
+#: `nightly` runs twelve times the examples. pyproject's `timeout` (300) is the
+#: limit of a plain `pytest`.
+CHECK_TIMEOUT = {"dev": 300, "ci": 300, "nightly": 1800}
+
+
+def check_timeout(profile: str) -> str:
+    return os.environ.get("NNSPEC_CHECK_TIMEOUT", str(CHECK_TIMEOUT.get(profile, 300)))
+
+
+#: What to pip-install for a third-party backend: space-separated pip
+#: arguments (a path, a package, ``-r requirements.txt``); the sessions'
+#: ``--install ARG`` option adds one more.
+BACKEND_INSTALL_VARIABLE = "NNSPEC_BACKEND_INSTALL"
+
+
+def install_backend(session: nox.Session) -> list[str]:
+    """Install what a backend under test needs; return the posargs for pytest.
+
+    From ``$NNSPEC_BACKEND_INSTALL`` and every ``--install ARG`` (or
+    ``--install=ARG``) among the session's arguments, which are removed from
+    the arguments passed on. Installed with the CPU constraints (torch stays
+    the CPU wheel), after the project, so a backend cannot replace it.
+    """
+    import shlex
+
+    requirements = shlex.split(os.environ.get(BACKEND_INSTALL_VARIABLE, ""))
+    arguments: list[str] = []
+    given = iter(session.posargs)
+    for argument in given:
+        if argument == "--install":
+            value = next(given, None)
+            if value is None:
+                session.error("--install needs an argument: a path or a package")
+            requirements += shlex.split(value)
+        elif argument.startswith("--install="):
+            requirements += shlex.split(argument.removeprefix("--install="))
+        else:
+            arguments.append(argument)
+    if requirements:
+        session.log(f"installing the backend's requirements: {requirements}")
+        session.install(*requirements, *CONSTRAINTS)
+    return arguments
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite on the built-in backends, ``ci`` Hypothesis profile.
@@ -38,11 +85,13 @@ def tests(session: nox.Session) -> None:
     exits 5 when it collects nothing, which fails the session like any failure.
     """
     install(session, "torch", "test", "bench", "report")
+    profile = hypothesis_profile()
     session.run(
         "pytest",
         "-n",
         "auto",
-        f"--hypothesis-profile={hypothesis_profile()}",
+        f"--hypothesis-profile={profile}",
+        f"--timeout={check_timeout(profile)}",
         *session.posargs,
     )
 
@@ -52,16 +101,21 @@ def verify(session: nox.Session) -> None:
     """The property suite over every available built-in backend.
 
     Pass pytest arguments after ``--``, for example a third-party backend:
-    ``nox -s verify -- --backend examples.tiny:backend``.
+    ``nox -s verify -- --backend examples.tiny:backend``. ``--install ARG``
+    (repeatable) or ``$NNSPEC_BACKEND_INSTALL`` pip-installs what the backend
+    needs first: ``nox -s verify -- --install ./mypkg --backend mypkg.mod:backend``.
     """
     install(session, "torch", "test")
+    arguments = install_backend(session)
+    profile = hypothesis_profile()
     session.run(
         "pytest",
         "properties",
         "-n",
         "auto",
-        f"--hypothesis-profile={hypothesis_profile()}",
-        *session.posargs,
+        f"--hypothesis-profile={profile}",
+        f"--timeout={check_timeout(profile)}",
+        *arguments,
     )
 
 
@@ -389,10 +443,6 @@ def gpu(session: nox.Session) -> None:
 # after the site is built and its path printed.
 
 REPORT_DIRECTORY = "_report"
-#: Seconds one check may run before it is stopped and shown as timed out
-#: (pytest-timeout; NNSPEC_CHECK_TIMEOUT overrides). Generous: a check of the
-#: `ci` profile takes seconds; `nightly` runs twelve times the examples.
-CHECK_TIMEOUT = {"ci": 300, "nightly": 1800}
 
 
 def _exit_status(session: nox.Session, *args: str, **kwargs) -> int:
@@ -405,7 +455,7 @@ def _exit_status(session: nox.Session, *args: str, **kwargs) -> int:
 
 
 def _build_report(
-    session: nox.Session, profile: str, asv_html: str | None
+    session: nox.Session, profile: str, asv_html: str | None, arguments: list[str]
 ) -> list[str]:
     """Suite with results and progress, quick benchmarks, limits, site.
 
@@ -421,8 +471,6 @@ def _build_report(
     limits = data / "limits.json"
     for stale in (results, bench_json, limits):
         stale.unlink(missing_ok=True)
-    default_timeout = CHECK_TIMEOUT.get(profile, 300)
-    timeout = os.environ.get("NNSPEC_CHECK_TIMEOUT", str(default_timeout))
     failures: list[str] = []
 
     session.log(f"[1/4] property suite, {profile} profile, every available backend")
@@ -433,15 +481,20 @@ def _build_report(
         "-n",
         "auto",
         f"--hypothesis-profile={profile}",
-        f"--timeout={timeout}",
+        f"--timeout={check_timeout(profile)}",
         f"--nnspec-results={results}",
         "--nnspec-progress",
         "-p",
         "no:cacheprovider",
-        *session.posargs,
+        *arguments,
     )
     if status:
         failures.append(f"the property suite (pytest exit status {status})")
+    # A pytest that died (killed, or a crash without xdist) left a journal:
+    # write the results file from it, the checks that never ran included.
+    _exit_status(
+        session, "python", "-m", "properties.results", "finalize", str(results)
+    )
 
     bench_arguments: list[str] = []
     if Path("benchmarks/quick").is_dir():
@@ -512,7 +565,9 @@ def report(session: nox.Session) -> None:
     ``-- -k relu``).
     """
     install(session, *_report_extras())
-    _fail_on(session, _build_report(session, hypothesis_profile("ci"), asv_html=None))
+    arguments = install_backend(session)
+    profile = hypothesis_profile("ci")
+    _fail_on(session, _build_report(session, profile, None, arguments))
 
 
 @nox.session(python=PYTHON)
@@ -528,6 +583,7 @@ def nightly(session: nox.Session) -> None:
     import shlex
 
     install(session, *_report_extras())
+    arguments = install_backend(session)
     commit = _git_hash(session, "HEAD")
     _asv_machine(session)
     asv_failed = _exit_status(
@@ -544,7 +600,7 @@ def nightly(session: nox.Session) -> None:
         failures.append("the regression proof (benchmarks/regression_proof.py)")
     if _exit_status(session, "asv", "publish"):
         failures.append("asv publish")
-    failures += _build_report(session, "nightly", asv_html=".asv/html")
+    failures += _build_report(session, "nightly", ".asv/html", arguments)
     _fail_on(session, failures)
 
 
