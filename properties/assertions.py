@@ -279,6 +279,20 @@ def expect_native(
 # -- comparing values --------------------------------------------------------
 
 
+def flush_subnormals(a: Any, dtype: str) -> np.ndarray:
+    """``a`` rounded to ``dtype`` (returned as float64), its subnormals set to 0.
+
+    The contract's precision stops at the normal numbers of the dtype: a
+    backend may flush subnormal inputs and results to zero (GPUs and
+    ``-ffast-math`` kernels do). A property that demands exact values (an
+    identity, a step that must not move) therefore draws no subnormal inputs.
+    """
+    rounded = np.asarray(a, dtype=np.float64).astype(dtype)
+    rounded[np.abs(rounded) < np.finfo(dtype).tiny] = 0
+    return rounded.astype(np.float64)
+
+
+
 def tolerance(dtype: str, expected: np.ndarray, summation: Any = None) -> np.ndarray:
     """The allowed ``|actual - expected|`` of each element (module docstring)."""
     allowed = ATOL[dtype] + RTOL[dtype] * np.abs(expected)

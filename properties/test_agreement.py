@@ -295,6 +295,7 @@ def test_random(
 
     first = run()
     problems = op.sanity(sample, first, dtype, run) if op.sanity else []
+    problems += _narrower_than(first, dtype)
     if not problems:
         again = run()
         if not np.array_equal(first, again):
@@ -305,6 +306,24 @@ def test_random(
             "sanity checks of a random op",
             *problems,
         )
+
+
+def _narrower_than(values: np.ndarray, dtype: str) -> list[str]:
+    """A float64 draw whose every value is a float32 number was drawn in float32.
+
+    Of 8 or more continuous float64 draws, the chance that all are exactly
+    float32 numbers is below 2**-200: a backend that draws in float32 and
+    widens the result gives float64 weights with float32's resolution.
+    """
+    if dtype != "float64" or values.dtype.kind != "f":
+        return []
+    nonzero = values[values != 0]
+    if nonzero.size < 8 or np.any(nonzero != nonzero.astype(np.float32)):
+        return []
+    return [
+        f"every one of the {nonzero.size} non-zero float64 values is a float32 "
+        "number: drawn in float32 and widened, not drawn in float64"
+    ]
 
 
 # -- optimizers and clipping -------------------------------------------------

@@ -30,6 +30,7 @@ FAMILIES: tuple[str, ...] = (
     "losses",
     "activations",
     "clipping",
+    "precision",  # every operation, computed in a narrower dtype than promised
 )
 
 #: Every mutant: backend name -> import path (``--backend`` spec).
@@ -96,4 +97,6 @@ MUTANTS: dict[str, str] = {
     "mutant-leaky-relu-backward-as-relu": (
         "backends.mutants.activations:leaky_relu_backward_as_relu"
     ),
+    # precision
+    "mutant-float64-in-float32": "backends.mutants.precision:float64_in_float32",
 }
