@@ -25,9 +25,13 @@ Tolerances
 ----------
 ``|actual - expected| <= atol + rtol |expected| + 2 u B`` elementwise, with
 
-* ``rtol``, ``atol``: those of ``torch.testing.assert_close`` (float32 1.3e-6
-  and 1e-5, float64 1e-7 and 1e-7), enough for an elementwise op computed in
-  the dtype (a few ulps of the result);
+* ``rtol``, ``atol``: float32's are those of ``torch.testing.assert_close``
+  (1.3e-6 and 1e-5, about 22 and 168 units of roundoff at 1), enough for an
+  elementwise op computed in the dtype; float64's are the same counts of
+  float64's units of roundoff (2.4e-15 and 1.9e-14). torch's float64 default
+  (1e-7) would pass a float64 column computed in float32 (errors of 6e-8): the
+  float64 tolerance must sit below float32's precision to hold a backend to
+  the float64 it declares;
 * ``u``: the unit roundoff of the dtype (2**-24 for float32, 2**-53 for
   float64);
 * ``B``: the op's summation bound (``properties.catalog``), ``n sum(|terms|)``
@@ -69,11 +73,18 @@ fixtures_shared = settings(
     ]
 )
 
-#: Relative and absolute tolerances by dtype (torch.testing.assert_close's).
-RTOL: dict[str, float] = {"float32": 1.3e-6, "float64": 1e-7}
-ATOL: dict[str, float] = {"float32": 1e-5, "float64": 1e-7}
 #: Unit roundoff of each dtype: half the distance from 1 to the next number.
 UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
+#: Relative and absolute tolerances by dtype: torch.testing.assert_close's for
+#: float32, the same numbers of units of roundoff for float64.
+RTOL: dict[str, float] = {
+    "float32": 1.3e-6,
+    "float64": 1.3e-6 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
+}
+ATOL: dict[str, float] = {
+    "float32": 1e-5,
+    "float64": 1e-5 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
+}
 #: Multiplies ``u B`` (see the module docstring).
 SUMMATION_SAFETY = 2.0
 

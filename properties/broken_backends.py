@@ -20,7 +20,9 @@ that it
 A backend spec that cannot be loaded is covered by a nonexistent import path.
 
 The names avoid hyphens so that a test id such as ``relu-broken_raises-float32``
-splits unambiguously.
+splits unambiguously, except :class:`OddlyNamedBackend`'s, which holds what a
+shell and a ``-k`` expression trip on (spaces, parentheses, ``<``, ``::``,
+brackets): its failures' reproduce commands must still rerun exactly one check.
 """
 
 from __future__ import annotations
@@ -173,7 +175,14 @@ class UnavailableBackend(TinyBackend):
     unavailable_reason = "needs the NullGPU driver, which is not installed"
 
 
+class OddlyNamedBackend(RaisingBackend):
+    """The raising backend under a name a shell and ``pytest -k`` both trip on."""
+
+    name = "broken (v2) <raises> a::b [x]"
+
+
 raises = RaisingBackend()
+oddly_named = OddlyNamedBackend()
 wrong_shape = WrongShapeBackend()
 wrong_dtype = WrongDtypeBackend()
 nan = NaNBackend()
@@ -196,6 +205,7 @@ SPECS: dict[str, str] = {
         "mutates_dout",
         "mutates_grad",
         "declining_bug",
+        "oddly_named",
     )
 }
 
