@@ -303,7 +303,6 @@ def flush_subnormals(a: Any, dtype: str) -> np.ndarray:
     return rounded.astype(np.float64)
 
 
-
 def tolerance(dtype: str, expected: np.ndarray, summation: Any = None) -> np.ndarray:
     """The allowed ``|actual - expected|`` of each element (module docstring)."""
     allowed = ATOL[dtype] + RTOL[dtype] * np.abs(expected)

@@ -138,8 +138,9 @@ class GradMutatingBackend(TinyBackend):
             raise NotImplementedError(f"only plain SGD, not {name!r}")
         return {}
 
-    def sgd_step(self, param, grad, state, *, lr, momentum=0.0, nesterov=False,
-                 weight_decay=0.0):
+    def sgd_step(
+        self, param, grad, state, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0
+    ):
         if momentum or nesterov:
             raise NotImplementedError("plain SGD only: no momentum, no Nesterov")
         grad += param.dtype.type(weight_decay) * param

@@ -180,9 +180,7 @@ class Call:
 @pytest.mark.parametrize("op", DETERMINISTIC, ids=case_id)
 @fixtures_shared
 @given(data=st.data())
-def test_forward(
-    backend: Any, dtype: str, op: OpInfo, data: st.DataObject
-) -> None:
+def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each forward output equals the reference's on the same (rounded) inputs."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
     call = Call(backend, dtype, op, sample)
@@ -220,9 +218,7 @@ def test_forward(
 @pytest.mark.parametrize("op", DIFFERENTIABLE, ids=case_id)
 @fixtures_shared
 @given(data=st.data())
-def test_backward(
-    backend: Any, dtype: str, op: OpInfo, data: st.DataObject
-) -> None:
+def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each backward output equals the reference's, for a random upstream gradient."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
     call = Call(backend, dtype, op, sample)
@@ -281,9 +277,7 @@ def test_backward(
 @pytest.mark.parametrize("op", RANDOM, ids=case_id)
 @fixtures_shared
 @given(data=st.data())
-def test_random(
-    backend: Any, dtype: str, op: OpInfo, data: st.DataObject
-) -> None:
+def test_random(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Shape, dtype, determinism in the seed and a loose distributional check."""
     sample = data.draw(op.strategy(), label="sample")
     call = Call(backend, dtype, op, sample)

@@ -40,8 +40,8 @@ from properties.assertions import (
     Context,
     assert_close,
     call_backend,
-    flush_subnormals,
     fixtures_shared,
+    flush_subnormals,
     to_numpy,
 )
 from properties.statistics import (
@@ -349,7 +349,7 @@ def _forward_backward(
         )
     return (
         to_numpy(impl, y, "output", context),
-        to_numpy(impl, result[0], "dx", context),
+        to_numpy(impl, result[0], "dx", context, gradient=True),
     )
 
 

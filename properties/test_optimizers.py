@@ -49,9 +49,9 @@ from properties.assertions import (
     assert_close,
     assert_unchanged,
     call_backend,
-    flush_subnormals,
     expect_tuple,
     fixtures_shared,
+    flush_subnormals,
     init_state,
     to_numpy,
 )

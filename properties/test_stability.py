@@ -203,7 +203,7 @@ def check_against_reference(
         if argument is None:
             continue
         a.assert_close(
-            a.to_numpy(backend, gradient, f"d{argument}", context),
+            a.to_numpy(backend, gradient, f"d{argument}", context, gradient=True),
             expected_gradient,
             dtype=dtype,
             what=f"gradient with respect to {argument} (backward)",
