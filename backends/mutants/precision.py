@@ -55,20 +55,21 @@ def _in_float32(operation: str) -> Callable[..., Any]:
             hyper = {**hyper, "dtype": "float32"}
         elif not _wide(arguments):
             return method(*arguments, **hyper)
-        if operation == "init_state" or operation.endswith("_step"):
+        if operation.endswith("_step"):
             # param and grad go down; the state stays float32 between steps.
-            param, *rest = arguments
-            step_arguments = [_down(param), *(_down(a) for a in rest[:1]), *rest[1:]]
-            result = method(*step_arguments, **hyper)
-            if operation == "init_state":
-                return result
-            param, state = result
+            param, grad, state = arguments
+            param, state = method(_down(param), _down(grad), state, **hyper)
             return _up(param), state
         return _up(method(*_down(list(arguments)), **hyper))
 
     run.__name__ = run.__qualname__ = operation
     run.__doc__ = f"``{operation}``, computed in float32 for float64 inputs."
     return run
+
+
+def _init_state_in_float32(self: NumpyBackend, name: str, param: Any) -> dict:
+    """``init_state`` with float32 buffers for a float64 ``param``."""
+    return NumpyBackend.init_state(self, name, _down(param))
 
 
 class Float64InFloat32(NumpyBackend):
@@ -91,6 +92,7 @@ for _operation in contract.OPERATIONS + contract.BACKWARD_OPERATIONS:
     if _operation in ("dropout_mask",):
         continue  # a boolean mask has no precision to lose
     setattr(Float64InFloat32, _operation, _in_float32(_operation))
+Float64InFloat32.init_state = _init_state_in_float32
 del _operation
 
 float64_in_float32 = Float64InFloat32()
