@@ -86,11 +86,6 @@ class Check:
 _current: Check | None = None
 
 
-def current() -> Check | None:
-    """The check being run, or ``None`` outside a pytest test."""
-    return _current
-
-
 def reproduce() -> str:
     """The command that reruns the running check (falls back to its node id)."""
     if _current is not None:
@@ -106,6 +101,7 @@ def decline(backend: str, operation: str, error: BaseException) -> None:
     """
     check = _current
     if check is not None:
+        check.backend_name = check.backend_name or backend
         check.declined += 1
         if check.first_declined is None:
             check.first_declined = str(error) or type(error).__name__
@@ -183,8 +179,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     except (Unsatisfiable, UnsatisfiedAssumption, FailedHealthCheck) as error:
         if check.declined and not check.completed:
             pytest.skip(check.unsupported_reason())
-        if isinstance(error, FailedHealthCheck) and check.declined:
-            _add_note(error, check)
+        _add_note(error, check)
         raise
     except BaseException as error:
         if not isinstance(error, (pytest.skip.Exception, KeyboardInterrupt)):

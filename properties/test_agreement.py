@@ -22,7 +22,14 @@ cases (``op``), so a test id reads ``test_forward[numpy-float32-conv2d]``.
 
 An operation the backend lacks (its forward, its backward, or for a
 trajectory ``init_state`` or the step) is skipped with the reason
-"not implemented: <backend> has no <op>", never failed.
+"not implemented: <backend> has no <op>", never failed. An option it declines
+(``NotImplementedError``, or ``None`` for a gradient) rejects that example
+only; a check with every example declined is "unsupported"
+(:mod:`properties.checks`).
+
+No input may change: every array argument (``dout``, labels, masks and the
+optimizer's ``grad`` included) is compared with its drawn value after the
+call; only an optimizer step's ``param`` and state may be updated in place.
 """
 
 from __future__ import annotations
