@@ -48,7 +48,8 @@ class Runner:
         self.backend, self.dtype, self.context = backend, dtype, context
 
     def native(self, value: np.ndarray) -> Any:
-        return self.backend.asarray(value, self.dtype)
+        # A copy: asarray may wrap ``value``, which an optimizer step may update.
+        return self.backend.asarray(np.array(value, copy=True), self.dtype)
 
     def __call__(self, op: str, *arguments: Any, **hyper: Any) -> Any:
         return a.call_backend(self.backend, op, list(arguments), hyper, self.context)
@@ -465,7 +466,10 @@ def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
         ),
         "b2": run.native(np.zeros(CLASSES)),
     }
-    states = {name: run("init_state", "sgd", value) for name, value in params.items()}
+    states = {
+        name: a.init_state(backend, "sgd", value, hyper, context)
+        for name, value in params.items()
+    }
     nx, nlabels = run.native(x), backend.asarray(labels, "int64")
     one = backend.asarray(np.array(1.0), dtype)
     history = []

@@ -53,6 +53,8 @@ from properties.assertions import (
     call_backend,
     expect_tuple,
     fixtures_shared,
+    flush_subnormals,
+    init_state,
     to_numpy,
 )
 from properties.catalog import OPTIMIZER_HYPER, TRAJECTORY_STEPS, optimizer_hyper
@@ -84,9 +86,7 @@ def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
     step from 1e-44 to 1). Subnormal inputs test the hardware's gradual
     underflow, not the optimizer; GPUs flush them anyway.
     """
-    rounded = np.asarray(a, dtype=np.float64).astype(dtype)
-    rounded[np.abs(rounded) < np.finfo(dtype).tiny] = 0
-    return rounded.astype(np.float64)
+    return flush_subnormals(a, dtype)
 
 
 def run_trajectory(
@@ -108,8 +108,10 @@ def run_trajectory(
     step are passed to the next one (a backend may update them in place);
     ``learning_rates``, if given, replaces ``lr`` step by step.
     """
-    native = impl.asarray(param, dtype)
-    state = call_backend(impl, "init_state", (name, native), {}, context)
+    # Copies in: the step may update the native param in place, and asarray
+    # may wrap the host array. Copies out: to_numpy copies (it may be a view).
+    native = impl.asarray(np.array(param, copy=True), dtype)
+    state = init_state(impl, name, native, hyper, context)
     history = []
     current = param
     for t in range(steps):
@@ -117,15 +119,23 @@ def run_trajectory(
         step_hyper = dict(hyper)
         if learning_rates is not None:
             step_hyper["lr"] = learning_rates[t]
+        native_gradient = impl.asarray(np.array(gradient, copy=True), dtype)
         result = call_backend(
             impl,
             f"{name}_step",
-            (native, impl.asarray(gradient, dtype), state),
+            (native, native_gradient, state),
             step_hyper,
             context,
         )
         native, state = expect_tuple(
             result, 2, f"{name}_step", impl.name, f"{name}_step", context
+        )
+        assert_unchanged(
+            np.asarray(gradient).astype(dtype),
+            to_numpy(impl, native_gradient, f"grad of step {t + 1}", context),
+            f"grad (step {t + 1})",
+            impl.name,
+            context,
         )
         current = to_numpy(impl, native, f"param after step {t + 1}", context)
         if current.shape != param.shape or current.dtype != np.dtype(dtype):

@@ -30,6 +30,7 @@ FAMILIES: tuple[str, ...] = (
     "losses",
     "activations",
     "clipping",
+    "precision",  # every operation, computed in a narrower dtype than promised
 )
 
 #: Every mutant: backend name -> import path (``--backend`` spec).
@@ -113,4 +114,6 @@ MUTANTS: dict[str, str] = {
     "mutant-relu-gradient-one-at-zero": (
         "backends.mutants.conventions:relu_gradient_one_at_zero"
     ),
+    # precision
+    "mutant-float64-in-float32": "backends.mutants.precision:float64_in_float32",
 }
