@@ -43,10 +43,10 @@ import pytest
 from hypothesis.errors import UnsatisfiedAssumption
 
 from backends import contract
+from properties import checks
 from properties.assertions import (
     Context,
     call_backend,
-    reproduce_command,
     to_numpy,
     tolerance,
 )
@@ -120,7 +120,7 @@ class Probe:
         return ConventionBroken(
             f"convention {self.convention.name!r} broken: backend {self.impl.name} "
             f"({self.dtype}) {what}\n{lines}\n  the convention (README): "
-            f"{self.convention.readme}\n  reproduce: {reproduce_command()}"
+            f"{self.convention.readme}\n  reproduce: {checks.reproduce()}"
         )
 
     def close(self, actual: Any, expected: Any) -> bool:
