@@ -125,10 +125,12 @@ class DoutMutatingBackend(TinyBackend):
 
 
 class GradMutatingBackend(TinyBackend):
-    """Plain SGD whose weight decay is added to ``grad`` in place.
+    """Plain SGD that builds its update in ``grad``'s memory.
 
-    ``param`` and the state may change, the gradient may not: the caller may
-    still use it (for logging, for a second optimizer, for clipping).
+    The weight decay is added to ``grad`` and the sum scaled by the learning
+    rate in place, so every step (with or without weight decay) overwrites the
+    gradient. ``param`` and the state may change, the gradient may not: the
+    caller may still use it (for logging, for a second optimizer, for clipping).
     """
 
     name = "broken_mutates_grad"
@@ -144,7 +146,8 @@ class GradMutatingBackend(TinyBackend):
         if momentum or nesterov:
             raise NotImplementedError("plain SGD only: no momentum, no Nesterov")
         grad += param.dtype.type(weight_decay) * param
-        param -= param.dtype.type(lr) * grad
+        grad *= param.dtype.type(lr)
+        param -= grad
         return param, state
 
 
