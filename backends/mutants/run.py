@@ -63,13 +63,16 @@ from backends.mutants import MUTANTS
 ROOT = Path(__file__).resolve().parents[2]
 PROPERTIES = ROOT / "properties"
 
-#: Property modules that never take a backend (or test the suite itself).
+#: Property modules that never take a backend (or test the suite itself, or,
+#: as test_invalid_input, the built-in backends by name).
 EXCLUDED: tuple[str, ...] = (
     "test_gradients.py",
     "test_reference_*.py",
     "test_catalog.py",
     "test_contract.py",
     "test_suite_robustness.py",
+    "test_run_robustness.py",
+    "test_invalid_input.py",
     "test_backend_*_internals.py",
     "test_mutants_registry.py",
 )
