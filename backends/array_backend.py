@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends import blocked, winograd
+from backends import blocked, fused, winograd
 from reference._checks import (
     require_in_range,
     require_non_negative,
@@ -641,7 +641,11 @@ class ArrayBackend:
       the copies of the conv algorithms), ``None`` (default) for as many as
       NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
-    * ``optimizer_block_bytes``: bytes of each array in one optimizer block.
+    * ``optimizer_block_bytes``: bytes of each array in one optimizer block;
+    * ``accelerator``: ``"numba"`` runs the optimizer updates and the Winograd
+      transforms as the compiled kernels of :mod:`backends.fused` (the
+      default on NumPy where numba imports, unless ``NNSPEC_NUMPY_ACCEL=0``),
+      ``None`` the plain NumPy path.
     """
 
     name: str = "array"
@@ -667,6 +671,7 @@ class ArrayBackend:
         self.threads: int | None = None
         self.parallel_min_elements = PARALLEL_MIN_ELEMENTS
         self.optimizer_block_bytes = blocked.BLOCK_BYTES
+        self.accelerator: str | None = fused.default_accelerator() if xp is np else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} device={self.device!r}>"
@@ -1801,11 +1806,21 @@ class ArrayBackend:
             kernel(*arrays, *scratch, *args)
             return
         threads = self.thread_count()
+        flat_arrays = [a.reshape(-1) for a in arrays]
+        if self.accelerator == "numba":
+            # One compiled pass per block, no scratch rows.
+            kernel, args = fused.optimizer_kernel(name, param.dtype, args)
+            no_rows = np.empty((threads, 0, 0), param.dtype)
+            length = self._block_length(param)
+            blocked.run(
+                kernel, flat_arrays, no_rows, args, block=length, threads=threads
+            )
+            return
         scratch = self._block_scratch(state, name, param, threads)
         length = min(self._block_length(param), scratch.shape[2])
         blocked.run(
             kernel,
-            [a.reshape(-1) for a in arrays],
+            flat_arrays,
             scratch[:threads, :rows, :length],
             args,
             block=length,

@@ -11,6 +11,8 @@ These tests look behind the interface of :mod:`backends.array_backend`:
   generic suite accepts any maximum);
 * the optimizer steps update ``param`` and the state arrays in place, return
   those same objects, and allocate no full-size temporary;
+* the compiled kernels of :mod:`backends.fused` (where numba is installed)
+  give the plain NumPy path's results: the optimizer steps bit for bit;
 * the CuPy backend imports without CuPy and says why it is unavailable.
 """
 
@@ -25,7 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import array_backend, blocked, contract, winograd
+from backends import array_backend, blocked, contract, fused, winograd
 from backends.array_backend import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
 from backends.numpy_backend import NumpyBackend
 from properties.assertions import tolerance as suite_tolerance
@@ -736,6 +738,43 @@ def test_blocked_optimizer_steps_equal_the_unblocked_formula(
         if key != "scratch":
             assert np.array_equal(state[key], want_state[key]), (
                 f"{what}: state[{key!r}]"
+            )
+
+
+NEEDS_NUMBA = pytest.mark.skipif(
+    not fused.available(), reason="numba is not installed: no compiled kernels to check"
+)
+
+
+@NEEDS_NUMBA
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize(("name", "hyper"), OPTIMIZER_CASES, ids=OPTIMIZER_IDS)
+@given(size=st.integers(1, 300), block_elements=st.integers(1, 64))
+def test_compiled_optimizer_steps_equal_the_ufunc_kernels(
+    name: str, hyper: dict, float_dtype: str, size: int, block_elements: int
+) -> None:
+    """The numba update gives the plain path's very bits, param and state."""
+    dtype = np.dtype(float_dtype)
+    rng = np.random.default_rng(size * 1000 + block_elements)
+    param = (rng.standard_normal(size) * 3).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    plain = NumpyBackend()
+    plain.accelerator = None
+    want, want_state = _steps(plain, name, hyper, param.copy(), grads)
+    compiled = NumpyBackend()
+    compiled.accelerator = "numba"
+    compiled.threads = 2
+    compiled.optimizer_block_bytes = block_elements * dtype.itemsize
+    got, state = _steps(compiled, name, hyper, param.copy(), grads)
+    what = (
+        f"{name}_step, backend numpy, dtype {dtype}, {hyper}, param ({size},), "
+        f"numba kernel in blocks of {block_elements} vs the ufunc kernel"
+    )
+    assert np.array_equal(got, want), f"{what}: param differs, {_mismatch(got, want)}"
+    for key in want_state:
+        if key != "scratch":
+            assert np.array_equal(state[key], want_state[key]), (
+                f"{what}: state[{key!r}] differs"
             )
 
 

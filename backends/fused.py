@@ -1,0 +1,198 @@
+"""Compiled kernels for the NumPy backend, used when numba is installed.
+
+The plain NumPy path (:mod:`backends.blocked`, :mod:`backends.winograd`)
+needs NumPy alone; every kernel here computes the same thing in one pass
+over memory where the plain path makes several:
+
+* the optimizer updates: one loop over the elements doing each element's
+  whole step (Adam: twelve ufunc passes become one). Every element goes
+  through the very operations of the ufunc kernel in :mod:`backends.blocked`,
+  in the same order, on the same dtype (the hyperparameters rounded to it
+  as NumPy rounds a Python float meeting an array), without fused
+  multiply-adds (``fastmath=False``): the results are the plain path's bit
+  for bit (the suite checks it);
+* the Winograd input and output transforms: the padded tiles read straight
+  from the input and transformed in registers (no padded copy, no gathered
+  tiles), the output tiles transformed and written to NCHW with the bias
+  (no intermediate). The transforms are the tiling's 1-d matrices applied to
+  rows, then columns (sums of ``alpha`` terms twice instead of one of
+  ``alpha^2``, so the Winograd error bound holds as derived).
+
+The kernels release the GIL (``nogil=True``) and run on the backend's own
+threads, in the blocks or channel ranges the plain path already splits its
+work into; they are compiled on first use and cached on disk
+(``cache=True``). :func:`available` says whether numba imports; the
+environment variable ``NNSPEC_NUMPY_ACCEL=0`` (or a backend's
+``accelerator = None``) keeps the plain path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ACCEL_VARIABLE",
+    "available",
+    "default_accelerator",
+    "optimizer_kernel",
+]
+
+#: ``NNSPEC_NUMPY_ACCEL=0`` keeps the NumPy backend on its plain path.
+ACCEL_VARIABLE = "NNSPEC_NUMPY_ACCEL"
+
+try:
+    import numba
+except ImportError:  # the plain path needs NumPy alone
+    numba = None
+
+
+def available() -> bool:
+    """Whether numba imports here."""
+    return numba is not None
+
+
+def default_accelerator() -> str | None:
+    """``"numba"`` when numba imports and ``NNSPEC_NUMPY_ACCEL`` is not ``0``."""
+    if os.environ.get(ACCEL_VARIABLE, "").strip().lower() in ("0", "false", "no"):
+        return None
+    return "numba" if available() else None
+
+
+def _jit(function: Callable) -> Callable:
+    return numba.njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
+        function
+    )
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates: the ufunc kernels of backends.blocked, one element at a
+# time. ``p``, ``g`` and the state are equally long 1-d arrays; every scalar
+# comes in the arrays' dtype.
+# ---------------------------------------------------------------------------
+
+
+def _sgd(p, g, buf, lr, momentum, nesterov, weight_decay, use_momentum, use_decay):
+    for i in range(p.shape[0]):
+        d = g[i]
+        if use_decay:
+            d = p[i] * weight_decay + d
+        if use_momentum:
+            b = buf[i] * momentum + d
+            buf[i] = b
+            if nesterov:
+                step = (d + b * momentum) * lr
+            else:
+                step = b * lr
+        else:
+            step = d * lr
+        p[i] = p[i] - step
+
+
+def _adagrad(p, g, total, lr, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        s = total[i] + gi * gi
+        total[i] = s
+        p[i] = p[i] - gi / (np.sqrt(s) + eps) * lr
+
+
+def _rmsprop(p, g, square_avg, lr, alpha, one_minus_alpha, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        v = square_avg[i] * alpha + gi * gi * one_minus_alpha
+        square_avg[i] = v
+        p[i] = p[i] - gi / (np.sqrt(v) + eps) * lr
+
+
+def _adadelta(p, g, square_avg, acc_delta, lr, rho, one_minus_rho, eps, use_lr):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        v = square_avg[i] * rho + gi * gi * one_minus_rho
+        square_avg[i] = v
+        std = np.sqrt(v + eps)
+        delta = np.sqrt(acc_delta[i] + eps) / std * gi
+        acc_delta[i] = acc_delta[i] * rho + delta * delta * one_minus_rho
+        if use_lr:
+            delta = delta * lr
+        p[i] = p[i] - delta
+
+
+def _adam(p, g, exp_avg, exp_avg_sq, one_minus_beta1, beta1, root, beta2, scale,
+          shift, wd, use_decay):  # fmt: skip
+    for i in range(p.shape[0]):
+        gi = g[i]
+        if use_decay:
+            gi = p[i] * wd + gi
+        m = exp_avg[i] * beta1 + gi * one_minus_beta1
+        exp_avg[i] = m
+        r = gi * root
+        v = exp_avg_sq[i] * beta2 + r * r
+        exp_avg_sq[i] = v
+        p[i] = p[i] - m / (np.sqrt(v) * scale + shift)
+
+
+def _sgd_args(dtype, lr, momentum, nesterov, weight_decay) -> tuple:
+    f = dtype.type
+    return (f(lr), f(momentum), bool(nesterov), f(weight_decay),
+            bool(momentum), bool(weight_decay))  # fmt: skip
+
+
+def _adagrad_args(dtype, lr, eps) -> tuple:
+    return (dtype.type(lr), dtype.type(eps))
+
+
+def _rmsprop_args(dtype, lr, alpha, eps) -> tuple:
+    f = dtype.type
+    return (f(lr), f(alpha), f(1 - alpha), f(eps))
+
+
+def _adadelta_args(dtype, lr, rho, eps) -> tuple:
+    f = dtype.type
+    return (f(lr), f(rho), f(1 - rho), f(eps), lr != 1.0)
+
+
+def _adam_args(dtype, step_size, beta1, beta2, eps, bc2_sqrt, wd) -> tuple:
+    # The scalars of blocked.adam, computed as there, then rounded to dtype.
+    f = dtype.type
+    return (
+        f(1 - beta1),
+        f(beta1),
+        f(math.sqrt(1 - beta2)),
+        f(beta2),
+        f(1.0 / (bc2_sqrt * step_size)),
+        f(eps / step_size),
+        f(wd),
+        bool(wd),
+    )
+
+
+_OPTIMIZERS: dict[str, tuple[Callable, Callable]] = {
+    "sgd": (_sgd, _sgd_args),
+    "adagrad": (_adagrad, _adagrad_args),
+    "rmsprop": (_rmsprop, _rmsprop_args),
+    "adadelta": (_adadelta, _adadelta_args),
+    "adam": (_adam, _adam_args),
+}
+_compiled: dict[Any, Callable] = {}
+
+
+def _compiled_kernel(key: Any, function: Callable) -> Callable:
+    kernel = _compiled.get(key)
+    if kernel is None:
+        kernel = _compiled[key] = _jit(function)
+    return kernel
+
+
+def optimizer_kernel(name: str, dtype: Any, args: tuple) -> tuple[Callable, tuple]:
+    """The compiled update for optimizer ``name`` and its scalar arguments.
+
+    ``args`` are the hyperparameters the ufunc kernel of :mod:`backends.blocked`
+    takes; the returned kernel takes ``(param, grad, *state, *scalars)``.
+    """
+    function, convert = _OPTIMIZERS[name]
+    return _compiled_kernel(name, function), convert(np.dtype(dtype), *args)
