@@ -15,7 +15,9 @@ device (:meth:`ArrayBackend.synchronize`), strided views
 (:meth:`ArrayBackend._uniform`) and the optimizer updates (``_<name>_update``),
 which here are the kernels of :mod:`backends.blocked` (``out=`` ufuncs, in
 place, run block by block so that a step's passes stay in the L2 cache, on
-as many threads as NumPy's BLAS) and on a GPU one fused kernel each.
+as many threads as NumPy's BLAS), or, where numba is installed
+(``accelerator = "numba"``), the same updates compiled into one pass per
+block (:mod:`backends.fused`), and on a GPU one fused kernel each.
 
 Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
 each pads the input itself and, for large batches, works through it in chunks
@@ -642,10 +644,10 @@ class ArrayBackend:
       NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
     * ``optimizer_block_bytes``: bytes of each array in one optimizer block;
-    * ``accelerator``: ``"numba"`` runs the optimizer updates and the Winograd
-      transforms as the compiled kernels of :mod:`backends.fused` (the
-      default on NumPy where numba imports, unless ``NNSPEC_NUMPY_ACCEL=0``),
-      ``None`` the plain NumPy path.
+    * ``accelerator``: ``"numba"`` runs the optimizer updates as the compiled
+      kernels of :mod:`backends.fused` (the default on NumPy where numba
+      imports, unless ``NNSPEC_NUMPY_ACCEL=0``), ``None`` the plain NumPy
+      ufunc kernels; both give the same bits.
     """
 
     name: str = "array"

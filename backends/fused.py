@@ -1,26 +1,17 @@
-"""Compiled kernels for the NumPy backend, used when numba is installed.
+"""Compiled optimizer updates for the NumPy backend, used when numba is installed.
 
-The plain NumPy path (:mod:`backends.blocked`, :mod:`backends.winograd`)
-needs NumPy alone; every kernel here computes the same thing in one pass
-over memory where the plain path makes several:
+The plain NumPy path (:mod:`backends.blocked`) needs NumPy alone: an update
+there is a handful of ``out=`` ufunc passes over each cache-sized block
+(Adam: twelve). Each kernel here does an element's whole step in one pass
+over param, grad and the state, through the very operations of the ufunc
+kernel, in the same order, in the same dtype (the hyperparameters rounded
+to it as NumPy rounds a Python float meeting an array), without fused
+multiply-adds (``fastmath=False``): the results are the plain path's bit
+for bit (the suite checks it on both paths).
 
-* the optimizer updates: one loop over the elements doing each element's
-  whole step (Adam: twelve ufunc passes become one). Every element goes
-  through the very operations of the ufunc kernel in :mod:`backends.blocked`,
-  in the same order, on the same dtype (the hyperparameters rounded to it
-  as NumPy rounds a Python float meeting an array), without fused
-  multiply-adds (``fastmath=False``): the results are the plain path's bit
-  for bit (the suite checks it);
-* the Winograd input and output transforms: the padded tiles read straight
-  from the input and transformed in registers (no padded copy, no gathered
-  tiles), the output tiles transformed and written to NCHW with the bias
-  (no intermediate). The transforms are the tiling's 1-d matrices applied to
-  rows, then columns (sums of ``alpha`` terms twice instead of one of
-  ``alpha^2``, so the Winograd error bound holds as derived).
-
-The kernels release the GIL (``nogil=True``) and run on the backend's own
-threads, in the blocks or channel ranges the plain path already splits its
-work into; they are compiled on first use and cached on disk
+The kernels release the GIL (``nogil=True``) and run through
+:func:`backends.blocked.run`, on the backend's threads, block by block, with
+no scratch rows; they are compiled on first use and cached on disk
 (``cache=True``). :func:`available` says whether numba imports; the
 environment variable ``NNSPEC_NUMPY_ACCEL=0`` (or a backend's
 ``accelerator = None``) keeps the plain path.
