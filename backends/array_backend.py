@@ -1809,9 +1809,12 @@ class ArrayBackend:
             return
         threads = self.thread_count()
         flat_arrays = [a.reshape(-1) for a in arrays]
+        compiled = None
         if self.accelerator == "numba":
+            compiled = fused.optimizer_kernel(name, param.dtype, args)
+        if compiled is not None:
             # One compiled pass per block, no scratch rows.
-            kernel, args = fused.optimizer_kernel(name, param.dtype, args)
+            kernel, args = compiled
             no_rows = np.empty((threads, 0, 0), param.dtype)
             length = self._block_length(param)
             blocked.run(

@@ -19,6 +19,7 @@ environment variable ``NNSPEC_NUMPY_ACCEL=0`` (or a backend's
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -36,26 +37,34 @@ __all__ = [
 #: ``NNSPEC_NUMPY_ACCEL=0`` keeps the NumPy backend on its plain path.
 ACCEL_VARIABLE = "NNSPEC_NUMPY_ACCEL"
 
-try:
-    import numba
-except ImportError:  # the plain path needs NumPy alone
-    numba = None
+_numba_state: dict[str, Any] = {}
+
+
+def _numba() -> Any:
+    """The numba module, imported on first use (a quarter second), or None."""
+    if "module" not in _numba_state:
+        try:
+            import numba
+        except ImportError:  # the plain path needs NumPy alone
+            numba = None
+        _numba_state["module"] = numba
+    return _numba_state["module"]
 
 
 def available() -> bool:
-    """Whether numba imports here."""
-    return numba is not None
+    """Whether numba is installed (found without importing it)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def default_accelerator() -> str | None:
-    """``"numba"`` when numba imports and ``NNSPEC_NUMPY_ACCEL`` is not ``0``."""
+    """``"numba"`` when numba is installed and ``NNSPEC_NUMPY_ACCEL`` is not ``0``."""
     if os.environ.get(ACCEL_VARIABLE, "").strip().lower() in ("0", "false", "no"):
         return None
     return "numba" if available() else None
 
 
 def _jit(function: Callable) -> Callable:
-    return numba.njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
+    return _numba().njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
         function
     )
 
@@ -179,11 +188,16 @@ def _compiled_kernel(key: Any, function: Callable) -> Callable:
     return kernel
 
 
-def optimizer_kernel(name: str, dtype: Any, args: tuple) -> tuple[Callable, tuple]:
+def optimizer_kernel(
+    name: str, dtype: Any, args: tuple
+) -> tuple[Callable, tuple] | None:
     """The compiled update for optimizer ``name`` and its scalar arguments.
 
     ``args`` are the hyperparameters the ufunc kernel of :mod:`backends.blocked`
     takes; the returned kernel takes ``(param, grad, *state, *scalars)``.
+    None when numba does not import (the caller keeps the plain path).
     """
+    if _numba() is None:
+        return None
     function, convert = _OPTIMIZERS[name]
     return _compiled_kernel(name, function), convert(np.dtype(dtype), *args)

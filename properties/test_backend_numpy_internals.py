@@ -746,6 +746,20 @@ NEEDS_NUMBA = pytest.mark.skipif(
 )
 
 
+def test_the_accelerator_follows_numba_and_the_switch(monkeypatch) -> None:
+    """numba installed: compiled kernels unless NNSPEC_NUMPY_ACCEL=0."""
+    monkeypatch.delenv(fused.ACCEL_VARIABLE, raising=False)
+    expected = "numba" if fused.available() else None
+    assert NumpyBackend().accelerator == expected, (
+        f"backend numpy: accelerator {NumpyBackend().accelerator!r} with numba "
+        f"{'installed' if fused.available() else 'missing'}"
+    )
+    monkeypatch.setenv(fused.ACCEL_VARIABLE, "0")
+    assert NumpyBackend().accelerator is None, (
+        f"backend numpy: {fused.ACCEL_VARIABLE}=0 did not keep the plain path"
+    )
+
+
 @NEEDS_NUMBA
 @pytest.mark.parametrize("float_dtype", DTYPES)
 @pytest.mark.parametrize(("name", "hyper"), OPTIMIZER_CASES, ids=OPTIMIZER_IDS)
