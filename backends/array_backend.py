@@ -31,6 +31,11 @@ stay in cache:
   input itself (a batched GEMM, no copy). Backward: ``dW`` from the same
   columns (one GEMM reducing over the chunk), ``dx`` by ``W^T dY`` and col2im
   (a loop over the taps, each clipped to the input: no padded buffer).
+  With numba (``accelerator = "numba"``), a stride-1 forward with few
+  output channels (:data:`DIRECT_MAX_OUT_CHANNELS`) sums the same products
+  without the columns: each output plane tap by tap in compiled loops
+  (:func:`backends.fused.direct_conv`), where the columns would cost more
+  to copy than the GEMM saves.
 * ``winograd`` and ``winograd2x2``: Winograd F(4x4, 3x3) and F(2x2, 3x3) for
   3x3 kernels at stride 1 (:mod:`backends.winograd`): 2.25 and 4 multiplies
   per output instead of 9, the transforms as GEMMs; ``dx`` is the same
@@ -335,6 +340,8 @@ def _im2col_forward(
     backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> Array:
     xp = backend.xp
+    if _direct_applies(backend, g):
+        return _direct_forward(backend, x, w, b, g)
     w2 = w.reshape(g.out_channels, g.columns)
     dtype = xp.result_type(x.dtype, w.dtype)
     if g.pointwise:
@@ -573,6 +580,40 @@ def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgor
     )
 
 
+#: With numba, the im2col forward sums a stride-1 conv directly for at most
+#: this many output channels: LeNet's first layer (1 -> 6 channels, 5x5 on
+#: 32x32) runs twice as fast so, its second (6 -> 16) a third slower (one
+#: thread, batch 64).
+DIRECT_MAX_OUT_CHANNELS = 8
+
+
+def _direct_applies(backend: ArrayBackend, g: ConvGeometry) -> bool:
+    """Whether the im2col forward runs as :func:`backends.fused.direct_conv`."""
+    return (
+        backend.accelerator == "numba"
+        and backend.xp is np
+        and g.stride == (1, 1)
+        and g.out_channels <= DIRECT_MAX_OUT_CHANNELS
+    )
+
+
+def _direct_forward(
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
+) -> Array:
+    dtype = np.result_type(x.dtype, w.dtype)
+    x_padded = np.ascontiguousarray(backend._pad(x, g.padding), dtype=dtype)
+    w = np.ascontiguousarray(w, dtype=dtype)
+    bias = np.zeros(g.out_channels, dtype) if b is None else b.astype(dtype)
+    y = np.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype)
+    products = y.size * g.columns
+    calls = [
+        functools.partial(fused.direct_conv, x_padded, w, bias, y, part)
+        for part in backend._split(g.batch, products)
+    ]
+    backend._parallel(calls, products)
+    return y
+
+
 register_conv_algorithm(
     ConvAlgorithm(
         "im2col", _im2col_forward, _im2col_backward, _always, _im2col_workspace
@@ -661,6 +702,7 @@ class ArrayBackend:
         self.xp = xp
         self.conv_algorithms: dict[str, ConvAlgorithm] = dict(CONV_ALGORITHMS)
         self.conv_algorithm = "auto"
+        self.accelerator: str | None = fused.default_accelerator() if xp is np else None
         self.conv_preference: tuple[str, ...] = (
             "winograd",
             "winograd2x2",
@@ -673,7 +715,6 @@ class ArrayBackend:
         self.threads: int | None = None
         self.parallel_min_elements = PARALLEL_MIN_ELEMENTS
         self.optimizer_block_bytes = blocked.BLOCK_BYTES
-        self.accelerator: str | None = fused.default_accelerator() if xp is np else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} device={self.device!r}>"

@@ -31,6 +31,7 @@ __all__ = [
     "ACCEL_VARIABLE",
     "available",
     "default_accelerator",
+    "direct_conv",
     "optimizer_kernel",
 ]
 
@@ -64,6 +65,10 @@ def default_accelerator() -> str | None:
 
 
 def _jit(function: Callable) -> Callable:
+    return _make_jit(function)
+
+
+def _make_jit(function: Callable) -> Callable:
     return _numba().njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
         function
     )
@@ -182,6 +187,11 @@ _compiled: dict[Any, Callable] = {}
 
 
 def _compiled_kernel(key: Any, function: Callable) -> Callable:
+    if _numba() is None:
+        raise RuntimeError(
+            f"numba is installed but does not import; set {ACCEL_VARIABLE}=0 "
+            "for the plain NumPy path"
+        )
     kernel = _compiled.get(key)
     if kernel is None:
         kernel = _compiled[key] = _jit(function)
@@ -201,3 +211,50 @@ def optimizer_kernel(
         return None
     function, convert = _OPTIMIZERS[name]
     return _compiled_kernel(name, function), convert(np.dtype(dtype), *args)
+
+
+# ---------------------------------------------------------------------------
+# Direct convolution at stride 1, for layers with few output channels
+# ---------------------------------------------------------------------------
+
+
+def _direct(x, w, b, y, flat, n0, n1):
+    """``y[n0:n1] = b + sum_{c, i, j} w[:, c, i, j] x[n, c, i:, j:]`` (stride 1).
+
+    ``x`` is the padded input. Each output plane is computed over the input's
+    row length ``W`` (``flat`` holds ``(H_out - 1) W + W_out`` values, the
+    columns past ``W_out`` of each row being thrown away): every kernel tap
+    is then one long loop ``flat[p] += w x[p + offset]`` over the plane.
+    """
+    c_in, width = x.shape[1], x.shape[3]
+    k_out, _, kh, kw = w.shape
+    ho, wo = y.shape[2], y.shape[3]
+    length = (ho - 1) * width + wo
+    for n in range(n0, n1):
+        for k in range(k_out):
+            for p in range(length):
+                flat[np.uintp(p)] = b[k]
+            for c in range(c_in):
+                source = x[n, c].ravel()
+                for i in range(kh):
+                    for j in range(kw):
+                        weight = w[k, c, i, j]
+                        offset = i * width + j
+                        for p in range(length):
+                            flat[np.uintp(p)] += weight * source[np.uintp(p + offset)]
+            for r in range(ho):
+                for s in range(wo):
+                    y[n, k, r, s] = flat[r * width + s]
+
+
+def direct_conv(
+    x_padded: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray, images: slice
+) -> None:
+    """``y[images] =`` conv2d of the padded input ``x_padded`` at stride 1, + ``b``.
+
+    ``x_padded`` must be C-contiguous (each image plane is read flat).
+    """
+    kernel = _compiled_kernel("direct", _direct)
+    ho, wo = y.shape[2:]
+    flat = np.empty(max(1, (ho - 1) * x_padded.shape[3] + wo), dtype=y.dtype)
+    kernel(x_padded, w, b, y, flat, images.start, images.stop)

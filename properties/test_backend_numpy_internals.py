@@ -34,6 +34,9 @@ from properties.assertions import tolerance as suite_tolerance
 from reference import layers as reference_layers
 
 DTYPES = ("float32", "float64")
+NEEDS_NUMBA = pytest.mark.skipif(
+    not fused.available(), reason="numba is not installed: no compiled kernels to check"
+)
 # Two algorithms summing the same products in different orders.
 TOLERANCE = {"float32": (1e-5, 1e-4), "float64": (1e-12, 1e-12)}
 
@@ -141,9 +144,13 @@ def _describe(case: dict, dtype: str, name: str) -> str:
     )
 
 
-def _run_conv(name: str, case: dict, dtype: str) -> tuple[np.ndarray, ...]:
+def _run_conv(
+    name: str, case: dict, dtype: str, accelerator: str | None = "as installed"
+) -> tuple[np.ndarray, ...]:
     """``(y, dx, dw, db)`` of algorithm ``name`` on the case cast to ``dtype``."""
     backend = NumpyBackend()
+    if accelerator != "as installed":
+        backend.accelerator = accelerator
     backend.conv_algorithm = name
     backend.conv_chunk_bytes = case["chunk_bytes"]
     backend.conv_chunk_min_columns = 1
@@ -189,15 +196,27 @@ def _assert_within(
     )
 
 
+@pytest.mark.parametrize(
+    "accelerator", [None, pytest.param("numba", marks=NEEDS_NUMBA)]
+)
 @pytest.mark.parametrize("float_dtype", DTYPES)
 @pytest.mark.parametrize("name", GEMM_ALGORITHMS)
 @given(case=conv_cases())
 def test_gemm_conv_algorithms_agree_with_the_reference(
-    name: str, float_dtype: str, case: dict
+    name: str, float_dtype: str, accelerator: str | None, case: dict
 ) -> None:
-    """y, dx, dw, db within the summation bound ``(n + 2) u sum|terms|``."""
-    dtype = float_dtype
-    got = _run_conv(name, case, dtype)
+    """y, dx, dw, db within the summation bound ``(n + 2) u sum|terms|``.
+
+    With numba (``accelerator``), im2col's stride-1 forward with few output
+    channels sums the same products in a compiled loop instead.
+    """
+    _assert_within_summation_bound(name, float_dtype, case, accelerator)
+
+
+def _assert_within_summation_bound(
+    name: str, dtype: str, case: dict, accelerator: str | None
+) -> None:
+    got = _run_conv(name, case, dtype, accelerator)
     want, sums = _reference(case, dtype)
     n, c_in, _, _ = case["x"].shape
     c_out, _, kh, kw = case["w"].shape
@@ -739,11 +758,6 @@ def test_blocked_optimizer_steps_equal_the_unblocked_formula(
             assert np.array_equal(state[key], want_state[key]), (
                 f"{what}: state[{key!r}]"
             )
-
-
-NEEDS_NUMBA = pytest.mark.skipif(
-    not fused.available(), reason="numba is not installed: no compiled kernels to check"
-)
 
 
 def test_the_accelerator_follows_numba_and_the_switch(monkeypatch) -> None:
