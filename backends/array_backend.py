@@ -31,9 +31,10 @@ stay in cache:
   input itself (a batched GEMM, no copy). Backward: ``dW`` from the same
   columns (one GEMM reducing over the chunk), ``dx`` by ``W^T dY`` and col2im
   (a loop over the taps, each clipped to the input: no padded buffer).
-  With numba (``accelerator = "numba"``), a stride-1 forward with few
-  output channels (:data:`DIRECT_MAX_OUT_CHANNELS`) sums the same products
-  without the columns: each output plane tap by tap in compiled loops
+  With numba (``accelerator = "numba"``) the gather and col2im are compiled
+  loops, and a stride-1 forward with few output channels
+  (:data:`DIRECT_MAX_OUT_CHANNELS`) sums the same products without the
+  columns: each output plane tap by tap in compiled loops
   (:func:`backends.fused.direct_conv`), where the columns would cost more
   to copy than the GEMM saves.
 * ``winograd`` and ``winograd2x2``: Winograd F(4x4, 3x3) and F(2x2, 3x3) for
@@ -289,6 +290,10 @@ def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
     shape = (g.in_channels, *g.kernel, batch, g.out_height, g.out_width)
     columns = xp.empty(shape, dtype=x.dtype)
     parts = backend._split(g.in_channels, columns.size)
+    if _compiled(backend):
+        gather = functools.partial(fused.gather_windows, x_padded, g.stride, columns)
+        backend._parallel([functools.partial(gather, part) for part in parts])
+        return columns.reshape(g.columns, batch * g.pixels)
     if _short_rows(g):
         # Short output rows: copy each column tap's rows once, (C, kW, n, H_p,
         # W_out); every (c, i, j, n) window is then H_out W_out contiguous
@@ -466,7 +471,13 @@ def _im2col_backward(
         dcolumns = xp.matmul(w2.T, dout2).reshape(
             g.in_channels, *g.kernel, -1, g.out_height, g.out_width
         )
-        if _short_rows(g):
+        if _compiled(backend):
+            add = functools.partial(
+                fused.add_windows, dcolumns, g.padding, g.stride, dx[part]
+            )
+            parts = backend._split(g.in_channels, dcolumns.size)
+            backend._parallel([functools.partial(add, p) for p in parts])
+        elif _short_rows(g):
             _col2im_by_rows(backend, dcolumns, g, dx[part])
         else:
             _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
@@ -587,11 +598,15 @@ def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgor
 DIRECT_MAX_OUT_CHANNELS = 8
 
 
+def _compiled(backend: ArrayBackend) -> bool:
+    """Whether ``backend`` runs the compiled kernels of :mod:`backends.fused`."""
+    return backend.accelerator == "numba" and backend.xp is np
+
+
 def _direct_applies(backend: ArrayBackend, g: ConvGeometry) -> bool:
     """Whether the im2col forward runs as :func:`backends.fused.direct_conv`."""
     return (
-        backend.accelerator == "numba"
-        and backend.xp is np
+        _compiled(backend)
         and g.stride == (1, 1)
         and g.out_channels <= DIRECT_MAX_OUT_CHANNELS
     )
@@ -685,10 +700,11 @@ class ArrayBackend:
       NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
     * ``optimizer_block_bytes``: bytes of each array in one optimizer block;
-    * ``accelerator``: ``"numba"`` runs the optimizer updates as the compiled
-      kernels of :mod:`backends.fused` (the default on NumPy where numba
-      imports, unless ``NNSPEC_NUMPY_ACCEL=0``), ``None`` the plain NumPy
-      ufunc kernels; both give the same bits.
+    * ``accelerator``: ``"numba"`` runs the optimizer updates and im2col's
+      copies (and its forward for few output channels) as the compiled
+      kernels of :mod:`backends.fused` (the default on NumPy where numba is
+      installed, unless ``NNSPEC_NUMPY_ACCEL=0``), ``None`` the plain NumPy
+      path. The optimizer updates give the same bits either way.
     """
 
     name: str = "array"

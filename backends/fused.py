@@ -1,20 +1,27 @@
-"""Compiled optimizer updates for the NumPy backend, used when numba is installed.
+"""Compiled kernels for the NumPy backend, used when numba is installed.
 
-The plain NumPy path (:mod:`backends.blocked`) needs NumPy alone: an update
-there is a handful of ``out=`` ufunc passes over each cache-sized block
-(Adam: twelve). Each kernel here does an element's whole step in one pass
-over param, grad and the state, through the very operations of the ufunc
-kernel, in the same order, in the same dtype (the hyperparameters rounded
-to it as NumPy rounds a Python float meeting an array), without fused
-multiply-adds (``fastmath=False``): the results are the plain path's bit
-for bit (the suite checks it on both paths).
+The plain NumPy path needs NumPy alone; each kernel here computes what a
+part of it computes, in fewer passes over memory:
 
-The kernels release the GIL (``nogil=True``) and run through
-:func:`backends.blocked.run`, on the backend's threads, block by block, with
-no scratch rows; they are compiled on first use and cached on disk
-(``cache=True``). :func:`available` says whether numba imports; the
+* the optimizer updates (:mod:`backends.blocked`: a handful of ``out=``
+  ufunc passes per cache-sized block, Adam twelve): one pass doing each
+  element's whole step, through the very operations of the ufunc kernel,
+  in the same order and dtype (the hyperparameters rounded to it as NumPy
+  rounds a Python float meeting an array), without fused multiply-adds
+  (``fastmath=False``): the plain path's results bit for bit;
+* im2col's copies (:mod:`backends.array_backend`): the windows gathered
+  into columns and their gradients added back (col2im) in one loop each,
+  with no padded buffer for col2im;
+* a direct conv at stride 1 (:func:`direct_conv`) that im2col's forward
+  uses for few output channels, where copying the columns costs more than
+  the GEMM saves: every output plane summed tap by tap in long loops.
+
+Every kernel releases the GIL (``nogil=True``) and runs on the backend's
+own threads, over the blocks or channel ranges the plain path splits its
+work into; each is compiled on first use and cached on disk
+(``cache=True``). :func:`available` says whether numba is installed; the
 environment variable ``NNSPEC_NUMPY_ACCEL=0`` (or a backend's
-``accelerator = None``) keeps the plain path.
+``accelerator = None``) keeps the plain path. The suite checks both paths.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ import numpy as np
 
 __all__ = [
     "ACCEL_VARIABLE",
+    "add_windows",
     "available",
     "default_accelerator",
     "direct_conv",
+    "gather_windows",
     "optimizer_kernel",
 ]
 
@@ -258,3 +267,73 @@ def direct_conv(
     ho, wo = y.shape[2:]
     flat = np.empty(max(1, (ho - 1) * x_padded.shape[3] + wo), dtype=y.dtype)
     kernel(x_padded, w, b, y, flat, images.start, images.stop)
+
+
+# ---------------------------------------------------------------------------
+# im2col: the windows copied to columns, their gradients added back
+# ---------------------------------------------------------------------------
+
+
+def _gather_windows(x, stride_h, stride_w, columns, c0, c1):
+    """``columns[c, i, j, n, r, s] = x[n, c, r sh + i, s sw + j]`` for ``c0:c1``."""
+    _, kh, kw, n_images, ho, wo = columns.shape
+    for c in range(c0, c1):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_images):
+                    for r in range(ho):
+                        target = columns[c, i, j, n, r]
+                        source = x[n, c, r * stride_h + i]
+                        for s in range(wo):
+                            target[np.uintp(s)] = source[np.uintp(s * stride_w + j)]
+
+
+def _add_windows(dcolumns, ph, pw, stride_h, stride_w, dx, c0, c1):
+    """``dx[:, c] = sum`` of the window gradients over the taps, for ``c0:c1``.
+
+    Taps in order ``(i, j)``, each added where it meets the input (padding
+    dropped), onto zeros: the sums of the plain col2im, in its order.
+    """
+    _, kh, kw, n_images, ho, wo = dcolumns.shape
+    h, width = dx.shape[2], dx.shape[3]
+    for c in range(c0, c1):
+        for n in range(n_images):
+            for r in range(h):
+                for s in range(width):
+                    dx[n, c, r, s] = 0
+        for i in range(kh):
+            for j in range(kw):
+                # Outputs whose tap (i, j) lands inside: s_lo <= s < s_hi.
+                s_lo = max(0, (pw - j + stride_w - 1) // stride_w)
+                s_hi = min(wo, (width - 1 + pw - j) // stride_w + 1)
+                for n in range(n_images):
+                    for r in range(ho):
+                        row = r * stride_h + i - ph
+                        if row < 0 or row >= h:
+                            continue
+                        source = dcolumns[c, i, j, n, r]
+                        target = dx[n, c, row]
+                        for s in range(s_lo, s_hi):
+                            target[np.uintp(s * stride_w + j - pw)] += source[
+                                np.uintp(s)
+                            ]
+
+
+def gather_windows(
+    x_padded: np.ndarray, stride: tuple[int, int], columns: np.ndarray, part: slice
+) -> None:
+    """Fill im2col ``columns`` (C, kH, kW, N, H_out, W_out) for channels ``part``."""
+    kernel = _compiled_kernel("gather_windows", _gather_windows)
+    kernel(x_padded, *stride, columns, part.start, part.stop)
+
+
+def add_windows(
+    dcolumns: np.ndarray,
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+    dx: np.ndarray,
+    part: slice,
+) -> None:
+    """``dx[:, part] =`` col2im of ``dcolumns`` (C, kH, kW, N, H_out, W_out)."""
+    kernel = _compiled_kernel("add_windows", _add_windows)
+    kernel(dcolumns, *padding, *stride, dx, part.start, part.stop)
