@@ -290,7 +290,7 @@ def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
     shape = (g.in_channels, *g.kernel, batch, g.out_height, g.out_width)
     columns = xp.empty(shape, dtype=x.dtype)
     parts = backend._split(g.in_channels, columns.size)
-    if _compiled(backend):
+    if _compiled(backend, x):
         gather = functools.partial(fused.gather_windows, x_padded, g.stride, columns)
         backend._parallel([functools.partial(gather, part) for part in parts])
         return columns.reshape(g.columns, batch * g.pixels)
@@ -345,7 +345,7 @@ def _im2col_forward(
     backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> Array:
     xp = backend.xp
-    if _direct_applies(backend, g):
+    if _direct_applies(backend, x, w, b, g):
         return _direct_forward(backend, x, w, b, g)
     w2 = w.reshape(g.out_channels, g.columns)
     dtype = xp.result_type(x.dtype, w.dtype)
@@ -471,7 +471,7 @@ def _im2col_backward(
         dcolumns = xp.matmul(w2.T, dout2).reshape(
             g.in_channels, *g.kernel, -1, g.out_height, g.out_width
         )
-        if _compiled(backend):
+        if _compiled(backend, dcolumns, dx):
             add = functools.partial(
                 fused.add_windows, dcolumns, g.padding, g.stride, dx[part]
             )
@@ -598,15 +598,21 @@ def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgor
 DIRECT_MAX_OUT_CHANNELS = 8
 
 
-def _compiled(backend: ArrayBackend) -> bool:
-    """Whether ``backend`` runs the compiled kernels of :mod:`backends.fused`."""
-    return backend.accelerator == "numba" and backend.xp is np
+def _compiled(backend: ArrayBackend, *arrays: Array) -> bool:
+    """Whether ``backend`` runs :mod:`backends.fused` kernels on ``arrays``."""
+    return (
+        backend.accelerator == "numba"
+        and backend.xp is np
+        and fused.same_float_dtype(*arrays)
+    )
 
 
-def _direct_applies(backend: ArrayBackend, g: ConvGeometry) -> bool:
+def _direct_applies(
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
+) -> bool:
     """Whether the im2col forward runs as :func:`backends.fused.direct_conv`."""
     return (
-        _compiled(backend)
+        _compiled(backend, x, w, *(() if b is None else (b,)))
         and g.stride == (1, 1)
         and g.out_channels <= DIRECT_MAX_OUT_CHANNELS
     )
@@ -1867,7 +1873,7 @@ class ArrayBackend:
         threads = self.thread_count()
         flat_arrays = [a.reshape(-1) for a in arrays]
         compiled = None
-        if self.accelerator == "numba":
+        if self.accelerator == "numba" and fused.same_float_dtype(*arrays):
             compiled = fused.optimizer_kernel(name, param.dtype, args)
         if compiled is not None:
             # One compiled pass per block, no scratch rows.

@@ -36,12 +36,14 @@ import numpy as np
 
 __all__ = [
     "ACCEL_VARIABLE",
+    "DTYPES",
     "add_windows",
     "available",
     "default_accelerator",
     "direct_conv",
     "gather_windows",
     "optimizer_kernel",
+    "same_float_dtype",
 ]
 
 #: ``NNSPEC_NUMPY_ACCEL=0`` keeps the NumPy backend on its plain path.
@@ -64,6 +66,16 @@ def _numba() -> Any:
 def available() -> bool:
     """Whether numba is installed (found without importing it)."""
     return importlib.util.find_spec("numba") is not None
+
+
+#: The dtypes the kernels are compiled for: every array of a call in one of them.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def same_float_dtype(*arrays: Any) -> bool:
+    """Whether the arrays share one dtype of :data:`DTYPES` (what the kernels take)."""
+    dtypes = {a.dtype for a in arrays}
+    return len(dtypes) == 1 and dtypes.pop() in DTYPES
 
 
 def default_accelerator() -> str | None:
