@@ -86,10 +86,6 @@ def default_accelerator() -> str | None:
 
 
 def _jit(function: Callable) -> Callable:
-    return _make_jit(function)
-
-
-def _make_jit(function: Callable) -> Callable:
     return _numba().njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
         function
     )
