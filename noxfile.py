@@ -29,6 +29,53 @@ def hypothesis_profile(default: str = "ci") -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", default)
 
 
+#: Seconds one check may run before it is stopped and recorded as timed out
+#: (pytest-timeout), per Hypothesis profile; NNSPEC_CHECK_TIMEOUT overrides it,
+#: ``-- --timeout=N`` too. Generous: a check of the `ci` profile takes seconds;
+#: `nightly` runs twelve times the examples. pyproject's `timeout` (300) is the
+#: limit of a plain `pytest`.
+CHECK_TIMEOUT = {"dev": 300, "ci": 300, "nightly": 1800}
+
+
+def check_timeout(profile: str) -> str:
+    return os.environ.get("NNSPEC_CHECK_TIMEOUT", str(CHECK_TIMEOUT.get(profile, 300)))
+
+
+#: What to pip-install for a third-party backend: space-separated pip
+#: arguments (a path, a package, ``-r requirements.txt``); the sessions'
+#: ``--install ARG`` option adds one more.
+BACKEND_INSTALL_VARIABLE = "NNSPEC_BACKEND_INSTALL"
+
+
+def install_backend(session: nox.Session) -> list[str]:
+    """Install what a backend under test needs; return the posargs for pytest.
+
+    From ``$NNSPEC_BACKEND_INSTALL`` and every ``--install ARG`` (or
+    ``--install=ARG``) among the session's arguments, which are removed from
+    the arguments passed on. Installed with the CPU constraints (torch stays
+    the CPU wheel), after the project, so a backend cannot replace it.
+    """
+    import shlex
+
+    requirements = shlex.split(os.environ.get(BACKEND_INSTALL_VARIABLE, ""))
+    arguments: list[str] = []
+    given = iter(session.posargs)
+    for argument in given:
+        if argument == "--install":
+            value = next(given, None)
+            if value is None:
+                session.error("--install needs an argument: a path or a package")
+            requirements += shlex.split(value)
+        elif argument.startswith("--install="):
+            requirements += shlex.split(argument.removeprefix("--install="))
+        else:
+            arguments.append(argument)
+    if requirements:
+        session.log(f"installing the backend's requirements: {requirements}")
+        session.install(*requirements, *CONSTRAINTS)
+    return arguments
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite on the built-in backends, ``ci`` Hypothesis profile.
@@ -38,11 +85,13 @@ def tests(session: nox.Session) -> None:
     exits 5 when it collects nothing, which fails the session like any failure.
     """
     install(session, "torch", "test", "bench", "report")
+    profile = hypothesis_profile()
     session.run(
         "pytest",
         "-n",
         "auto",
-        f"--hypothesis-profile={hypothesis_profile()}",
+        f"--hypothesis-profile={profile}",
+        f"--timeout={check_timeout(profile)}",
         *session.posargs,
     )
 
@@ -52,16 +101,21 @@ def verify(session: nox.Session) -> None:
     """The property suite over every available built-in backend.
 
     Pass pytest arguments after ``--``, for example a third-party backend:
-    ``nox -s verify -- --backend examples.tiny:backend``.
+    ``nox -s verify -- --backend examples.tiny:backend``. ``--install ARG``
+    (repeatable) or ``$NNSPEC_BACKEND_INSTALL`` pip-installs what the backend
+    needs first: ``nox -s verify -- --install ./mypkg --backend mypkg.mod:backend``.
     """
     install(session, "torch", "test")
+    arguments = install_backend(session)
+    profile = hypothesis_profile()
     session.run(
         "pytest",
         "properties",
         "-n",
         "auto",
-        f"--hypothesis-profile={hypothesis_profile()}",
-        *session.posargs,
+        f"--hypothesis-profile={profile}",
+        f"--timeout={check_timeout(profile)}",
+        *arguments,
     )
 
 
@@ -281,6 +335,107 @@ def bench_check(session: nox.Session) -> None:
         )
 
 
+@nox.session(name="bench-proof", python=PYTHON)
+def bench_proof(session: nox.Session) -> None:
+    """Proves that asv's comparison flags a known slowdown and not a no-op commit.
+
+    A few benchmarks timed three times with the current interpreter in a
+    scratch clone: for its HEAD, an empty no-op commit, and a "mutant" commit
+    timed with NNSPEC_BENCH_SLOWDOWN (one conv algorithm and one optimizer
+    step 1.3 times slower); ``asv compare --factor 1.2`` must flag exactly
+    the slowed ones, and nothing on the no-op (benchmarks/regression_proof.py).
+    A minute; part of ``nox -s nightly``. Needs a quiet machine.
+    """
+    install(session, "bench")
+    session.run("python", "-m", "benchmarks.regression_proof", *session.posargs)
+
+
+def _has_nvidia_gpu() -> str | None:
+    """Why this machine cannot run the GPU session, or None when it can."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return "no nvidia-smi on PATH: this machine has no NVIDIA GPU (or driver)"
+    listed = subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return f"nvidia-smi sees no GPU: {(listed.stdout + listed.stderr).strip()}"
+    return None
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The GPU side in one command, on a machine with an NVIDIA GPU (8 minutes).
+
+    Skips, saying why, without one. Installs torch as PyPI builds it for Linux
+    (with CUDA, not the CPU wheel the other sessions pin) and CuPy (the
+    ``cupy`` extra), then: the property suite on ``cupy`` and ``torch-cuda``
+    (``ci`` profile); the GPU benchmarks once each for correctness; asv on the
+    GPU classes at one thread (CuPy's convolutions against torch-cuda's, which
+    is cuDNN, forward and backward through ``aten.convolution_backward``; the
+    optimizer steps, CuPy's and torch.optim's fused and foreach, whose GB/s
+    the report reads against the measured device-to-device copy); and the
+    report, in _report/. NNSPEC_GPU_ASV_ARGS adds arguments to ``asv run``.
+    """
+    import shlex
+
+    reason = _has_nvidia_gpu()
+    if reason:
+        session.skip(f"nox -s gpu needs an NVIDIA GPU: {reason}")
+    session.install("--upgrade", "pip")
+    session.install("-e", ".[torch,test,report,bench,cupy]")
+    session.run(
+        "python",
+        "-c",
+        "import torch, cupy; assert torch.cuda.is_available(), 'torch has no CUDA'; "
+        "print('torch', torch.__version__, 'CUDA', torch.version.cuda, "
+        "torch.cuda.get_device_name()); print('cupy', cupy.__version__)",
+    )
+    gpu_backends = {
+        "NNSPEC_BACKENDS": "cupy,torch-cuda,torch",
+        "NNSPEC_BENCH_THREADS": "1",
+    }
+    failures: list[str] = []
+    session.log("[gpu 1/3] every GPU benchmark once, for correctness")
+    if _exit_status(
+        session,
+        "pytest",
+        "benchmarks/test_benchmarks_smoke.py",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "GPU or cupy or cuda",
+        env=gpu_backends,
+    ):
+        failures.append("the GPU benchmarks run once")
+    session.log("[gpu 2/3] asv: the GPU time_ benchmarks, float32 conv and 10M steps")
+    commit = _git_hash(session, "HEAD")
+    machine = _asv_machine(session)
+    if _exit_status(
+        session,
+        "asv",
+        "run",
+        _asv_existing_environment(session),
+        f"--set-commit-hash={commit}",
+        *machine,
+        r"--bench=GPU.*\.time_conv2d\(.*'float32', 1\)",
+        r"--bench=GPU.*\.time_step\(.*'10M', 1\)",
+        *shlex.split(os.environ.get("NNSPEC_GPU_ASV_ARGS", "")),
+        env=gpu_backends,
+    ):
+        failures.append("asv run of the GPU benchmarks")
+    else:
+        session.run(
+            "python", "-m", "benchmarks.summary", f"--commit={commit}", *machine
+        )
+    session.log("[gpu 3/3] the report: suite, quick benchmarks, limits (GPU included)")
+    os.environ.update(gpu_backends)
+    failures += _build_report(session, hypothesis_profile("ci"), asv_html=None)
+    _fail_on(session, failures)
+
+
 # ---------------------------------------------------------------------- report
 # `report` and `nightly` run everything, then build the static site into
 # _report/ (ignored by git) with `python -m reports build`. A failing check
@@ -288,10 +443,6 @@ def bench_check(session: nox.Session) -> None:
 # after the site is built and its path printed.
 
 REPORT_DIRECTORY = "_report"
-#: Seconds one check may run before it is stopped and shown as timed out
-#: (pytest-timeout; NNSPEC_CHECK_TIMEOUT overrides). Generous: a check of the
-#: `ci` profile takes seconds; `nightly` runs twelve times the examples.
-CHECK_TIMEOUT = {"ci": 300, "nightly": 1800}
 
 
 def _exit_status(session: nox.Session, *args: str, **kwargs) -> int:
@@ -304,7 +455,7 @@ def _exit_status(session: nox.Session, *args: str, **kwargs) -> int:
 
 
 def _build_report(
-    session: nox.Session, profile: str, asv_html: str | None
+    session: nox.Session, profile: str, asv_html: str | None, arguments: list[str]
 ) -> list[str]:
     """Suite with results and progress, quick benchmarks, limits, site.
 
@@ -320,8 +471,6 @@ def _build_report(
     limits = data / "limits.json"
     for stale in (results, bench_json, limits):
         stale.unlink(missing_ok=True)
-    default_timeout = CHECK_TIMEOUT.get(profile, 300)
-    timeout = os.environ.get("NNSPEC_CHECK_TIMEOUT", str(default_timeout))
     failures: list[str] = []
 
     session.log(f"[1/4] property suite, {profile} profile, every available backend")
@@ -332,15 +481,20 @@ def _build_report(
         "-n",
         "auto",
         f"--hypothesis-profile={profile}",
-        f"--timeout={timeout}",
+        f"--timeout={check_timeout(profile)}",
         f"--nnspec-results={results}",
         "--nnspec-progress",
         "-p",
         "no:cacheprovider",
-        *session.posargs,
+        *arguments,
     )
     if status:
         failures.append(f"the property suite (pytest exit status {status})")
+    # A pytest that died (killed, or a crash without xdist) left a journal:
+    # write the results file from it, the checks that never ran included.
+    _exit_status(
+        session, "python", "-m", "properties.results", "finalize", str(results)
+    )
 
     bench_arguments: list[str] = []
     if Path("benchmarks/quick").is_dir():
@@ -411,7 +565,9 @@ def report(session: nox.Session) -> None:
     ``-- -k relu``).
     """
     install(session, *_report_extras())
-    _fail_on(session, _build_report(session, hypothesis_profile("ci"), asv_html=None))
+    arguments = install_backend(session)
+    profile = hypothesis_profile("ci")
+    _fail_on(session, _build_report(session, profile, None, arguments))
 
 
 @nox.session(python=PYTHON)
@@ -427,6 +583,7 @@ def nightly(session: nox.Session) -> None:
     import shlex
 
     install(session, *_report_extras())
+    arguments = install_backend(session)
     commit = _git_hash(session, "HEAD")
     _asv_machine(session)
     asv_failed = _exit_status(
@@ -439,9 +596,11 @@ def nightly(session: nox.Session) -> None:
         *shlex.split(os.environ.get("NNSPEC_ASV_ARGS", "")),
     )
     failures = [f"asv run (exit status {asv_failed})"] if asv_failed else []
+    if _exit_status(session, "python", "-m", "benchmarks.regression_proof"):
+        failures.append("the regression proof (benchmarks/regression_proof.py)")
     if _exit_status(session, "asv", "publish"):
         failures.append("asv publish")
-    failures += _build_report(session, "nightly", asv_html=".asv/html")
+    failures += _build_report(session, "nightly", ".asv/html", arguments)
     _fail_on(session, failures)
 
 

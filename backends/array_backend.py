@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -65,10 +64,22 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backends import blocked, fused, winograd
+from reference import initializers, optimizers
 from reference._checks import (
-    require_in_range,
+    require_array_fits,
+    require_bool_kind,
+    require_fits,
+    require_float_kind,
+    require_given,
+    require_integer_kind,
+    require_labels_in_range,
+    require_labels_shape,
+    require_ndim,
     require_non_negative,
+    require_non_negative_values,
     require_positive,
+    require_probabilities,
+    require_seed,
     require_shape,
 )
 from reference.initializers import HYPER_DEFAULTS, UNIFORM_INITIALIZERS
@@ -76,12 +87,18 @@ from reference.shapes import (
     BATCH_NORM_PARAMETERS,
     batch_norm_hyper,
     conv2d_geometry,
+    dropout_hyper,
+    dropout_mask_hyper,
     linear_shapes,
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
-    require_flag,
-    upsample2d_hyper,
+    prelu_alpha_shape,
+    require_batch,
+    require_min_ndim,
+    require_scores,
+    softmax_axis,
+    upsample2d_geometry,
 )
 
 __all__ = [
@@ -657,14 +674,8 @@ register_conv_algorithm(_winograd_algorithm("winograd2x2", winograd.F2X2_3X3))
 # ---------------------------------------------------------------------------
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _require_seed(seed: object) -> int:
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
+#: The shared seed check, under the name the mutants of this backend import.
+_require_seed = require_seed
 
 
 def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
@@ -769,19 +780,18 @@ class ArrayBackend:
     # -- argument checks ------------------------------------------------------
 
     def _float(self, name: str, value: Any, ndim: int | Sequence[int] | None = None):
+        """``value`` as a native floating-point array (the shared checks)."""
+        require_given(name, value)
         array = self.xp.asarray(value)
-        if array.dtype.kind != "f":
-            raise ValueError(
-                f"{name} must be a floating-point array, got {array.dtype}"
-            )
+        require_float_kind(name, array.dtype.kind, array.dtype)
         if ndim is not None:
-            allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-            if array.ndim not in allowed:
-                expected = " or ".join(str(n) for n in allowed)
-                raise ValueError(
-                    f"{name} must have {expected} dimensions, got shape {array.shape}"
-                )
+            require_ndim(name, array.shape, ndim)
+        require_array_fits(name, array.shape, array.dtype.itemsize)
         return array
+
+    def _all(self, condition: Array) -> bool:
+        """Whether ``condition`` holds everywhere (one read-back on a GPU)."""
+        return bool(self.xp.all(condition))
 
     def _upstream(self, dout: Any, shape: tuple[int, ...]) -> Array:
         dout = self._float("dout", dout)
@@ -790,12 +800,7 @@ class ArrayBackend:
 
     def _scalar_upstream(self, dout: Any, dtype: Any) -> Array:
         """A loss's upstream gradient (a 0-d array or a float) as 0-d ``dtype``."""
-        dout = self.xp.asarray(dout, dtype=dtype)
-        if dout.ndim != 0:
-            raise ValueError(
-                f"dout must be a 0-d array or a float, got shape {dout.shape}"
-            )
-        return dout
+        return self._float("dout", dout, ndim=0).astype(dtype, copy=False)
 
     def _scalar(self, value: Any, dtype: Any) -> Array:
         return self.xp.asarray(value, dtype=dtype)
@@ -826,13 +831,9 @@ class ArrayBackend:
 
     def _prelu_slope(self, x: Array, alpha: Any) -> Array:
         alpha = self._float("alpha", alpha, ndim=1)
+        prelu_alpha_shape(x.shape, alpha.shape)
         if alpha.shape == (1,):
             return alpha.reshape((1,) * x.ndim)
-        if x.ndim < 2 or alpha.shape != (x.shape[1],):
-            raise ValueError(
-                f"alpha must have shape (1,) or (C,) with C = x.shape[1] for x of "
-                f"shape {x.shape}, got {alpha.shape}"
-            )
         return alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
 
     def prelu(self, x: Array, alpha: Array) -> Array:
@@ -932,7 +933,7 @@ class ArrayBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=2)
         b = self._float("b", b, ndim=1)
-        linear_shapes(x.shape, w.shape, b.shape)
+        linear_shapes(x.shape, w.shape, b.shape, x.dtype.itemsize)
         return x, w, b
 
     def linear(self, x: Array, w: Array, b: Array) -> Array:
@@ -957,7 +958,7 @@ class ArrayBackend:
         w = self._float("w", w, ndim=4)
         b = self._float("b", b, ndim=1)
         stride, padding, (out_height, out_width) = conv2d_geometry(
-            x.shape, w.shape, b.shape, stride, padding
+            x.shape, w.shape, b.shape, stride, padding, x.dtype.itemsize
         )
         geometry = ConvGeometry(
             batch=int(x.shape[0]),
@@ -1001,7 +1002,13 @@ class ArrayBackend:
         for algorithm in ranked:
             if algorithm.workspace_bytes(geometry) <= self.conv_workspace_limit:
                 return algorithm
-        return min(ranked, key=lambda algorithm: algorithm.workspace_bytes(geometry))
+        least = min(ranked, key=lambda algorithm: algorithm.workspace_bytes(geometry))
+        require_fits(
+            "x",
+            f"the smallest conv2d workspace ({least.name})",
+            least.workspace_bytes(geometry),
+        )
+        return least
 
     def _pad(self, x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
         """``x`` (NCHW) with ``padding`` rows and columns of ``value`` on both sides."""
@@ -1097,7 +1104,8 @@ class ArrayBackend:
         Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
     ]:
         x = self._float("x", x, ndim=4)
-        return (x, *pool2d_geometry(x.shape, kernel_size, stride, padding))
+        geometry = pool2d_geometry(x.shape, kernel_size, stride, padding, x.itemsize)
+        return (x, *geometry)
 
     def _check_max_pool(
         self, x: Any, kernel_size: Any, stride: Any, padding: Any
@@ -1105,7 +1113,10 @@ class ArrayBackend:
         Array, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
     ]:
         x = self._float("x", x, ndim=4)
-        return (x, *max_pool2d_geometry(x.shape, kernel_size, stride, padding))
+        geometry = max_pool2d_geometry(
+            x.shape, kernel_size, stride, padding, x.itemsize
+        )
+        return (x, *geometry)
 
     def max_pool2d(
         self, x: Array, *, kernel_size: Any, stride: Any = None, padding: Any = 0
@@ -1199,6 +1210,7 @@ class ArrayBackend:
             )
         ]
         batch_norm_hyper(x.shape, [p.shape for p in params], training, momentum, eps)
+        require_non_negative_values("running_var", self._all(params[3] >= 0))
         return (x, *params)
 
     @staticmethod
@@ -1284,25 +1296,16 @@ class ArrayBackend:
     # -- dropout --------------------------------------------------------------
 
     def dropout_mask(self, shape: Any, *, p: float, seed: int) -> Array:
-        if _is_int(shape):
-            shape = (shape,)
-        if not isinstance(shape, Sequence) or not all(
-            _is_int(d) and d >= 0 for d in shape
-        ):
-            raise ValueError(
-                f"shape must be a tuple of non-negative ints, got {shape!r}"
-            )
-        p = require_in_range("p", p, 0.0, 1.0)
-        return self._uniform(_require_seed(seed), tuple(int(d) for d in shape)) >= p
+        dims, p, seed = dropout_mask_hyper(shape, p, seed)
+        return self._uniform(seed, dims) >= p
 
     def _check_dropout(self, x: Any, mask: Any, p: float, training: Any):
         x = self._float("x", x)
+        require_given("mask", mask)
         mask = self.xp.asarray(mask)
-        if mask.dtype != bool:
-            raise ValueError(f"mask must be a bool array, got dtype {mask.dtype}")
+        require_bool_kind("mask", mask.dtype.kind, mask.dtype)
         require_shape("mask", mask, x.shape)
-        p = require_in_range("p", p, 0.0, 1.0)
-        return x, mask, p, require_flag("training", training)
+        return (x, mask, *dropout_hyper(p, training))
 
     def dropout(self, x: Array, mask: Array, *, p: float, training: bool) -> Array:
         x, mask, p, training = self._check_dropout(x, mask, p, training)
@@ -1327,31 +1330,18 @@ class ArrayBackend:
 
     def flatten(self, x: Array) -> Array:
         x = self._float("x", x)
-        if x.ndim < 2:
-            raise ValueError(
-                f"x must have at least 2 dimensions (N, ...), got {x.shape}"
-            )
+        require_min_ndim("x", x.shape, 2)
         return x.reshape(x.shape[0], math.prod(x.shape[1:])).copy()
 
     def flatten_backward(self, dout: Array, x: Array) -> tuple[Array]:
         x = self._float("x", x)
-        if x.ndim < 2:
-            raise ValueError(
-                f"x must have at least 2 dimensions (N, ...), got {x.shape}"
-            )
+        require_min_ndim("x", x.shape, 2)
         dout = self._upstream(dout, (x.shape[0], math.prod(x.shape[1:])))
         return (dout.reshape(x.shape).copy(),)
 
     def _check_axis(self, x: Any, axis: Any) -> tuple[Array, int]:
         x = self._float("x", x)
-        if x.ndim < 1:
-            raise ValueError(f"x must have at least 1 dimension, got shape {x.shape}")
-        if not _is_int(axis) or not -x.ndim <= axis < x.ndim:
-            raise ValueError(
-                f"axis must be an int in [{-x.ndim}, {x.ndim}) for x of shape "
-                f"{x.shape}, got {axis!r}"
-            )
-        return x, int(axis)
+        return x, softmax_axis(x.shape, axis)
 
     def _log_softmax(self, x: Array, axis: int) -> Array:
         xp = self.xp
@@ -1393,7 +1383,7 @@ class ArrayBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=3)
         b = self._float("b", b, ndim=2)
-        maxout_shapes(x.shape, w.shape, b.shape)
+        maxout_shapes(x.shape, w.shape, b.shape, x.dtype.itemsize)
         return x, w, b
 
     def _maxout_pieces(self, x: Array, w: Array, b: Array) -> Array:
@@ -1421,7 +1411,7 @@ class ArrayBackend:
 
     def _check_upsample(self, x: Any, scale_factor: Any, mode: Any) -> Array:
         x = self._float("x", x, ndim=4)
-        upsample2d_hyper(scale_factor, mode)
+        upsample2d_geometry(x.shape, scale_factor, mode, x.dtype.itemsize)
         return x
 
     @staticmethod
@@ -1517,10 +1507,7 @@ class ArrayBackend:
 
     def _batched(self, name: str, value: Any) -> Array:
         array = self._float(name, value)
-        if array.ndim < 1 or array.shape[0] < 1:
-            raise ValueError(
-                f"{name} must have a batch axis of length >= 1, got shape {array.shape}"
-            )
+        require_batch(name, array.shape)
         return array
 
     def _loss_pair(
@@ -1533,18 +1520,12 @@ class ArrayBackend:
 
     def _scores_and_labels(self, name: str, scores: Any, labels: Any):
         z = self._float(name, scores, ndim=2)
-        n, classes = z.shape
-        if n < 1 or classes < 1:
-            raise ValueError(f"{name} must have N >= 1 and C >= 1, got {z.shape}")
+        n, classes = require_scores(name, z.shape)
+        require_given("labels", labels)
         y = self.xp.asarray(labels)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"labels must have shape ({n},), got {y.shape}")
-        if y.dtype.kind not in "iu":
-            raise ValueError(f"labels must hold integer class ids, got dtype {y.dtype}")
-        if int(y.min()) < 0 or int(y.max()) >= classes:
-            raise ValueError(
-                f"labels must lie in [0, {classes}), got values out of range"
-            )
+        require_labels_shape("labels", y.shape, n)
+        require_integer_kind("labels", y.dtype.kind, y.dtype)
+        require_labels_in_range("labels", self._all((y >= 0) & (y < classes)), classes)
         return z, y
 
     def mse_loss(self, pred: Array, target: Array) -> Array:
@@ -1572,12 +1553,12 @@ class ArrayBackend:
         return log_p, log_q, p_live, q_live
 
     def _check_probabilities(self, name: str, prob: Array) -> None:
-        if bool(self.xp.any((prob < 0) | (prob > 1))):
-            raise ValueError(f"{name} must lie in [0, 1], got values outside")
+        require_probabilities(name, self._all((prob >= 0) & (prob <= 1)))
 
     def binary_cross_entropy(self, prob: Array, target: Array) -> Array:
         prob, target = self._loss_pair("prob", prob, "target", target)
         self._check_probabilities("prob", prob)
+        self._check_probabilities("target", target)
         log_p, log_q, _, _ = self._clamped_logs(prob)
         # t log p + (1 - t) log q = log q + t (log p - log q)
         log_p -= log_q
@@ -1591,6 +1572,7 @@ class ArrayBackend:
         xp = self.xp
         prob, target = self._loss_pair("prob", prob, "target", target)
         self._check_probabilities("prob", prob)
+        self._check_probabilities("target", target)
         dout = self._scalar_upstream(dout, prob.dtype)
         log_p, log_q, p_live, q_live = self._clamped_logs(prob)
         q = 1 - prob
@@ -1605,6 +1587,7 @@ class ArrayBackend:
 
     def binary_cross_entropy_with_logits(self, logits: Array, target: Array) -> Array:
         logits, target = self._loss_pair("logits", logits, "target", target)
+        self._check_probabilities("target", target)
         per_element = self._softplus(logits) - logits * target
         return self._scalar(per_element.sum() / logits.shape[0], logits.dtype)
 
@@ -1612,6 +1595,7 @@ class ArrayBackend:
         self, dout: Any, logits: Array, target: Array
     ) -> tuple[Array, Array]:
         logits, target = self._loss_pair("logits", logits, "target", target)
+        self._check_probabilities("target", target)
         dout = self._scalar_upstream(dout, logits.dtype)
         scale = dout / logits.shape[0]
         dlogits = self._sigmoid(logits) - target
@@ -1714,42 +1698,17 @@ class ArrayBackend:
         The draw is the reference's, rounded to ``dtype``: the same seed gives
         the same weights on every backend built on this class.
         """
-        if name not in INITIALIZER_HYPER:
-            raise ValueError(
-                f"name must be one of {', '.join(INITIALIZER_HYPER)}, got {name!r}"
-            )
-        if isinstance(shape, numbers.Integral) or not isinstance(shape, Sequence):
-            raise ValueError(f"shape must be a tuple of 2 or 4 ints, got {shape!r}")
-        dims = tuple(shape)
-        if len(dims) not in (2, 4) or not all(_is_int(d) and d >= 1 for d in dims):
-            raise ValueError(
-                "shape must be 2-d (out_features, in_features) or 4-d "
-                f"(C_out, C_in, kH, kW) of positive ints, got {shape!r}"
-            )
-        seed = _require_seed(seed)
-        if dtype not in self.dtypes:
-            raise ValueError(f"dtype must be one of {self.dtypes}, got {dtype!r}")
-        defaults = INITIALIZER_HYPER[name]
-        for key in hyper:
-            if key not in defaults:
-                raise ValueError(
-                    f"{key} is not a hyperparameter of initializer {name!r} "
-                    f"(accepted: {', '.join(defaults) or 'none'})"
-                )
-        values = {**defaults, **hyper}
+        name, dims, seed, dtype, values = initializers.check_arguments(
+            name, shape, seed, dtype, hyper, self.dtypes
+        )
         receptive_field = math.prod(dims[2:])
         fan_in, fan_out = dims[1] * receptive_field, dims[0] * receptive_field
         gain = 1.0
         if "negative_slope" in values:
-            slope = values["negative_slope"]
-            if not isinstance(slope, numbers.Real) or not math.isfinite(slope):
-                raise ValueError(
-                    f"negative_slope must be a finite number, got {slope!r}"
-                )
-            gain = math.sqrt(2.0 / (1.0 + float(slope) ** 2))
+            gain = math.sqrt(2.0 / (1.0 + values["negative_slope"] ** 2))
         scale = {
             "zeros": 0.0,
-            "normal": require_non_negative("std", values.get("std", 0.0)),
+            "normal": values.get("std", 0.0),
             "uniform_fan_in": 1.0 / math.sqrt(fan_in),
             "lecun_normal": 1.0 / math.sqrt(fan_in),
             "xavier_normal": math.sqrt(2.0 / (fan_in + fan_out)),
@@ -1907,12 +1866,9 @@ class ArrayBackend:
         weight_decay: float = 0.0,
     ) -> tuple[Array, dict[str, Array]]:
         param, grad = self._check_step("sgd", param, grad, state)
-        lr = require_positive("lr", lr)
-        momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = require_flag("nesterov", nesterov)
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov requires momentum > 0, got momentum=0")
-        weight_decay = require_non_negative("weight_decay", weight_decay)
+        lr, momentum, nesterov, weight_decay = optimizers.sgd_hyperparameters(
+            lr, momentum, nesterov, weight_decay
+        )
         self._sgd_update(param, grad, state, lr, momentum, nesterov, weight_decay)
         return param, state
 
@@ -1940,8 +1896,7 @@ class ArrayBackend:
         eps: float = 1e-10,
     ) -> tuple[Array, dict[str, Array]]:
         param, grad = self._check_step("adagrad", param, grad, state)
-        lr = require_positive("lr", lr)
-        eps = require_positive("eps", eps)
+        lr, eps = optimizers.adagrad_hyperparameters(lr, eps)
         self._adagrad_update(param, grad, state, lr, eps)
         return param, state
 
@@ -1961,9 +1916,7 @@ class ArrayBackend:
         eps: float = 1e-8,
     ) -> tuple[Array, dict[str, Array]]:
         param, grad = self._check_step("rmsprop", param, grad, state)
-        lr = require_positive("lr", lr)
-        alpha = require_in_range("alpha", alpha, 0.0, 1.0)
-        eps = require_positive("eps", eps)
+        lr, alpha, eps = optimizers.rmsprop_hyperparameters(lr, alpha, eps)
         self._rmsprop_update(param, grad, state, lr, alpha, eps)
         return param, state
 
@@ -1990,9 +1943,7 @@ class ArrayBackend:
         eps: float = 1e-6,
     ) -> tuple[Array, dict[str, Array]]:
         param, grad = self._check_step("adadelta", param, grad, state)
-        lr = require_positive("lr", lr)
-        rho = require_in_range("rho", rho, 0.0, 1.0)
-        eps = require_positive("eps", eps)
+        lr, rho, eps = optimizers.adadelta_hyperparameters(lr, rho, eps)
         self._adadelta_update(param, grad, state, lr, rho, eps)
         return param, state
 
@@ -2021,11 +1972,9 @@ class ArrayBackend:
         weight_decay: float = 0.0,
     ) -> tuple[Array, dict[str, Array]]:
         param, grad = self._check_step("adam", param, grad, state)
-        lr = require_positive("lr", lr)
-        beta1 = require_in_range("beta1", beta1, 0.0, 1.0)
-        beta2 = require_in_range("beta2", beta2, 0.0, 1.0)
-        eps = require_positive("eps", eps)
-        weight_decay = require_non_negative("weight_decay", weight_decay)
+        lr, beta1, beta2, eps, weight_decay = optimizers.adam_hyperparameters(
+            lr, beta1, beta2, eps, weight_decay
+        )
         step = state.get("step")
         if step is None or np.ndim(step) != 0 or int(step) < 0:
             raise ValueError(
@@ -2074,10 +2023,7 @@ class ArrayBackend:
         """
         xp = self.xp
         max_norm = require_positive("max_norm", max_norm)
-        if not isinstance(grads, (list, tuple)):
-            raise ValueError(
-                f"grads must be a list of arrays, got {type(grads).__name__}"
-            )
+        grads = optimizers.require_gradient_list(grads)
         arrays = [self._float(f"grads[{i}]", g) for i, g in enumerate(grads)]
         # Squared in float64: float32 squares overflow from |g| ~ 2e19 on.
         squares = [xp.square(g, dtype=xp.float64).sum() for g in arrays]

@@ -9,6 +9,32 @@ Backends are loaded by built-in name (``numpy``, ``torch``, ``torch-cuda``,
 run on this machine (a GPU backend without a GPU, a library that is not
 installed) still loads; its ``unavailable_reason`` says why, and the suite skips
 it with that reason.
+
+What the suite enforces, besides the values (the README says the same):
+
+* **Declining.** An operation raises ``NotImplementedError`` for an option the
+  backend does not have (a hyperparameter value, a mode, a shape): that
+  example is declined, not failed, and the search goes on in the supported
+  space; a check with every example declined is reported as *unsupported*.
+  A backward may return ``None`` for a float argument's gradient it cannot
+  compute; the gradients it returns are checked.
+* **Backwards** ``f_backward(dout, *arrays, **hyper)`` return a tuple with one
+  entry per array argument (``None`` for integer and boolean ones).
+* **No input is modified**, ``dout``, labels, targets, masks, an optimizer
+  step's ``grad`` and ``clip_grad_norm``'s gradients included. Only an
+  optimizer step's ``param`` and ``state`` may be updated in place; the step
+  returns ``(param, state)``.
+* ``init_state(name, param, **hyper)`` returns a ``dict``; the suite passes
+  the step's hyperparameters when the signature accepts them.
+* ``clip_grad_norm(grads, *, max_norm)`` returns ``(list of new arrays,
+  total_norm)`` with ``total_norm`` a Python ``float``.
+* Outputs are native arrays of the float inputs' dtype; losses are 0-d.
+* Precision: ``atol + rtol |expected|`` plus the rounding of the sums
+  involved; ``rtol, atol`` = 1.3e-6, 1e-5 in float32 and the same numbers of
+  units of roundoff in float64 (2.4e-15, 1.9e-14). Subnormals may be flushed
+  to zero.
+* ``to_numpy`` may return a view; ``synchronize(*arrays)`` may be called with
+  the arrays about to be read, or none (wait for everything).
 """
 
 from __future__ import annotations
@@ -20,7 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-#: The operations of CONTRACT.md, by section. Every differentiable operation
+#: The operations of the contract, by section. Every differentiable operation
 #: ``f`` also has ``f_backward`` (listed in :data:`BACKWARD_OPERATIONS`).
 ACTIVATIONS: tuple[str, ...] = (
     "relu",
@@ -80,7 +106,7 @@ NOT_DIFFERENTIABLE: frozenset[str] = frozenset(
     {"dropout_mask", "initialize", *OPTIMIZERS}
 )
 
-#: Every forward operation of the contract, in CONTRACT.md's order.
+#: Every forward operation of the contract, in the README's order.
 OPERATIONS: tuple[str, ...] = ACTIVATIONS + LAYERS + LOSSES + INITIALIZERS + OPTIMIZERS
 
 #: The backward of every differentiable operation.
@@ -110,11 +136,23 @@ class Backend(Protocol):
     dtypes: tuple[str, ...]
     device: str
 
-    def asarray(self, a: np.ndarray, dtype: str) -> Any: ...
+    def asarray(self, a: np.ndarray, dtype: str) -> Any:
+        """A host array in, a native array of ``dtype`` out (it may share memory)."""
+        ...
 
-    def to_numpy(self, a: Any) -> np.ndarray: ...
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A native array out to the host (a view is allowed: callers copy)."""
+        ...
 
-    def synchronize(self) -> None: ...
+    def synchronize(self, *arrays: Any) -> None:
+        """Wait for queued device work: on ``arrays`` if given, else on everything.
+
+        A backend whose library waits only for the whole device ignores
+        ``arrays``; one that can only wait per array waits for those given.
+        Declaring ``synchronize(self)`` without parameters is accepted too:
+        callers pass arrays only to a backend whose signature takes them.
+        """
+        ...
 
 
 class BackendError(ValueError):

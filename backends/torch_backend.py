@@ -44,28 +44,44 @@ comment at the place. In short:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from reference import initializers, optimizers
 from reference._checks import (
-    require_in_range,
+    ArgumentKindError,
+    require_array_fits,
+    require_bool_kind,
+    require_float_kind,
+    require_given,
+    require_integer_kind,
+    require_labels_in_range,
+    require_labels_shape,
+    require_ndim,
     require_non_negative,
+    require_non_negative_values,
     require_positive,
+    require_probabilities,
     require_shape,
 )
 from reference.shapes import (
     BATCH_NORM_PARAMETERS,
     batch_norm_hyper,
     conv2d_geometry,
+    dropout_hyper,
+    dropout_mask_hyper,
     linear_shapes,
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
-    require_flag,
-    upsample2d_hyper,
+    prelu_alpha_shape,
+    require_batch,
+    require_min_ndim,
+    require_scores,
+    softmax_axis,
+    upsample2d_geometry,
 )
 
 try:
@@ -91,18 +107,9 @@ _OPTIMIZER_CLASSES = {
     "adadelta": "Adadelta",
     "adam": "Adam",
 }
-_INITIALIZER_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
-    "zeros": (),
-    "normal": ("std",),
-    "uniform_fan_in": (),
-    "lecun_normal": (),
-    "xavier_normal": (),
-    "xavier_uniform": (),
-    "he_normal": ("negative_slope",),
-    "he_uniform": ("negative_slope",),
-}
 # Binary cross-entropy clamps log p at -100 (torch's and the contract's choice).
-_SMALLEST_PROBABILITY = math.exp(-100.0)
+_LOG_CLAMP = -100.0
+_SMALLEST_PROBABILITY = math.exp(_LOG_CLAMP)
 # torch.Generator.manual_seed takes seeds below 2**64; larger ones are folded.
 _TORCH_SEED_LIMIT = 2**64
 
@@ -110,60 +117,28 @@ _TORCH_SEED_LIMIT = 2**64
 # --------------------------------------------------------------------- checks
 
 
-def _require_finite(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-    ):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _require_seed(seed: object) -> int:
-    if (
-        isinstance(seed, (bool, np.bool_))
-        or not isinstance(seed, numbers.Integral)
-        or seed < 0
-    ):
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    seed = int(seed)
+def _torch_seed(seed: int) -> int:
+    """A checked seed as torch.Generator takes it (below 2**64; larger ones folded)."""
     if seed >= _TORCH_SEED_LIMIT:
         seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
     return seed
 
 
-def _require_ndim(name: str, array: Tensor, ndim: int | Sequence[int]) -> None:
-    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if array.ndim not in allowed:
-        expected = " or ".join(str(n) for n in allowed)
-        raise ValueError(
-            f"{name} must have {expected} dimensions, got shape {tuple(array.shape)}"
-        )
+def _dtype_kind(tensor: Tensor) -> str:
+    """NumPy's kind letter for a tensor's dtype: what the shared checks read."""
+    dtype = tensor.dtype
+    if dtype == torch.bool:
+        return "b"
+    if dtype.is_floating_point:
+        return "f"
+    if dtype.is_complex:
+        return "c"
+    return "i" if dtype.is_signed else "u"
 
 
-def _require_min_ndim(name: str, array: Tensor, ndim: int) -> None:
-    if array.ndim < ndim:
-        raise ValueError(
-            f"{name} must have at least {ndim} dimensions, "
-            f"got shape {tuple(array.shape)}"
-        )
-
-
-def _require_batch(name: str, array: Tensor) -> int:
-    """The batch size (axis 0) of a loss input, which must be at least 1."""
-    _require_min_ndim(name, array, 1)
-    if array.shape[0] < 1:
-        raise ValueError(
-            f"{name} must hold at least one sample, got shape {tuple(array.shape)}"
-        )
-    return int(array.shape[0])
-
-
-def _require_probabilities(name: str, array: Tensor) -> None:
-    """Every entry in [0, 1] (NaN refused too)."""
-    if array.numel() and not bool(((array >= 0) & (array <= 1)).all()):
-        raise ValueError(f"{name} must lie in [0, 1], got values outside")
+def _all(condition: Tensor) -> bool:
+    """Whether ``condition`` holds everywhere (one read-back on a GPU)."""
+    return bool(condition.all())
 
 
 # ---------------------------------------------------------- pure computations
@@ -239,12 +214,24 @@ def _binary_cross_entropy_for_gradient(prob: Tensor, target: Tensor) -> Tensor:
     the derivative of its forward where ``p`` or ``1 - p`` is below 1e-12 (at
     ``p = 0`` and ``t = 1`` it gives -1e12, where the clamped log is constant and
     the contract's derivative is 0). The same clamped logs in torch ops give
-    autograd the exact derivative: ``t / p`` while ``p >= e^-100``, else 0 (the
-    clamp's backward selects with ``where``, so no 0 * inf).
+    autograd the exact derivative: ``t / p`` while ``p >= e^-100``, else 0.
+
+    The log is clamped, not the probability: in float32, ``e^-100`` is a
+    subnormal (3.7e-44 held with 6 significant bits), whose log is -99.983, so
+    clamping ``p`` at it gave a target gradient of 99.983 instead of 100 at
+    ``p = 0`` and ``p = 1``. The ``where`` feeds the log 1 where the clamp
+    applies, so its unselected branch has a finite gradient (no 0 * inf).
     """
-    log_p = torch.log(torch.clamp(prob, min=_SMALLEST_PROBABILITY))
-    log_q = torch.log(torch.clamp(1.0 - prob, min=_SMALLEST_PROBABILITY))
-    return -(target * log_p + (1.0 - target) * log_q).sum() / prob.shape[0]
+    return (
+        -(target * _clamped_log(prob) + (1.0 - target) * _clamped_log(1.0 - prob)).sum()
+        / prob.shape[0]
+    )
+
+
+def _clamped_log(p: Tensor) -> Tensor:
+    """``max(log p, -100)``, differentiable everywhere with derivative 0 below."""
+    above = p >= _SMALLEST_PROBABILITY
+    return torch.where(above, torch.log(torch.where(above, p, 1.0)), _LOG_CLAMP)
 
 
 def _binary_cross_entropy_with_logits(logits: Tensor, target: Tensor) -> Tensor:
@@ -333,13 +320,14 @@ class TorchBackend:
 
     def _tensor(self, name: str, value: object) -> Tensor:
         """``value`` as a tensor on this device; numbers and NumPy arrays are taken."""
+        require_given(name, value)
         if not isinstance(value, torch.Tensor):
-            try:
-                value = torch.as_tensor(np.asarray(value))
-            except (TypeError, ValueError, RuntimeError) as error:
-                raise ValueError(
-                    f"{name} must be an array of numbers, got {type(value).__name__}"
-                ) from error
+            array = np.asarray(value)
+            if array.dtype.kind not in "biufc":
+                raise ArgumentKindError(
+                    f"{name} must be an array of numbers, got dtype {array.dtype}"
+                )
+            value = torch.as_tensor(array)
         if value.device.type != self._device.type:
             value = value.to(self._device)
         return value
@@ -347,46 +335,29 @@ class TorchBackend:
     def _float(
         self, name: str, value: object, ndim: int | Sequence[int] | None = None
     ) -> Tensor:
+        """``value`` as a floating-point tensor (the shared checks)."""
         tensor = self._tensor(name, value)
-        if not tensor.is_floating_point():
-            if tensor.dtype == torch.bool or tensor.is_complex():
-                raise ValueError(
-                    f"{name} must hold real numbers, got dtype {tensor.dtype}"
-                )
-            tensor = tensor.to(torch.float64)
+        require_float_kind(name, _dtype_kind(tensor), tensor.dtype)
         if ndim is not None:
-            _require_ndim(name, tensor, ndim)
+            require_ndim(name, tuple(tensor.shape), ndim)
+        require_array_fits(name, tuple(tensor.shape), tensor.element_size())
         return tensor
 
     def _labels(self, name: str, value: object, batch: int, classes: int) -> Tensor:
         labels = self._tensor(name, value)
-        if labels.ndim != 1 or labels.shape[0] != batch:
-            raise ValueError(
-                f"{name} must have shape ({batch},), got {tuple(labels.shape)}"
-            )
-        if (
-            labels.is_floating_point()
-            or labels.is_complex()
-            or labels.dtype == torch.bool
-        ):
-            raise ValueError(
-                f"{name} must hold integer class ids, got dtype {labels.dtype}"
-            )
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-            raise ValueError(
-                f"{name} must lie in [0, {classes}), got values out of range"
-            )
+        require_labels_shape(name, tuple(labels.shape), batch)
+        require_integer_kind(name, _dtype_kind(labels), labels.dtype)
+        require_labels_in_range(name, _all((labels >= 0) & (labels < classes)), classes)
         # F.cross_entropy and F.multi_margin_loss want int64 class ids.
         return labels.to(torch.long)
 
     def _generator(self, seed: object) -> Any:
         """A generator on this device seeded by ``seed``, the only randomness."""
-        return torch.Generator(device=self._device).manual_seed(_require_seed(seed))
+        return torch.Generator(device=self._device).manual_seed(_torch_seed(seed))
 
     def _mask(self, value: object, shape: tuple[int, ...]) -> Tensor:
         mask = self._tensor("mask", value)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool array, got dtype {mask.dtype}")
+        require_bool_kind("mask", _dtype_kind(mask), mask.dtype)
         require_shape("mask", mask, shape)
         return mask
 
@@ -415,7 +386,7 @@ class TorchBackend:
         ]
 
     def _dout(self, dout: object, out: Tensor) -> Tensor:
-        gradient = self._tensor("dout", dout)
+        gradient = self._float("dout", dout)
         if out.ndim == 0 and gradient.numel() == 1:
             gradient = gradient.reshape(())
         require_shape("dout", gradient, tuple(out.shape))
@@ -492,10 +463,8 @@ class TorchBackend:
     def _prelu_args(self, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         x = self._float("x", x)
         alpha = self._float("alpha", alpha, ndim=1)
-        if alpha.shape[0] != 1:
-            # F.prelu applies a (C,) alpha over axis 1.
-            _require_min_ndim("x", x, 2)
-            require_shape("alpha", alpha, (x.shape[1],))
+        # F.prelu applies a (C,) alpha over axis 1.
+        prelu_alpha_shape(tuple(x.shape), tuple(alpha.shape))
         return x, alpha
 
     def prelu(self, x: Tensor, alpha: Tensor) -> Tensor:
@@ -557,7 +526,7 @@ class TorchBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=2)
         b = self._float("b", b, ndim=1)
-        linear_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape))
+        linear_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape), x.element_size())
         return [x, w, b]
 
     def linear(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -575,7 +544,12 @@ class TorchBackend:
         w = self._float("w", w, ndim=4)
         b = self._float("b", b, ndim=1)
         stride, padding, _ = conv2d_geometry(
-            tuple(x.shape), tuple(w.shape), tuple(b.shape), stride, padding
+            tuple(x.shape),
+            tuple(w.shape),
+            tuple(b.shape),
+            stride,
+            padding,
+            x.element_size(),
         )
 
         def function(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -608,7 +582,7 @@ class TorchBackend:
         x = self._float("x", x, ndim=4)
         # stride None means the kernel size, as in torch.
         kernel, step, pad, _ = max_pool2d_geometry(
-            tuple(x.shape), kernel_size, stride, padding
+            tuple(x.shape), kernel_size, stride, padding, x.element_size()
         )
 
         # F.max_pool2d pads with -inf and sends the gradient to the first maximum
@@ -640,7 +614,9 @@ class TorchBackend:
         self, x: Tensor, kernel_size: Any, stride: Any
     ) -> tuple[Tensor, Callable]:
         x = self._float("x", x, ndim=4)
-        kernel, step, _, _ = pool2d_geometry(tuple(x.shape), kernel_size, stride, 0)
+        kernel, step, _, _ = pool2d_geometry(
+            tuple(x.shape), kernel_size, stride, 0, x.element_size()
+        )
 
         def function(x: Tensor) -> Tensor:
             return F.avg_pool2d(x, kernel, step)
@@ -684,8 +660,7 @@ class TorchBackend:
             momentum,
             eps,
         )
-        if not bool((arrays[4] >= 0).all()):
-            raise ValueError("running_var must be non-negative")
+        require_non_negative_values("running_var", _all(arrays[4] >= 0))
         return arrays, training, momentum, eps
 
     def batch_norm(
@@ -760,19 +735,11 @@ class TorchBackend:
 
     def dropout_mask(self, shape: Sequence[int], *, p: float, seed: int) -> Tensor:
         """True where kept: ``u >= p`` for ``u ~ U[0, 1)`` from a seeded generator."""
-        dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
-        if not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
-            for d in dims
-        ):
-            raise ValueError(
-                f"shape must be a tuple of non-negative ints, got {shape!r}"
-            )
-        p = require_in_range("p", p, 0.0, 1.0)
+        dims, p, seed = dropout_mask_hyper(shape, p, seed)
         generator = self._generator(seed)
         # float64 uniforms, so P(u >= p) is 1 - p to within 2**-53.
         uniform = torch.rand(
-            tuple(int(d) for d in dims),
+            dims,
             generator=generator,
             dtype=torch.float64,
             device=self._device,
@@ -784,8 +751,7 @@ class TorchBackend:
     ) -> tuple[Tensor, Tensor, Callable]:
         x = self._float("x", x)
         mask = self._mask(mask, tuple(x.shape))
-        p = require_in_range("p", p, 0.0, 1.0)
-        training = require_flag("training", training)
+        p, training = dropout_hyper(p, training)
 
         def function(x: Tensor, mask: Tensor) -> Tensor:
             return _dropout(x, mask, p, training)
@@ -804,27 +770,17 @@ class TorchBackend:
 
     def flatten(self, x: Tensor) -> Tensor:
         x = self._float("x", x)
-        _require_min_ndim("x", x, 2)
+        require_min_ndim("x", tuple(x.shape), 2)
         return self._forward(_flatten, x)
 
     def flatten_backward(self, dout: Tensor, x: Tensor) -> tuple[Tensor]:
         x = self._float("x", x)
-        _require_min_ndim("x", x, 2)
+        require_min_ndim("x", tuple(x.shape), 2)
         return self._backward(_flatten, dout, x)
 
     def _axis_args(self, x: Tensor, axis: object) -> tuple[Tensor, int]:
         x = self._float("x", x)
-        _require_min_ndim("x", x, 1)
-        if (
-            isinstance(axis, (bool, np.bool_))
-            or not isinstance(axis, numbers.Integral)
-            or not -x.ndim <= axis < x.ndim
-        ):
-            raise ValueError(
-                f"axis must be an int in [{-x.ndim}, {x.ndim}) for x of shape "
-                f"{tuple(x.shape)}, got {axis!r}"
-            )
-        return x, int(axis)
+        return x, softmax_axis(tuple(x.shape), axis)
 
     def softmax(self, x: Tensor, *, axis: int = -1) -> Tensor:
         x, axis = self._axis_args(x, axis)
@@ -850,7 +806,7 @@ class TorchBackend:
         x = self._float("x", x, ndim=2)
         w = self._float("w", w, ndim=3)
         b = self._float("b", b, ndim=2)
-        maxout_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape))
+        maxout_shapes(tuple(x.shape), tuple(w.shape), tuple(b.shape), x.element_size())
         return [x, w, b]
 
     def maxout(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -865,7 +821,9 @@ class TorchBackend:
         self, x: Tensor, scale_factor: object, mode: object
     ) -> tuple[Tensor, Callable]:
         x = self._float("x", x, ndim=4)
-        factor, mode = upsample2d_hyper(scale_factor, mode)
+        factor, mode = upsample2d_geometry(
+            tuple(x.shape), scale_factor, mode, x.element_size()
+        )
         if mode == "bilinear":
             # Half-pixel centres, source coordinate clamped at 0: torch's
             # align_corners=False is the contract's convention.
@@ -896,7 +854,7 @@ class TorchBackend:
         self, first_name: str, first: Tensor, target: Tensor
     ) -> list[Tensor]:
         first = self._float(first_name, first)
-        _require_batch(first_name, first)
+        require_batch(first_name, tuple(first.shape))
         target = self._float("target", target)
         require_shape("target", target, tuple(first.shape))
         return [first, target]
@@ -913,16 +871,20 @@ class TorchBackend:
         prob, target = self._pair_args("prob", prob, target)
         # F.binary_cross_entropy raises RuntimeError for prob outside [0, 1] and
         # accepts any target; the reference refuses both with a ValueError.
-        _require_probabilities("prob", prob)
-        _require_probabilities("target", target)
+        self._require_probabilities("prob", prob)
+        self._require_probabilities("target", target)
         return [prob, target]
 
     def _binary_cross_entropy_with_logits_args(
         self, logits: Tensor, target: Tensor
     ) -> list[Tensor]:
         logits, target = self._pair_args("logits", logits, target)
-        _require_probabilities("target", target)
+        self._require_probabilities("target", target)
         return [logits, target]
+
+    @staticmethod
+    def _require_probabilities(name: str, array: Tensor) -> None:
+        require_probabilities(name, _all((array >= 0) & (array <= 1)))
 
     def binary_cross_entropy(self, prob: Tensor, target: Tensor) -> Tensor:
         return self._forward(
@@ -959,12 +921,8 @@ class TorchBackend:
         self, name: str, scores: Tensor, labels: Tensor
     ) -> list[Tensor]:
         scores = self._float(name, scores, ndim=2)
-        batch = _require_batch(name, scores)
-        if scores.shape[1] < 1:
-            raise ValueError(
-                f"{name} must have at least one class, got {tuple(scores.shape)}"
-            )
-        return [scores, self._labels("labels", labels, batch, scores.shape[1])]
+        batch, classes = require_scores(name, tuple(scores.shape))
+        return [scores, self._labels("labels", labels, batch, classes)]
 
     def softmax_cross_entropy(self, logits: Tensor, labels: Tensor) -> Tensor:
         return self._forward(
@@ -1047,32 +1005,12 @@ class TorchBackend:
         torch's fans (``_calculate_fan_in_and_fan_out``) are the contract's:
         ``fan_in = shape[1] * kH * kW`` and ``fan_out = shape[0] * kH * kW``.
         """
-        if name not in _INITIALIZER_HYPERPARAMETERS:
-            raise ValueError(
-                f"name must be one of {tuple(_INITIALIZER_HYPERPARAMETERS)}, "
-                f"got {name!r}"
-            )
-        dims = tuple(shape) if not isinstance(shape, numbers.Integral) else (shape,)
-        if len(dims) not in (2, 4) or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
-            for d in dims
-        ):
-            raise ValueError(
-                "shape must be (out_features, in_features) or (C_out, C_in, kH, kW) "
-                f"of positive ints, got {shape!r}"
-            )
-        if dtype not in self.dtypes:
-            raise ValueError(f"dtype must be one of {self.dtypes}, got {dtype!r}")
-        for key in hyper:
-            if key not in _INITIALIZER_HYPERPARAMETERS[name]:
-                accepted = ", ".join(_INITIALIZER_HYPERPARAMETERS[name]) or "none"
-                raise ValueError(
-                    f"{key} is not a hyperparameter of initializer {name!r} "
-                    f"(accepted: {accepted})"
-                )
+        name, dims, seed, dtype, values = initializers.check_arguments(
+            name, shape, seed, dtype, hyper, self.dtypes
+        )
         generator = self._generator(seed)
         tensor = torch.empty(
-            tuple(int(d) for d in dims),
+            dims,
             dtype=getattr(torch, dtype),
             device=self._device,
         )
@@ -1080,7 +1018,7 @@ class TorchBackend:
         if name == "zeros":
             init.zeros_(tensor)
         elif name == "normal":
-            std = require_non_negative("std", hyper.get("std", 0.01))
+            std = values["std"]
             init.normal_(tensor, mean=0.0, std=std, generator=generator)
         elif name == "uniform_fan_in":
             # torch's own default for nn.Linear and nn.Conv2d: kaiming_uniform_
@@ -1102,7 +1040,7 @@ class TorchBackend:
         else:
             # torch's leaky_relu gain is sqrt(2 / (1 + a**2)), the contract's; a
             # float a is always passed, since a=None would mean torch's 0.01.
-            slope = _require_finite("negative_slope", hyper.get("negative_slope", 0.0))
+            slope = values["negative_slope"]
             if name == "he_normal":
                 # std = gain / sqrt(fan_in)
                 init.kaiming_normal_(
@@ -1190,16 +1128,15 @@ class TorchBackend:
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> tuple[Tensor, dict[str, Any]]:
-        momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = require_flag("nesterov", nesterov)
-        if nesterov and momentum <= 0:
-            raise ValueError("nesterov requires a positive momentum, got momentum=0")
+        lr, momentum, nesterov, weight_decay = optimizers.sgd_hyperparameters(
+            lr, momentum, nesterov, weight_decay
+        )
         hyper = {
-            "lr": require_positive("lr", lr),
+            "lr": lr,
             "momentum": momentum,
             "dampening": 0.0,
             "nesterov": nesterov,
-            "weight_decay": require_non_negative("weight_decay", weight_decay),
+            "weight_decay": weight_decay,
         }
         return self._step("sgd", param, grad, state, hyper)
 
@@ -1212,9 +1149,10 @@ class TorchBackend:
         lr: float,
         eps: float = 1e-10,
     ) -> tuple[Tensor, dict[str, Any]]:
+        lr, eps = optimizers.adagrad_hyperparameters(lr, eps)
         hyper = {
-            "lr": require_positive("lr", lr),
-            "eps": require_positive("eps", eps),
+            "lr": lr,
+            "eps": eps,
             "lr_decay": 0.0,
             "weight_decay": 0.0,
         }
@@ -1230,10 +1168,11 @@ class TorchBackend:
         alpha: float = 0.99,
         eps: float = 1e-8,
     ) -> tuple[Tensor, dict[str, Any]]:
+        lr, alpha, eps = optimizers.rmsprop_hyperparameters(lr, alpha, eps)
         hyper = {
-            "lr": require_positive("lr", lr),
-            "alpha": require_in_range("alpha", alpha, 0.0, 1.0),
-            "eps": require_positive("eps", eps),
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
             "momentum": 0.0,
             "centered": False,
             "weight_decay": 0.0,
@@ -1250,10 +1189,11 @@ class TorchBackend:
         rho: float = 0.9,
         eps: float = 1e-6,
     ) -> tuple[Tensor, dict[str, Any]]:
+        lr, rho, eps = optimizers.adadelta_hyperparameters(lr, rho, eps)
         hyper = {
-            "lr": require_positive("lr", lr),
-            "rho": require_in_range("rho", rho, 0.0, 1.0),
-            "eps": require_positive("eps", eps),
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
             "weight_decay": 0.0,
         }
         return self._step("adadelta", param, grad, state, hyper)
@@ -1272,14 +1212,14 @@ class TorchBackend:
     ) -> tuple[Tensor, dict[str, Any]]:
         # torch.optim.Adam's weight_decay is L2 added to the gradient (not AdamW),
         # the contract's.
+        lr, beta1, beta2, eps, weight_decay = optimizers.adam_hyperparameters(
+            lr, beta1, beta2, eps, weight_decay
+        )
         hyper = {
-            "lr": require_positive("lr", lr),
-            "betas": (
-                require_in_range("beta1", beta1, 0.0, 1.0),
-                require_in_range("beta2", beta2, 0.0, 1.0),
-            ),
-            "eps": require_positive("eps", eps),
-            "weight_decay": require_non_negative("weight_decay", weight_decay),
+            "lr": lr,
+            "betas": (beta1, beta2),
+            "eps": eps,
+            "weight_decay": weight_decay,
             "amsgrad": False,
         }
         return self._step("adam", param, grad, state, hyper)
@@ -1295,10 +1235,7 @@ class TorchBackend:
         in float64) and the scaled copies are returned.
         """
         max_norm = require_positive("max_norm", max_norm)
-        if isinstance(grads, (str, bytes)) or not isinstance(grads, Sequence):
-            raise ValueError(
-                f"grads must be a list of arrays, got {type(grads).__name__}"
-            )
+        grads = optimizers.require_gradient_list(grads)
         tensors = [self._float(f"grads[{i}]", g) for i, g in enumerate(grads)]
         if not tensors:
             return [], 0.0

@@ -16,14 +16,21 @@ the combinations that compute something, each a full grid as asv wants it:
 * :class:`Conv2dSpecialised`: the CPU algorithms that compute only some
   layers (Winograd F(4x4, 3x3) and F(2x2, 3x3): 3x3 kernels at stride 1),
   on those layers;
-* :class:`Conv2dGPU`, :class:`Conv2dGPUSpecialised`: the same on the GPU
-  backends, at the first thread count only, and not discovered by asv where
-  no GPU backend can run.
+* :class:`Conv2dAnchor`: torch's own conv2d backward,
+  ``aten.convolution_backward`` (``"torch[aten]"``, see
+  :mod:`benchmarks.anchors`), the fair anchor of every backward: the torch
+  backend's runs the forward again inside autograd;
+* :class:`Conv2dGPU`, :class:`Conv2dGPUSpecialised`, :class:`Conv2dAnchorGPU`:
+  the same on the GPU backends, at the first thread count only, and not
+  discovered by asv where no GPU backend can run.
+
+``NNSPEC_BENCH_SLOWDOWN`` (``conv2d@numpy[im2col]:1.3``) slows the chosen
+implementations' calls by a known factor (:class:`benchmarks.common.Slowdown`).
 """
 
 from __future__ import annotations
 
-from . import common
+from . import anchors, common
 
 _CPU = common.CONV_GRIDS["cpu"]
 _GPU = common.CONV_GRIDS["gpu"]
@@ -59,9 +66,12 @@ class _Conv2dBenchmark(common.AsvTiming):
             self.backend = common.load_backend(
                 backend_spec, operations=(operation,), dtype=dtype
             )
-        self.algorithm_choice = common.ConvAlgorithmChoice(self.backend, algorithm)
+        if anchors.is_anchor(implementation):
+            self.algorithm_choice = None
+        else:
+            self.algorithm_choice = common.ConvAlgorithmChoice(self.backend, algorithm)
         if self._prepared is None:
-            self._build_call(layer, direction, dtype)
+            self._build_call(implementation, layer, direction, dtype)
         self.thread_pin = common.ThreadPin(threads)
         if self._prepared is None:
             # Warm-up: first-call costs (allocator, kernel selection, page
@@ -77,9 +87,19 @@ class _Conv2dBenchmark(common.AsvTiming):
             self.backend.synchronize()
             self._prepared = params
 
-    def _build_call(self, layer_name: str, direction: str, dtype: str) -> None:
-        forward, backward = self.backend.conv2d, self.backend.conv2d_backward
+    def _build_call(
+        self, implementation: str, layer_name: str, direction: str, dtype: str
+    ) -> None:
         self.layer = common.conv_layer(layer_name)
+        forward, backward = self.backend.conv2d, self.backend.conv2d_backward
+        if anchors.is_anchor(implementation):
+            backward = anchors.conv2d_backward(self.backend, self.layer)
+            hyper = {}
+        else:
+            hyper = {"stride": self.layer.stride, "padding": self.layer.padding}
+        slowdown = common.Slowdown.from_environment()
+        forward = slowdown.wrap(forward, "conv2d", implementation)
+        backward = slowdown.wrap(backward, "conv2d", implementation)
         self.flops = self.layer.flops(direction)
         fan_in = self.layer.in_channels * self.layer.kernel_size**2
         x = self.backend.asarray(common.random_array(0, self.layer.input_shape), dtype)
@@ -89,7 +109,6 @@ class _Conv2dBenchmark(common.AsvTiming):
         b = self.backend.asarray(
             common.random_array(2, (self.layer.out_channels,)), dtype
         )
-        hyper = {"stride": self.layer.stride, "padding": self.layer.padding}
         if direction == "forward":
             self.call = lambda: forward(x, w, b, **hyper)
         else:
@@ -115,11 +134,13 @@ class _Conv2dBenchmark(common.AsvTiming):
         self.backend.synchronize()
 
 
-def _params(implementations, layers, device: str) -> tuple[list, ...]:
+def _params(
+    implementations, layers, device: str, directions=common.CONV_DIRECTIONS
+) -> tuple[list, ...]:
     return (
         list(implementations),
         list(layers),
-        list(common.CONV_DIRECTIONS),
+        list(directions),
         list(common.CONV_DTYPES),
         list(common.thread_counts(device)),
     )
@@ -139,6 +160,17 @@ class Conv2dSpecialised(_Conv2dBenchmark):
     params = _params(_CPU.specialised, _CPU.specialised_layers, "cpu")
 
 
+_CPU_ANCHORS = anchors.anchor_names("cpu", (anchors.CONV_ANCHOR,))
+_GPU_ANCHORS = anchors.anchor_names("gpu", (anchors.CONV_ANCHOR,))
+
+
+@common.discovered_by_asv_if(bool(_CPU_ANCHORS))
+class Conv2dAnchor(_Conv2dBenchmark):
+    """torch's conv2d backward without the forward, on every layer."""
+
+    params = _params(_CPU_ANCHORS, common.CONV_LAYERS, "cpu", ("backward",))
+
+
 @common.discovered_by_asv_if(common.GPU_MAY_RUN and bool(_GPU.general))
 class Conv2dGPU(_Conv2dBenchmark):
     """The GPU implementations that compute every layer, on every layer."""
@@ -153,12 +185,21 @@ class Conv2dGPUSpecialised(_Conv2dBenchmark):
     params = _params(_GPU.specialised, _GPU.specialised_layers, "gpu")
 
 
+@common.discovered_by_asv_if(common.GPU_MAY_RUN and bool(_GPU_ANCHORS))
+class Conv2dAnchorGPU(_Conv2dBenchmark):
+    """torch's conv2d backward without the forward (cuDNN), on every layer."""
+
+    params = _params(_GPU_ANCHORS, common.CONV_LAYERS, "gpu", ("backward",))
+
+
 #: The classes, for the side-by-side and the smoke test.
 CLASSES: tuple[type[_Conv2dBenchmark], ...] = (
     Conv2d,
     Conv2dSpecialised,
+    Conv2dAnchor,
     Conv2dGPU,
     Conv2dGPUSpecialised,
+    Conv2dAnchorGPU,
 )
 
 

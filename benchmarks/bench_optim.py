@@ -12,14 +12,21 @@ value finite and away from denormals over many thousands of steps).
 
 :class:`OptimizerStep` runs the CPU backends at every thread count,
 :class:`OptimizerStepGPU` the GPU backends at the first only (and is not
-discovered by asv where no GPU backend can run).
+discovered by asv where no GPU backend can run). :class:`OptimizerStepAnchor`
+and :class:`OptimizerStepAnchorGPU` time what a user would pick instead,
+``torch.optim`` with ``fused=True`` (``"torch[fused]"``) and ``foreach=True``
+(``"torch[foreach]"``), on the same param, gradient and hyperparameters
+(:mod:`benchmarks.anchors`).
+
+``NNSPEC_BENCH_SLOWDOWN`` (``adam@numpy:1.3``) slows the chosen steps by a
+known factor (:class:`benchmarks.common.Slowdown`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import common
+from . import anchors, common
 
 
 class _OptimizerStepBenchmark(common.AsvTiming):
@@ -39,15 +46,30 @@ class _OptimizerStepBenchmark(common.AsvTiming):
             self._prepared = None
             config = common.OPTIMIZERS[optimizer]
             dtype = common.OPTIMIZER_DTYPE
+            spec, anchor = common.split_implementation(backend)
             self.backend = common.load_backend(
-                backend, operations=("init_state", f"{config.name}_step"), dtype=dtype
+                spec, operations=("init_state", f"{config.name}_step"), dtype=dtype
             )
             count = common.optimizer_size(size)
             self.bytes_moved = config.arrays_moved * count * np.dtype(dtype).itemsize
             self.param = self.backend.asarray(common.random_array(0, (count,)), dtype)
             self.grad = self.backend.asarray(common.random_array(1, (count,)), dtype)
-            self.state = self.backend.init_state(config.name, self.param)
-            self.step_function = getattr(self.backend, f"{config.name}_step")
+            if anchor is None:
+                self.state = self.backend.init_state(config.name, self.param)
+                step_function = getattr(self.backend, f"{config.name}_step")
+            else:
+                anchor_step = anchors.optimizer_step(
+                    self.backend, anchor, config, self.param, self.grad
+                )
+                self.state = None
+
+                def step_function(param, grad, state, **hyper):
+                    anchor_step()
+                    return param, state
+
+            self.step_function = common.Slowdown.from_environment().wrap(
+                step_function, optimizer, backend
+            )
             self.hyper = config.hyper
 
         self.thread_pin = common.ThreadPin(threads)
@@ -76,9 +98,9 @@ class _OptimizerStepBenchmark(common.AsvTiming):
     track_gbytes_per_second.unit = "GB/s"
 
 
-def _params(device: str) -> tuple[list, ...]:
+def _params(device: str, backends=None) -> tuple[list, ...]:
     return (
-        list(common.backends_on(device)),
+        list(common.backends_on(device) if backends is None else backends),
         list(common.OPTIMIZERS),
         list(common.OPTIMIZER_SIZES),
         list(common.thread_counts(device)),
@@ -98,8 +120,31 @@ class OptimizerStepGPU(_OptimizerStepBenchmark):
     params = _params("gpu")
 
 
+_CPU_ANCHORS = anchors.anchor_names("cpu", anchors.OPTIMIZER_ANCHORS)
+_GPU_ANCHORS = anchors.anchor_names("gpu", anchors.OPTIMIZER_ANCHORS)
+
+
+@common.discovered_by_asv_if(bool(_CPU_ANCHORS))
+class OptimizerStepAnchor(_OptimizerStepBenchmark):
+    """torch.optim fused and foreach on the CPU, at every thread count."""
+
+    params = _params("cpu", _CPU_ANCHORS)
+
+
+@common.discovered_by_asv_if(common.GPU_MAY_RUN and bool(_GPU_ANCHORS))
+class OptimizerStepAnchorGPU(_OptimizerStepBenchmark):
+    """torch.optim fused and foreach on the GPU, at the first thread count."""
+
+    params = _params("gpu", _GPU_ANCHORS)
+
+
 #: The classes, for the side-by-side and the smoke test.
-CLASSES: tuple[type[_OptimizerStepBenchmark], ...] = (OptimizerStep, OptimizerStepGPU)
+CLASSES: tuple[type[_OptimizerStepBenchmark], ...] = (
+    OptimizerStep,
+    OptimizerStepGPU,
+    OptimizerStepAnchor,
+    OptimizerStepAnchorGPU,
+)
 
 
 def benchmark_class(backend: str) -> type[_OptimizerStepBenchmark]:

@@ -43,6 +43,10 @@ test can set them):
 ``NNSPEC_BENCH_SMOKE``
     ``1`` shrinks every workload to at most a few thousand elements and times
     one call, so that every benchmark can run once as a correctness check.
+``NNSPEC_BENCH_SLOWDOWN``
+    A known slowdown of chosen calls, to prove that a regression is caught
+    (:class:`Slowdown`): ``conv2d@numpy[im2col]:1.3,adam@numpy:1.3``. Unset,
+    the timed calls are the backends' own, untouched.
 
 This module defines no ``time_``/``track_`` names: asv imports it while it
 discovers the suite.
@@ -69,6 +73,14 @@ from backends import array_backend, contract
 
 SMOKE_VARIABLE = "NNSPEC_BENCH_SMOKE"
 THREADS_VARIABLE = "NNSPEC_BENCH_THREADS"
+SLOWDOWN_VARIABLE = "NNSPEC_BENCH_SLOWDOWN"
+
+#: A timing whose spread, the interquartile range of its samples over their
+#: median, exceeds this is *noisy*: the machine was busy, or the call's time
+#: varies by itself, and the figure (and any ratio made from it) is not to be
+#: trusted. One tenth: a quiet machine keeps the suite's timings to a few
+#: percent, and the regression check flags changes of 20%.
+NOISE_THRESHOLD = 0.10
 
 #: The backend every other one is compared against in the summaries.
 BASELINE_BACKEND = "torch"
@@ -686,3 +698,115 @@ def rate(amount: float, seconds: float) -> float:
     if seconds <= 0:
         return math.nan
     return amount / seconds / 1e9
+
+
+def spread(median: float | None, iqr: float | None) -> float | None:
+    """The interquartile range over the median (None where either is unknown)."""
+    if median is None or iqr is None or not median > 0 or not math.isfinite(iqr):
+        return None
+    return iqr / median
+
+
+def is_noisy(median: float | None, iqr: float | None) -> bool:
+    """Whether a timing's spread exceeds :data:`NOISE_THRESHOLD`."""
+    ratio = spread(median, iqr)
+    return ratio is not None and ratio > NOISE_THRESHOLD
+
+
+def machine_load() -> dict[str, Any]:
+    """The load averages (1, 5, 15 minutes) and the cores this process may use.
+
+    A load above the core count means other work competed for the CPUs while
+    the timings ran. Empty where the platform has no load average.
+    """
+    try:
+        one, five, fifteen = os.getloadavg()
+    except (AttributeError, OSError):
+        return {}
+    return {
+        "load_1m": round(one, 2),
+        "load_5m": round(five, 2),
+        "load_15m": round(fifteen, 2),
+        "cores": _usable_cores(),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# A known slowdown, to prove that regressions are caught
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Slowdown:
+    """Makes chosen benchmarked calls slower by a known factor.
+
+    ``NNSPEC_BENCH_SLOWDOWN`` lists ``OPERATION[@IMPLEMENTATION]:FACTOR``
+    entries, comma-separated: the operation is ``conv2d`` (forward and
+    backward) or an optimizer of :data:`OPTIMIZERS` (``adam``,
+    ``sgd-momentum``, ...); the implementation, when given, is the benchmark's
+    first parameter (``numpy``, ``numpy[im2col]``, ``torch[fused]``), else
+    every implementation is slowed. A slowed call runs the real call, then
+    waits busily for ``FACTOR - 1`` times what the call took, so its time is
+    the factor times the real one whatever the machine. The benchmarks wrap
+    their call only where an entry matches: with the variable unset nothing is
+    wrapped and the timed call is the backend's own.
+    """
+
+    factors: tuple[tuple[str, str | None, float], ...]
+
+    @classmethod
+    def from_environment(cls) -> Slowdown:
+        return cls.parse(os.environ.get(SLOWDOWN_VARIABLE, ""))
+
+    @classmethod
+    def parse(cls, text: str) -> Slowdown:
+        factors = []
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            target, colon, number = item.rpartition(":")
+            operation, _, implementation = target.partition("@")
+            try:
+                factor = float(number)
+            except ValueError:
+                factor = math.nan
+            if not colon or not operation or not factor >= 1.0:
+                raise ValueError(
+                    f"{SLOWDOWN_VARIABLE}: {item!r} is not "
+                    "OPERATION[@IMPLEMENTATION]:FACTOR with a FACTOR >= 1"
+                )
+            factors.append((operation, implementation or None, factor))
+        return cls(tuple(factors))
+
+    def factor(self, operation: str, implementation: str) -> float:
+        """The slowdown of ``operation`` on ``implementation`` (1.0: none)."""
+        for wanted_operation, wanted_implementation, factor in self.factors:
+            if wanted_operation == operation and wanted_implementation in (
+                None,
+                implementation,
+            ):
+                return factor
+        return 1.0
+
+    def wrap(
+        self, function: Callable[..., Any], operation: str, implementation: str
+    ) -> Callable[..., Any]:
+        """``function`` itself, or ``function`` slowed by its factor."""
+        factor = self.factor(operation, implementation)
+        if factor == 1.0:
+            return function
+        return functools.partial(slowed_call, function, factor)
+
+
+def slowed_call(function: Callable[..., Any], factor: float, *args, **kwargs) -> Any:
+    """``function(*args, **kwargs)``, then a busy wait of ``factor - 1`` times
+    what it took."""
+    clock = time.perf_counter
+    started = clock()
+    value = function(*args, **kwargs)
+    finished = clock()
+    until = finished + (factor - 1.0) * (finished - started)
+    while clock() < until:
+        pass
+    return value

@@ -1,10 +1,14 @@
-"""Side-by-side tables a person reads: time, throughput, and time relative to torch.
+"""Side-by-side tables a person reads: time, spread, throughput, time relative to torch.
 
 ``python -m benchmarks.summary`` prints the asv results of one commit (default:
 the newest in ``.asv/results``; ``--machine`` and ``--commit`` choose), one
 block per workload, one line per backend (and conv algorithm), with the median
-time in its unit, the throughput (GFLOP/s or GB/s) and the time divided by
-torch's on the same workload. The pytest-benchmark side-by-side
+time in its unit, its spread (interquartile range over the median; above
+:data:`benchmarks.common.NOISE_THRESHOLD` the line is marked ``NOISY``), the
+throughput (GFLOP/s or GB/s) and the time divided by each anchor's on the same
+workload: the torch backend's, and torch's own best calls where they were
+timed (``torch[aten]``, ``torch[fused]``, ``torch[foreach]``,
+:mod:`benchmarks.anchors`). The pytest-benchmark side-by-side
 (``benchmarks/quick``) prints the same table.
 
 This module defines no ``time_``/``track_`` names (asv imports it while it
@@ -23,7 +27,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import BASELINE_BACKEND, describe_threads
+from benchmarks import anchors
+from benchmarks.common import (
+    BASELINE_BACKEND,
+    NOISE_THRESHOLD,
+    describe_threads,
+    is_noisy,
+    spread,
+)
+
+#: The implementations every other one is divided by, in column order: the
+#: torch backend, then torch's own best calls.
+ANCHORS: tuple[str, ...] = (
+    BASELINE_BACKEND,
+    *(f"{BASELINE_BACKEND}[{anchor}]" for anchor in anchors.DESCRIPTIONS),
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +53,19 @@ class Entry:
     seconds: float | None  # None: skipped or failed
     throughput: float | None = None
     unit: str = ""
+    iqr: float | None = None  # interquartile range of the samples, seconds
 
     @property
     def backend(self) -> str:
         return self.implementation.split("[", 1)[0]
+
+    @property
+    def spread(self) -> float | None:
+        return spread(self.seconds, self.iqr)
+
+    @property
+    def noisy(self) -> bool:
+        return is_noisy(self.seconds, self.iqr)
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -57,55 +84,75 @@ def format_throughput(value: float | None, unit: str) -> str:
 
 
 def render(entries: Iterable[Entry], *, title: str) -> str:
-    """The table: a block per workload, a line per implementation, ratio to torch."""
+    """The table: a block per workload, a line per implementation, ratios to anchors.
+
+    A ratio made from a noisy timing (either side) ends in ``?``.
+    """
     by_workload: dict[str, list[Entry]] = {}
     for entry in entries:
         by_workload.setdefault(entry.workload, []).append(entry)
     if not by_workload:
         return f"{title}\n(no results)"
+    present = {entry.implementation for entry in itertools.chain(*by_workload.values())}
+    anchor_columns = [anchor for anchor in ANCHORS if anchor in present] or [
+        BASELINE_BACKEND
+    ]
 
     header = (
         "workload",
         "backend",
         "median time",
+        "spread",
+        "",
         "throughput",
-        f"÷ {BASELINE_BACKEND}",
+        *(f"÷ {anchor}" for anchor in anchor_columns),
     )
     rows: list[tuple[str, ...]] = []
+    noisy = 0
     for workload, group in by_workload.items():
-        baseline = next(
-            (
-                e.seconds
-                for e in group
-                if e.implementation == BASELINE_BACKEND and e.seconds is not None
-            ),
-            None,
-        )
+        measured = {e.implementation: e for e in group if e.seconds is not None}
         for position, entry in enumerate(sorted(group, key=_implementation_order)):
-            if entry.seconds is None or baseline is None:
-                ratio = "-"
-            else:
-                ratio = f"{entry.seconds / baseline:.2f}x"
+            noisy += entry.noisy
+            ratios = []
+            for anchor in anchor_columns:
+                reference = measured.get(anchor)
+                if entry.seconds is None or reference is None:
+                    ratios.append("-")
+                    continue
+                doubt = "?" if entry.noisy or reference.noisy else ""
+                ratios.append(f"{entry.seconds / reference.seconds:.2f}x{doubt}")
             rows.append(
                 (
                     workload if position == 0 else "",
                     entry.implementation,
                     format_seconds(entry.seconds),
+                    format_spread(entry.spread),
+                    "NOISY" if entry.noisy else "",
                     format_throughput(entry.throughput, entry.unit),
-                    ratio,
+                    *ratios,
                 )
             )
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         left = [row[i].ljust(widths[i]) for i in (0, 1)]
-        right = [row[i].rjust(widths[i]) for i in (2, 3, 4)]
-        return "  ".join(left + right).rstrip()
+        right = [row[i].rjust(widths[i]) for i in (2, 3)]
+        flag = [row[4].ljust(widths[4])]
+        rest = [row[i].rjust(widths[i]) for i in range(5, len(row))]
+        return "  ".join(left + right + flag + rest).rstrip()
 
-    note = (
-        f"(÷ {BASELINE_BACKEND}: this backend's time over {BASELINE_BACKEND}'s on "
-        "the same workload; below 1 is faster)"
-    )
+    notes = [
+        "(÷ X: this line's time over X's on the same workload; below 1 is faster. "
+        f"X is {_describe_anchors(anchor_columns)})",
+        f"(spread: interquartile range over the median; above "
+        f"{NOISE_THRESHOLD:.0%} the line is NOISY and a ratio made from it ends "
+        "in ?)",
+    ]
+    if noisy:
+        notes.append(
+            f"WARNING: {noisy} noisy timing(s): the machine was busy or the call's "
+            "time varies; do not trust those figures"
+        )
     body = [line(header), line(tuple("-" * w for w in widths))]
     previous = None
     for row in rows:
@@ -113,12 +160,29 @@ def render(entries: Iterable[Entry], *, title: str) -> str:
             body.append("")
         body.append(line(row))
         previous = row
-    return "\n".join([title, note, "", *body])
+    return "\n".join([title, *notes, "", *body])
+
+
+def _describe_anchors(columns: list[str]) -> str:
+    described = []
+    for column in columns:
+        _, _, anchor = column.partition("[")
+        what = anchors.DESCRIPTIONS.get(anchor.rstrip("]"))
+        described.append(
+            f"{column}: {what}" if what else f"{column}: the {column} backend"
+        )
+    return "; ".join(described)
+
+
+def format_spread(value: float | None) -> str:
+    return "-" if value is None else f"±{100 * value:.0f}%"
 
 
 def _implementation_order(entry: Entry) -> tuple[int, str]:
-    # torch first (the baseline), then the others by name.
-    return (0 if entry.implementation == BASELINE_BACKEND else 1, entry.implementation)
+    # The anchors first (torch, then its best calls), then the others by name.
+    if entry.implementation in ANCHORS:
+        return (ANCHORS.index(entry.implementation), "")
+    return (len(ANCHORS), entry.implementation)
 
 
 # --------------------------------------------------------------------------- #
@@ -154,18 +218,25 @@ def asv_pairs(benchmarks: dict) -> dict[str, tuple[str | None, str]]:
     return pairs
 
 
-def _values(result, key: str) -> dict[tuple, float | None]:
-    """``{param values: value}`` of one asv benchmark in one result file."""
+def _values(result, key: str) -> dict[tuple, tuple[float | None, float | None]]:
+    """``{param values: (value, interquartile range)}`` of one asv benchmark."""
     try:
         params = result.get_result_params(key)
         values = result.get_result_value(key, params)
+        stats = result.get_result_stats(key, params)
     except KeyError:
         return {}
     parsed = [[ast.literal_eval(p) for p in axis] for axis in params]
     combos = itertools.product(*parsed)
     out = {}
-    for combo, value in zip(combos, values, strict=True):
-        out[combo] = None if value is None or not math.isfinite(value) else value
+    for combo, value, stat in zip(combos, values, stats, strict=True):
+        if value is None or not math.isfinite(value):
+            out[combo] = (None, None)
+            continue
+        stat = stat or {}
+        low, high = stat.get("q_25"), stat.get("q_75")
+        iqr = high - low if low is not None and high is not None else None
+        out[combo] = (value, iqr)
     return out
 
 
@@ -207,12 +278,12 @@ def asv_entries(
         unit = benchmarks.get(track_key, {}).get("unit", "") if track_key else ""
         times = _values(result, time_key)
         tracks = _values(result, track_key) if track_key else {}
-        for combo, seconds in times.items():
+        for combo, (seconds, iqr) in times.items():
             described = dict(zip(names, combo, strict=True))
-            throughput = tracks.get(combo)
+            throughput = tracks.get(combo, (None, None))[0]
             if seconds is None and throughput is None:
                 continue  # skipped here (unavailable, not offered)
-            entries.append(_entry(operation, described, seconds, throughput, unit))
+            entries.append(_entry(operation, described, seconds, throughput, unit, iqr))
     return entries, machine, commit
 
 
@@ -222,6 +293,7 @@ def _entry(
     seconds: float | None,
     throughput: float | None,
     unit: str,
+    iqr: float | None = None,
 ) -> Entry:
     if "implementation" in described:  # "numpy", "numpy[winograd]", "torch"
         implementation = str(described.pop("implementation"))
@@ -235,7 +307,7 @@ def _entry(
     workload = " ".join([operation, *(str(value) for value in described.values())])
     if threads is not None:
         workload += f", {describe_threads(threads)}"
-    return Entry(workload, implementation, seconds, throughput, unit)
+    return Entry(workload, implementation, seconds, throughput, unit, iqr)
 
 
 def main(argv: list[str] | None = None) -> int:

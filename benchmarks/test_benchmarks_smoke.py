@@ -358,3 +358,140 @@ def test_quick_side_by_side_runs_once() -> None:
         f"`{' '.join(command)}` exited {completed.returncode}:\n"
         f"{completed.stdout[-6000:]}\n{completed.stderr[-3000:]}"
     )
+
+
+# --------------------------------------------------------------------------- #
+# Noise, anchors and the regression proof's pieces (no timing asserted)
+# --------------------------------------------------------------------------- #
+
+
+def test_slowdown_parses_and_matches() -> None:
+    slowdown = common.Slowdown.parse("conv2d@numpy[im2col]:1.3, adam:1.5")
+    assert slowdown.factor("conv2d", "numpy[im2col]") == 1.3
+    assert slowdown.factor("conv2d", "numpy") == 1.0
+    assert slowdown.factor("adam", "torch[fused]") == 1.5
+    assert slowdown.factor("sgd-momentum", "numpy") == 1.0
+    for bad in ("conv2d", "conv2d:fast", "conv2d:0.5", ":1.3"):
+        with pytest.raises(ValueError, match=common.SLOWDOWN_VARIABLE):
+            common.Slowdown.parse(bad)
+
+
+def test_slowdown_off_leaves_the_call_itself() -> None:
+    """Unset, nothing wraps the timed call: the switch costs nothing."""
+
+    def call() -> None:
+        return None
+
+    assert common.Slowdown.parse("").wrap(call, "conv2d", "numpy") is call
+    assert common.Slowdown.parse("adam:1.3").wrap(call, "conv2d", "numpy") is call
+
+
+def test_slowed_call_waits_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a clock that the call itself advances by 10, the wait adds 3."""
+    clock = [0.0]
+
+    def perf_counter() -> float:
+        clock[0] += 0.001  # every reading costs a little, like a real clock
+        return clock[0]
+
+    def call(value: int) -> int:
+        clock[0] += 10.0
+        return value
+
+    monkeypatch.setattr(common.time, "perf_counter", perf_counter)
+    wrapped = common.Slowdown.parse("adam:1.3").wrap(call, "adam", "numpy")
+    assert wrapped(7) == 7
+    assert 13.0 <= clock[0] < 13.1, clock[0]
+
+
+def test_slowdown_reaches_the_benchmarked_calls(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(common.SLOWDOWN_VARIABLE, "conv2d@numpy:1.3,adam@numpy:1.3")
+    conv = bench_conv.Conv2d()
+    params = ("numpy", "lenet C3 6->16 14px", "forward", "float32", 1)
+    conv.setup(*params)
+    try:
+        assert conv.call.__closure__ is not None
+        slowed = [
+            cell.cell_contents
+            for cell in conv.call.__closure__
+            if callable(cell.cell_contents)
+        ]
+        assert any(getattr(f, "func", None) is common.slowed_call for f in slowed)
+    finally:
+        conv.teardown(*params)
+    step = bench_optim.OptimizerStep()
+    params = ("numpy", "adam", "1M", 1)
+    step.setup(*params)
+    try:
+        assert step.step_function.func is common.slowed_call
+    finally:
+        step.teardown(*params)
+
+
+def test_noise_verdict() -> None:
+    assert common.is_noisy(1.0, 0.2) and not common.is_noisy(1.0, 0.05)
+    assert not common.is_noisy(None, 0.2) and not common.is_noisy(1.0, None)
+    from benchmarks.summary import Entry, render
+
+    table = render(
+        [
+            Entry("w", "torch", 1.0, iqr=0.01),
+            Entry("w", "torch[aten]", 0.8, iqr=0.01),
+            Entry("w", "numpy", 2.0, iqr=1.0),
+        ],
+        title="t",
+    )
+    numpy_line = next(line for line in table.splitlines() if " numpy " in line)
+    assert "NOISY" in numpy_line and "2.00x?" in numpy_line and "2.50x?" in numpy_line
+    assert "÷ torch[aten]" in table and "aten.convolution_backward" in table
+    assert "WARNING: 1 noisy" in table
+
+
+_LENET = "'lenet C3 6->16 14px', 'forward', 'float32', 1"
+#: ``asv compare``'s table as asv 0.6 prints it (one row made significant).
+ASV_COMPARE_SAMPLE = "\n".join(
+    [
+        "All benchmarks:",
+        "",
+        "| Change | Before [a0cc06cb] <main~2> | After [7e5374df] <main> | Ratio "
+        "| Benchmark (Parameter) |",
+        "|--------|------|------|-------|------|",
+        "|   | 1.05±0.01ms | 1.06±0.01ms | 1.01  "
+        f"| bench_conv.Conv2d.time_conv2d('numpy', {_LENET}) |",
+        "| + | 1.18±0.01ms | 1.54±0.02ms | 1.30  "
+        f"| bench_conv.Conv2d.time_conv2d('numpy[im2col]', {_LENET}) |",
+        "|   | 3.28±0.2ms  | 4.27±1ms    | ~1.30 "
+        "| bench_optim.OptimizerStep.time_step('numpy', 'adam', '1M', 1) |",
+        "|   | n/a         | n/a         | n/a   "
+        "| bench_optim.OptimizerStep.time_step('numpy', 'adam', '10M', 1) |",
+    ]
+)
+
+
+def test_regression_proof_reads_asv_compare() -> None:
+    from benchmarks import regression_proof as proof
+
+    changes = proof.parse_compare(ASV_COMPARE_SAMPLE)
+    assert [c.mark for c in changes] == ["", "+", ""], changes
+    problems = proof.verdict(changes, [])
+    assert len(problems) == 1 and "'adam'" in problems[0], problems
+    assert "not significant" in problems[0]
+    flagged = [proof.Change("+", name, "1.30") for name in proof.SLOWED]
+    assert proof.verdict(flagged, changes[:1]) == []
+    assert proof.verdict(flagged, changes[1:2]), "a no-op flagged must fail the proof"
+    extra = [*flagged, proof.Change("+", changes[0].name, "1.25")]
+    assert proof.verdict(extra, []), "an unslowed benchmark flagged must fail it"
+
+
+def test_regression_proof_selection_names_the_slowed_benchmarks() -> None:
+    """Every slowed benchmark is selected, and the slowdown slows exactly them."""
+    import re
+
+    from benchmarks import regression_proof as proof
+
+    slowdown = common.Slowdown.parse(proof.SLOWDOWN)
+    for name in proof.SLOWED:
+        assert any(re.search(p, name) for p in proof.SELECTION), name
+        implementation = name.split("('", 1)[1].split("'", 1)[0]
+        operation = "conv2d" if "time_conv2d" in name else name.split("', '")[1]
+        assert slowdown.factor(operation, implementation) > proof.FACTOR, name

@@ -19,8 +19,10 @@ Writing a backend
      cannot run on this machine (no GPU, library missing); the suite then
      skips it with that sentence instead of failing;
    * ``asarray(a, dtype)``: a NumPy array in, your native array out;
-   * ``to_numpy(a)``: your native array out to a NumPy array;
-   * ``synchronize()``: wait for queued device work (nothing to do on a CPU).
+   * ``to_numpy(a)``: your native array out to a NumPy array (a view is
+     fine: the suite copies what it keeps);
+   * ``synchronize(*arrays)``: wait for queued device work, on ``arrays`` if
+     given (nothing to do on a CPU).
 
 2. Add operations as methods, with the contract's names and signatures:
    arrays are positional, hyperparameters keyword-only
@@ -49,8 +51,13 @@ Writing a backend
 
    ``--backend`` may be repeated to compare several backends in one run. A
    failure names the operation, the backend, the dtype, the shapes, the
-   hyperparameters and the mismatch, and prints the Hypothesis example that
-   reproduces it.
+   hyperparameters and the mismatch, prints the Hypothesis example, and ends
+   with a ``reproduce:`` command that reruns that one check.
+
+6. An option your library lacks (an axis, a mode, a hyperparameter value):
+   raise ``NotImplementedError`` for it. The suite declines those examples
+   instead of failing them and reports a check it could not run at all as
+   *unsupported*; :mod:`examples.declining` shows how.
 
 The operations below compute natively in the input's dtype, as a real float32
 kernel would, and use the numerically careful forms (``sigmoid`` without
@@ -96,7 +103,7 @@ class TinyBackend:
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         return np.asarray(a)
 
-    def synchronize(self) -> None:
+    def synchronize(self, *arrays: np.ndarray) -> None:
         """Nothing to wait for: NumPy is synchronous."""
 
     # -- activations ----------------------------------------------------------

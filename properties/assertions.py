@@ -25,9 +25,13 @@ Tolerances
 ----------
 ``|actual - expected| <= atol + rtol |expected| + 2 u B`` elementwise, with
 
-* ``rtol``, ``atol``: those of ``torch.testing.assert_close`` (float32 1.3e-6
-  and 1e-5, float64 1e-7 and 1e-7), enough for an elementwise op computed in
-  the dtype (a few ulps of the result);
+* ``rtol``, ``atol``: float32's are those of ``torch.testing.assert_close``
+  (1.3e-6 and 1e-5, about 22 and 168 units of roundoff at 1), enough for an
+  elementwise op computed in the dtype; float64's are the same counts of
+  float64's units of roundoff (2.4e-15 and 1.9e-14). torch's float64 default
+  (1e-7) would pass a float64 column computed in float32 (errors of 6e-8): the
+  float64 tolerance must sit below float32's precision to hold a backend to
+  the float64 it declares;
 * ``u``: the unit roundoff of the dtype (2**-24 for float32, 2**-53 for
   float64);
 * ``B``: the op's summation bound (``properties.catalog``), ``n sum(|terms|)``
@@ -44,8 +48,7 @@ Tolerances
 
 from __future__ import annotations
 
-import os
-import shlex
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,22 +56,35 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, settings
 
+from properties import checks
+
 #: Settings for a Hypothesis test that takes the ``backend`` and ``dtype``
 #: fixtures: they hold no state an example could change, so sharing them across
-#: the examples of a test is safe. Built when a test module imports this module,
-#: after conftest has loaded the Hypothesis profile (conftest must not import it).
+#: the examples of a test is safe. A backend may decline most of a test's
+#: examples (``NotImplementedError`` for options it lacks): the search goes on
+#: in the space it supports instead of failing a health check. Built when a test
+#: module imports this module, after conftest has loaded the Hypothesis profile
+#: (conftest must not import it).
 fixtures_shared = settings(
     suppress_health_check=[
         *settings.default.suppress_health_check,
         HealthCheck.function_scoped_fixture,
+        HealthCheck.filter_too_much,
     ]
 )
 
-#: Relative and absolute tolerances by dtype (torch.testing.assert_close's).
-RTOL: dict[str, float] = {"float32": 1.3e-6, "float64": 1e-7}
-ATOL: dict[str, float] = {"float32": 1e-5, "float64": 1e-7}
 #: Unit roundoff of each dtype: half the distance from 1 to the next number.
 UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
+#: Relative and absolute tolerances by dtype: torch.testing.assert_close's for
+#: float32, the same numbers of units of roundoff for float64.
+RTOL: dict[str, float] = {
+    "float32": 1.3e-6,
+    "float64": 1.3e-6 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
+}
+ATOL: dict[str, float] = {
+    "float32": 1e-5,
+    "float64": 1e-5 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
+}
 #: Multiplies ``u B`` (see the module docstring).
 SUMMATION_SAFETY = 2.0
 
@@ -90,38 +106,6 @@ def _summary(value: Any) -> str:
     ):
         return "[" + ", ".join(_summary(v) for v in value) + "]"
     return repr(value)
-
-
-def current_test() -> str | None:
-    """The node id of the running pytest test, if any."""
-    current = os.environ.get("PYTEST_CURRENT_TEST")
-    return current.rsplit(" (", 1)[0] if current else None
-
-
-def reproduce_command(
-    nodeid: str | None = None,
-    *,
-    backend_spec: str | None = None,
-    seed: Any = None,
-) -> str:
-    """The command that reruns one test (``-k`` selects it by its full name).
-
-    The current Hypothesis profile is named; ``ci`` is derandomized, so the
-    command fails again the same way, and the ``dev`` profile replays the
-    failure from Hypothesis's example database.
-    """
-    nodeid = nodeid or current_test()
-    if not nodeid:
-        return "(not running under pytest)"
-    path, _, name = nodeid.partition("::")
-    parts = ["python", "-m", "pytest", path, "-k", name, "-p", "no:cacheprovider"]
-    profile = settings.get_current_profile_name()
-    parts.append(f"--hypothesis-profile={profile}")
-    if backend_spec:
-        parts.append(f"--backend={backend_spec}")
-    if seed is not None:
-        parts.append(f"--hypothesis-seed={seed}")
-    return " ".join(shlex.quote(part) for part in parts)
 
 
 @dataclass
@@ -151,7 +135,7 @@ class Context:
                 or "(none)"
             ),
             f"  hyperparameters: {_format_hyper(self.hyper)}",
-            f"  reproduce: {self.reproduce or reproduce_command()}",
+            f"  reproduce: {self.reproduce or checks.reproduce()}",
         ]
         return "\n".join(lines)
 
@@ -172,10 +156,18 @@ def call_backend(
     hyper: Mapping[str, Any],
     context: Context,
 ) -> Any:
-    """``backend.<operation>(*arguments, **hyper)``; an exception becomes a failure."""
+    """``backend.<operation>(*arguments, **hyper)``; an exception becomes a failure.
+
+    ``NotImplementedError`` is the backend declining this option (a
+    hyperparameter value, a mode, a shape it does not support): the example is
+    rejected, not failed, and counted (:func:`properties.checks.decline`).
+    """
     method = getattr(backend, operation)
     try:
         return method(*arguments, **hyper)
+    except NotImplementedError as error:
+        checks.decline(backend.name, operation, error)
+        raise  # not reached: decline rejects the example
     except Exception as error:
         raise context.fail(
             f"backend {backend.name} op {operation} raised "
@@ -183,10 +175,77 @@ def call_backend(
         ) from error
 
 
-def to_numpy(backend: Any, value: Any, what: str, context: Context) -> np.ndarray:
-    """A backend's output on the host; a failure of ``to_numpy`` is reported."""
+def init_state(
+    backend: Any,
+    name: str,
+    param: Any,
+    hyper: Mapping[str, Any],
+    context: Context,
+) -> dict:
+    """``backend.init_state(name, param[, **hyper])``, checked to be a ``dict``.
+
+    The step's hyperparameters are passed as keywords when ``init_state``
+    accepts them (a ``**hyper`` parameter, or keywords of those names): a
+    backend whose state layout depends on them (momentum buffers only with
+    momentum, Nesterov) may use them, and one that does not need them keeps
+    ``init_state(name, param)``.
+    """
+    given = dict(hyper)
     try:
-        return np.asarray(backend.to_numpy(value))
+        parameters = inspect.signature(backend.init_state).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    kinds = {p.kind for p in parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        given = {key: value for key, value in given.items() if key in parameters}
+    state = call_backend(backend, "init_state", [name, param], given, context)
+    if not isinstance(state, dict):
+        raise context.fail(
+            f"init_state({name!r}): backend {backend.name} returned a "
+            f"{type(state).__name__}, not a dict",
+            "the contract: the optimizer state is a dict (of native arrays)",
+        )
+    return state
+
+
+def decline_gradient(backend: Any, what: str, context: Context) -> None:
+    """Reject the example: the backward gave ``None`` for a gradient it needs.
+
+    A backward may provide only some gradients (a library without the
+    gradient with respect to a loss's target): a ``None`` for a float argument
+    declines that gradient. The gradients it does give are still checked; an
+    example that needs a declined one is rejected like any declined option.
+    """
+    checks.decline(
+        backend.name,
+        f"{context.op}_backward",
+        NotImplementedError(f"{what}: the backward returned None"),
+    )
+
+
+def to_numpy(
+    backend: Any,
+    value: Any,
+    what: str,
+    context: Context,
+    *,
+    gradient: bool = False,
+) -> np.ndarray:
+    """A backend's output on the host, as a copy of its own.
+
+    The copy matters: ``to_numpy`` may return a view of the native array (the
+    contract allows it), and an optimizer step may then update that array in
+    place; a kept view would change under the test's feet.
+
+    ``gradient``: ``value`` is an entry of a backward's tuple for a float
+    argument, where ``None`` declines that gradient (the example is rejected,
+    :func:`call_backend`). Elsewhere ``None`` is an output the backend failed to
+    produce. A failure of ``to_numpy`` itself is reported.
+    """
+    if value is None and gradient:
+        decline_gradient(backend, what, context)
+    try:
+        return np.array(backend.to_numpy(value), copy=True)
     except Exception as error:
         raise context.fail(
             f"{what}: backend {backend.name} could not convert the output of op "
@@ -229,6 +288,19 @@ def expect_native(
 
 
 # -- comparing values --------------------------------------------------------
+
+
+def flush_subnormals(a: Any, dtype: str) -> np.ndarray:
+    """``a`` rounded to ``dtype`` (returned as float64), its subnormals set to 0.
+
+    The contract's precision stops at the normal numbers of the dtype: a
+    backend may flush subnormal inputs and results to zero (GPUs and
+    ``-ffast-math`` kernels do). A property that demands exact values (an
+    identity, a step that must not move) therefore draws no subnormal inputs.
+    """
+    rounded = np.asarray(a, dtype=np.float64).astype(dtype)
+    rounded[np.abs(rounded) < np.finfo(dtype).tiny] = 0
+    return rounded.astype(np.float64)
 
 
 def tolerance(dtype: str, expected: np.ndarray, summation: Any = None) -> np.ndarray:
@@ -301,11 +373,15 @@ def assert_close(
     allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), expected.shape)
     error = np.where(finite, np.abs(values - expected), 0.0)
     failing = error > allowed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(error == 0, 0.0, error / allowed)
+    if ratios.size:
+        checks.observe(float(ratios.max()), what)
     if not failing.any():
         return
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(error == 0, 0.0, error / np.abs(expected))
-        excess = np.where(failing, error / allowed, 0.0)
+        excess = np.where(failing, ratios, 0.0)
     worst = _index(int(np.argmax(excess)), expected.shape)
     largest = _index(int(np.argmax(error)), expected.shape)
     raise context.fail(
@@ -337,5 +413,6 @@ def assert_unchanged(
     if not same:
         raise context.fail(
             f"backend {backend} op {context.op} modified its input {name!r} in place",
-            "the contract: no op mutates its inputs (only optimizer steps may)",
+            "the contract: no op modifies its inputs; an optimizer step may update "
+            "param and its state in place, never grad",
         )

@@ -8,6 +8,16 @@ the loading error, so a typo never passes silently.
 
 A test takes the ``backend`` fixture to run once per selected backend, and
 ``dtype`` to run once per dtype (skipped where the backend lacks the dtype).
+
+Hypothesis profiles: ``dev`` (10 examples, the default), ``ci`` (25,
+derandomized; what CI runs) and ``nightly`` (300). A failing check costs more
+than a passing one: Hypothesis minimises the counterexample. The ``ci``
+profile keeps that cost bounded, so that a backend that fails everywhere
+finishes about as fast as a healthy one: it skips the ``explain`` phase (which
+reruns a failure many times to say which parts of it matter: 95 s instead of
+6 s for a backend failing all six ops of examples.tiny) and stops shrinking a
+counterexample after ``NNSPEC_SHRINK_SECONDS`` (default 5) and reports the
+smallest found by then.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 from backends import contract
 
@@ -36,7 +47,12 @@ settings.register_profile(
     print_blob=True,
     database=None,
     suppress_health_check=_SUPPRESSED,
+    phases=[phase for phase in Phase if phase is not Phase.explain],
 )
+#: Profiles whose shrinking stops after NNSPEC_SHRINK_SECONDS per check.
+SHRINK_CAPPED_PROFILES = ("ci",)
+SHRINK_SECONDS_VARIABLE = "NNSPEC_SHRINK_SECONDS"
+DEFAULT_SHRINK_SECONDS = 5.0
 settings.register_profile(
     "nightly",
     max_examples=300,
@@ -49,7 +65,9 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+@pytest.hookimpl(trylast=True)  # after Hypothesis loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
+    _cap_shrinking()
     # Under pytest-xdist every worker already has a core to itself: torch's
     # intra-op thread pool would oversubscribe them (a training-mode batch norm
     # call went from 20 us to 27 ms on 2 cores).
@@ -59,6 +77,29 @@ def pytest_configure(config: pytest.Config) -> None:
         except ImportError:
             return
         torch.set_num_threads(1)
+
+
+def _cap_shrinking() -> None:
+    """Stop shrinking one counterexample after a few seconds (``ci`` profile).
+
+    Hypothesis has no setting for it: its engine stops shrinking after the
+    module constant ``MAX_SHRINKING_SECONDS`` (300 s), then reports the
+    smallest failing example found so far. Shrinking a typical failure here
+    takes well under a second, so the cap binds only on slow ops and the
+    derandomized ``ci`` profile stays reproducible in practice.
+    """
+    if settings.get_current_profile_name() not in SHRINK_CAPPED_PROFILES:
+        return
+    if not hasattr(hypothesis_engine, "MAX_SHRINKING_SECONDS"):
+        return  # a Hypothesis without it: its own limit stands
+    text = os.environ.get(SHRINK_SECONDS_VARIABLE, "")
+    try:
+        seconds = float(text) if text.strip() else DEFAULT_SHRINK_SECONDS
+    except ValueError:
+        raise pytest.UsageError(
+            f"{SHRINK_SECONDS_VARIABLE} must be a number of seconds, got {text!r}"
+        ) from None
+    hypothesis_engine.MAX_SHRINKING_SECONDS = seconds
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,44 +1,72 @@
-"""Record every check of the property suite to JSON, show progress, stop hung checks.
+"""Give every check of the suite an outcome: record it, show progress, stop hangs.
 
-A pytest plugin, registered by ``properties/conftest.py``. Its options:
+A pytest plugin, loaded by pyproject's ``addopts`` (``-p properties.results``).
+Its options:
 
 ``--nnspec-results PATH``
-    Write one record per test to ``PATH`` (JSON): the property family (the test
-    module without ``test_``), the op, the backend, the dtype, the outcome, the
-    duration, how many Hypothesis examples ran, and the failure text with a
-    command that reproduces it. ``python -m reports build`` turns the file into
-    the HTML report.
+    Write one record per collected check to ``PATH`` (JSON): the property
+    family (the test module without ``test_``), the op, the backend, the dtype,
+    the outcome, the duration, how many Hypothesis examples ran, and the
+    failure text with a command that reproduces it. ``python -m reports build``
+    turns the file into the HTML report. While the run goes on, every finished
+    record is appended to ``PATH.journal``; a run that dies before it writes
+    ``PATH`` (a crash without pytest-xdist, ``kill -9``) leaves the journal,
+    and :func:`finalize` (``python -m properties.results finalize PATH``, and
+    the report builder) turns it into the results file.
 ``--nnspec-progress``
     Print a line every ``--nnspec-progress-interval`` seconds (and one at the
     end): how many checks are done of how many, the backend and family of the
     latest one, and the tallies so far.
+``--nnspec-budget SECONDS``
+    Start no check after ``SECONDS`` of the run (default ``$NNSPEC_RUN_BUDGET``,
+    else none); the checks left are recorded as "not run" with that reason.
 
-Outcomes (:data:`OUTCOMES`): ``passed``, ``failed``, ``timeout`` (stopped by
-pytest-timeout), ``error`` (setup or teardown failed, the backend could not be
-loaded, a worker crashed), and three kinds of skip, told apart by the reason:
+Outcomes (:data:`OUTCOMES`): ``failed``, ``timeout`` (stopped at its time
+limit), ``error`` (setup or teardown failed, the backend could not be loaded,
+the process running it died), ``not-run`` (collected, never run: see below),
+``passed``, ``unsupported`` (the backend declined every example: a skip whose
+reason starts with "unsupported:") and three other kinds of skip:
 ``skipped-not-implemented`` (the reason starts with "not implemented"),
 ``skipped-unavailable`` (it mentions "unavailable": the backend cannot run
-here) and ``skipped-other``.
+here) and ``skipped-other``. A record's ``kind`` is ``backend`` for a check of
+a backend (it takes the ``backend`` parameter), ``suite`` for the reference's
+and the suite's own tests; the terminal summary counts them apart.
+
+Nothing is lost: every collected check ends with an outcome, and the counts
+add up to the number collected. A check that never ran is ``not-run``, with
+the reason: the run was interrupted (``SIGINT``, or ``SIGTERM``, which this
+plugin turns into the same clean stop), its time budget ran out, or its
+backend crashed a worker: under pytest-xdist, a worker that dies running a
+check of backend X (``os._exit``, an abort, a segmentation fault) makes that
+check an ``error`` naming the worker, and X is quarantined: the workers start
+none of X's remaining checks, which are recorded as not run with the reason.
+The other backends' checks run on, on a replacement worker (this plugin raises
+xdist's default ``--max-worker-restart`` to allow for a few crashes per
+backend). Without xdist a crash ends pytest; the journal keeps what finished.
 
 Under pytest-xdist, each worker attaches a test's metadata to its reports'
 ``user_properties``, which travel to the controller with the reports; only the
 controller records, so the file is the same with or without ``-n``.
 
-Timeouts: pytest-timeout decides *when* a check has run too long (``--timeout``,
-the ``timeout`` marker); for its default ``signal`` method this plugin decides
-*how* to stop it. pytest-timeout's own handler calls ``pytest.fail``, which
-Hypothesis takes for a failing example and replays while shrinking, with no
-alarm left: an op that hangs would then hang the whole run. Here the alarm
+Timeouts: every check has a time limit, pyproject's ``timeout`` (pytest-timeout;
+``--timeout`` and ``$NNSPEC_CHECK_TIMEOUT`` override it). pytest-timeout decides
+*when* a check has run too long; for its default ``signal`` method this plugin
+decides *how* to stop it. pytest-timeout's own handler calls ``pytest.fail``,
+which Hypothesis takes for a failing example and replays while shrinking, with
+no alarm left: an op that hangs would then hang the whole run. Here the alarm
 raises :class:`CheckTimeout`, a ``BaseException`` that Hypothesis does not
-catch, and repeats until the check stops. A process stuck in native code, where
-signals wait, is ended by a watchdog after twice the limit (plus
-``NNSPEC_TIMEOUT_GRACE`` seconds, default 10); the check is then recorded as
-timed out all the same (under xdist, the worker is replaced and the run goes on).
+catch, and repeats until the check stops; its message names the backend, the
+op and the dtype. A process stuck in native code, where signals wait, is ended
+by a watchdog after twice the limit (plus ``NNSPEC_TIMEOUT_GRACE`` seconds,
+default 10); the check is then recorded as timed out all the same (under
+xdist, the worker is replaced and the run goes on; a backend that hangs so
+twice is quarantined as a crashing one is).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import hashlib
 import json
 import os
 import re
@@ -49,28 +77,47 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from properties.reproduce import reproduce_command
 
 #: Every outcome a record can have, most serious first.
 OUTCOMES: tuple[str, ...] = (
     "failed",
     "timeout",
     "error",
+    "not-run",
     "passed",
+    "unsupported",
     "skipped-not-implemented",
     "skipped-unavailable",
     "skipped-other",
 )
 
+#: Outcomes that fail a run and come with a command that reproduces them.
+PROBLEMS: tuple[str, ...] = ("failed", "timeout", "error", "not-run")
+
 #: The version of the results file's layout; the report builder checks it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The key of this plugin's entries in ``report.user_properties``.
 METADATA_KEY = "nnspec"
 STATISTICS_KEY = "nnspec-hypothesis"
+#: Entries the checks themselves add to ``user_properties``: the worst
+#: ``|actual - expected| / allowed`` seen, and the examples the backend declined.
+PRECISION_KEY = "nnspec-precision"
+DECLINED_KEY = "nnspec-declined"
+
+#: How a skip reason marks a check that never ran, and one the backend declined.
+NOT_RUN_PREFIX = "not run:"
+UNSUPPORTED_PREFIX = "unsupported:"
+
+#: The marker of a composite check: the ops it uses (``uses`` in its record).
+OPS_MARKER = "nnspec_ops"
 
 #: Parameter names whose value names the op under test: catalog-driven tests
 #: take ``op`` (an entry with ``.name``); others may take a plain name. A test
@@ -81,6 +128,16 @@ OP_PARAMETERS: tuple[str, ...] = ("op", "operation")
 TEXT_HEAD = 8_000
 TEXT_TAIL = 32_000
 SECTION_LIMIT = 8_000
+
+#: Environment variables: a check's time limit, the run's budget (seconds).
+TIMEOUT_VARIABLE = "NNSPEC_CHECK_TIMEOUT"
+BUDGET_VARIABLE = "NNSPEC_RUN_BUDGET"
+
+#: Crashes each backend may cost before pytest-xdist gives up replacing
+#: workers, on top of xdist's own allowance (4 per worker).
+CRASHES_PER_BACKEND = 2
+
+JOURNAL_SUFFIX = ".journal"
 
 TIMEOUT_MESSAGE = "Timeout (>{limit:g}s) from pytest-timeout"
 _TIMEOUT_PATTERN = re.compile(r"Timeout \(>[0-9.e+-]+s\) from pytest-timeout")
@@ -121,20 +178,81 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="seconds between progress lines (default 15)",
     )
+    group.addoption(
+        "--nnspec-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "start no check after SECONDS of the run; the rest are recorded as "
+            f"not run (default ${BUDGET_VARIABLE}, else no budget)"
+        ),
+    )
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _number(text: str | None, what: str) -> float | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{what} must be a number of seconds, got {text!r}"
+        ) from None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{OPS_MARKER}(*names): the ops a composite check uses, recorded as "
+        "`uses` so that the report can point at an op whose own check fails",
+    )
+    # Before pytest-timeout reads it: $NNSPEC_CHECK_TIMEOUT beats the ini value,
+    # an explicit --timeout beats both.
+    if getattr(config.option, "timeout", "absent") is None:
+        limit = _number(os.environ.get(TIMEOUT_VARIABLE), TIMEOUT_VARIABLE)
+        if limit is not None:
+            config.option.timeout = limit
     if _is_worker(config):
+        config._nnspec_deadline = config.workerinput.get("nnspec_deadline")  # type: ignore[attr-defined]
         return
+    budget = config.getoption("nnspec_budget")
+    if budget is None:
+        budget = _number(os.environ.get(BUDGET_VARIABLE), BUDGET_VARIABLE)
+    config._nnspec_budget = budget  # type: ignore[attr-defined]
+    config._nnspec_deadline = time.time() + budget if budget else None  # type: ignore[attr-defined]
+    _allow_crashes(config)
     path = config.getoption("nnspec_results")
-    progress = config.getoption("nnspec_progress")
-    if path or progress:
-        recorder = Recorder(config, Path(path) if path else None, progress)
-        config.pluginmanager.register(recorder, "nnspec-results-recorder")
+    recorder = Recorder(config, Path(path) if path else None)
+    config.pluginmanager.register(recorder, "nnspec-results-recorder")
+
+
+def _allow_crashes(config: pytest.Config) -> None:
+    """Raise xdist's default worker-restart allowance by a few crashes a backend.
+
+    A crashing backend is quarantined after its first crash, but the checks of
+    it already running on other workers may crash them too. An explicit
+    ``--max-worker-restart`` is left as it is.
+    """
+    workers = getattr(config.option, "numprocesses", None)
+    if not isinstance(workers, int) or workers <= 0:
+        return
+    if getattr(config.option, "maxworkerrestart", "absent") is not None:
+        return
+    try:
+        from backends import contract
+
+        specs = config.getoption("backend")
+        backends = len(contract.selected(specs or None))
+    except (ImportError, ValueError):
+        backends = 1
+    allowance = workers * 4 + backends * max(CRASHES_PER_BACKEND, workers)
+    config.option.maxworkerrestart = str(allowance)
 
 
 # --------------------------------------------------------------------------- #
@@ -158,7 +276,7 @@ def _name_of(value: Any) -> str | None:
 
 
 def item_metadata(item: pytest.Item) -> dict[str, Any]:
-    """The family, op, backend and dtype of ``item``, as JSON-able data."""
+    """The family, op, backend, dtype and kind of ``item``, as JSON-able data."""
     callspec = getattr(item, "callspec", None)
     params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
     op = None
@@ -172,6 +290,9 @@ def item_metadata(item: pytest.Item) -> dict[str, Any]:
     if backend_id is None and isinstance(backend, str):
         backend_id = backend
     dtype = params.get("dtype")
+    uses: list[str] = []
+    for marker in item.iter_markers(OPS_MARKER):
+        uses += [str(name) for name in marker.args if str(name) not in uses]
     return {
         "family": family_of(item.nodeid),
         "test": getattr(item, "originalname", None) or item.name,
@@ -180,7 +301,31 @@ def item_metadata(item: pytest.Item) -> dict[str, Any]:
         "backend_spec": getattr(backend, "spec", backend_id),
         "dtype": dtype if isinstance(dtype, str) else None,
         "params": callspec.id if callspec is not None else "",
+        "kind": "backend" if "backend" in params else "suite",
+        "uses": uses,
     }
+
+
+def _metadata(item: pytest.Item) -> dict[str, Any]:
+    """:func:`item_metadata`, computed once per item, never raising."""
+    metadata = getattr(item, "_nnspec_metadata", None)
+    if metadata is None:
+        try:
+            metadata = item_metadata(item)
+        except Exception as error:  # metadata must never break the run
+            metadata = {"family": family_of(item.nodeid), "metadata_error": repr(error)}
+        item._nnspec_metadata = metadata  # type: ignore[attr-defined]
+    return metadata
+
+
+def describe_check(metadata: dict[str, Any]) -> str:
+    """``backend tiny, op relu, dtype float32`` (the parts the check has)."""
+    parts = [
+        f"{key} {metadata[key]}"
+        for key in ("backend", "op", "dtype")
+        if metadata.get(key)
+    ]
+    return ", ".join(parts) or "no backend"
 
 
 def parse_hypothesis_statistics(text: str) -> dict[str, Any]:
@@ -226,20 +371,48 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     controller, where :class:`Recorder` reads them.
     """
     report = yield
-    metadata = getattr(item, "_nnspec_metadata", None)
-    if metadata is None:
-        try:
-            metadata = item_metadata(item)
-        except Exception as error:  # metadata must never break the run
-            metadata = {"family": family_of(item.nodeid), "metadata_error": repr(error)}
-        item._nnspec_metadata = metadata  # type: ignore[attr-defined]
-    report.user_properties.append((METADATA_KEY, metadata))
+    report.user_properties.append((METADATA_KEY, _metadata(item)))
     statistics = getattr(item, "hypothesis_statistics", None)
     if report.when == "teardown" and isinstance(statistics, str):
         parsed = parse_hypothesis_statistics(statistics)
         if parsed:
             report.user_properties.append((STATISTICS_KEY, parsed))
     return report
+
+
+# --------------------------------------------------------------------------- #
+# Checks that are not started: the budget ran out, the backend is quarantined
+# --------------------------------------------------------------------------- #
+
+
+def _quarantine_file(directory: Path, backend: str) -> Path:
+    digest = hashlib.sha1(backend.encode()).hexdigest()[:16]
+    return directory / "quarantine" / f"{digest}.json"
+
+
+def quarantine_reason(config: pytest.Config, backend: str | None) -> str | None:
+    """Why ``backend``'s checks are no longer started, if it is quarantined."""
+    if backend is None or not _is_worker(config):
+        return None
+    directory = config.workerinput.get("nnspec_state_dir")  # type: ignore[attr-defined]
+    if not directory:
+        return None
+    try:
+        data = json.loads(_quarantine_file(Path(directory), backend).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(data.get("reason"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip, as "not run", a check past the budget or of a quarantined backend."""
+    deadline = getattr(item.config, "_nnspec_deadline", None)
+    if deadline is not None and time.time() > deadline:
+        pytest.skip(f"{NOT_RUN_PREFIX} the run's time budget was exhausted")
+    reason = quarantine_reason(item.config, _metadata(item).get("backend"))
+    if reason:
+        pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- #
@@ -267,14 +440,15 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
     if threading.current_thread() is not threading.main_thread():
         return None
     limit = float(settings.timeout)
-    message = TIMEOUT_MESSAGE.format(limit=limit)
+    message = (
+        f"{TIMEOUT_MESSAGE.format(limit=limit)}: {item.nodeid} "
+        f"({describe_check(_metadata(item))})"
+    )
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise CheckTimeout(f"{message}: {item.nodeid} was stopped")
+        raise CheckTimeout(f"{message} was stopped")
 
-    watchdog = threading.Timer(
-        _hard_limit(limit), _hard_stop, (item, limit, f"{message}: {item.nodeid}")
-    )
+    watchdog = threading.Timer(_hard_limit(limit), _hard_stop, (item, limit, message))
     watchdog.daemon = True
     watchdog.name = f"nnspec watchdog {item.nodeid}"
     previous = signal.signal(signal.SIGALRM, on_alarm)
@@ -316,10 +490,10 @@ def _hard_stop(item: pytest.Item, limit: float, message: str) -> None:
     except Exception:
         pass
     try:
-        metadata = getattr(item, "_nnspec_metadata", None) or item_metadata(item)
+        metadata = _metadata(item)
         config = item.config
         if _is_worker(config):
-            directory = config.workerinput.get("nnspec_watchdog_dir")  # type: ignore[attr-defined]
+            directory = config.workerinput.get("nnspec_state_dir")  # type: ignore[attr-defined]
             if directory:
                 marker = Path(directory) / f"{os.getpid()}-{time.time_ns()}.json"
                 marker.write_text(
@@ -336,18 +510,27 @@ def _hard_stop(item: pytest.Item, limit: float, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Recording (on the controller, from the reports)
+# Records
 # --------------------------------------------------------------------------- #
 
 
 def skip_outcome(reason: str) -> str:
-    """``skipped-not-implemented``, ``skipped-unavailable`` or ``skipped-other``."""
+    """The outcome a skip stands for, from its reason.
+
+    ``not-run``, ``unsupported``, ``skipped-not-implemented``,
+    ``skipped-unavailable`` or ``skipped-other``.
+    """
     text = reason.strip()
     if text.lower().startswith("skipped:"):
         text = text[len("skipped:") :].strip()
-    if text.lower().startswith("not implemented"):
+    lowered = text.lower()
+    if lowered.startswith(NOT_RUN_PREFIX):
+        return "not-run"
+    if lowered.startswith(UNSUPPORTED_PREFIX):
+        return "unsupported"
+    if lowered.startswith("not implemented"):
         return "skipped-not-implemented"
-    if "unavailable" in text.lower():
+    if "unavailable" in lowered:
         return "skipped-unavailable"
     return "skipped-other"
 
@@ -393,37 +576,294 @@ def _format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class Recorder:
-    """Builds one record per test from its reports; prints progress; writes JSON."""
+def new_record(nodeid: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A record with no outcome yet (every field the results file has)."""
+    return {
+        "nodeid": nodeid,
+        "family": metadata.get("family") or family_of(nodeid),
+        "test": metadata.get("test"),
+        "op": metadata.get("op"),
+        "backend": metadata.get("backend"),
+        "backend_spec": metadata.get("backend_spec"),
+        "dtype": metadata.get("dtype"),
+        "params": metadata.get("params", ""),
+        "kind": metadata.get("kind")
+        or ("backend" if metadata.get("backend") else "suite"),
+        "uses": list(metadata.get("uses") or []),
+        "outcome": None,
+        "when": None,
+        "reason": None,
+        "message": None,
+        "longrepr": None,
+        "sections": {},
+        "duration": 0.0,
+        "examples": None,
+        "invalid_examples": None,
+        "shrinks": None,
+        "stop_reason": None,
+        "precision": None,
+        "declined": None,
+        "worker": None,
+        "reproduce": None,
+    }
 
-    def __init__(
-        self, config: pytest.Config, path: Path | None, progress: bool
-    ) -> None:
+
+def guess_metadata(nodeid: str, backends: Iterable[str]) -> dict[str, Any]:
+    """Best effort for a check no report described (it crashed, or never ran)."""
+    inside = nodeid.partition("[")[2].rstrip("]")
+    parts = f"-{inside}-"
+    backend = next(
+        (b for b in sorted(backends, key=len, reverse=True) if f"-{b}-" in parts),
+        None,
+    )
+    dtype = next((d for d in ("float32", "float64") if f"-{d}-" in parts), None)
+    rest = parts
+    for known in (backend, dtype):
+        if known:
+            rest = rest.replace(f"-{known}-", "-", 1)
+    rest = rest.strip("-")
+    name = nodeid.split("::")[-1].partition("[")[0]
+    return {
+        "family": family_of(nodeid),
+        "test": name,
+        "op": rest or None,
+        "backend": backend,
+        "backend_spec": backend,
+        "dtype": dtype,
+        "params": inside,
+        "kind": "backend" if backend else "suite",
+        "uses": [],
+    }
+
+
+def _worst_precision(entries: list[Any]) -> dict[str, Any] | None:
+    worst = None
+    for entry in entries:
+        if not isinstance(entry, dict) or "worst_ratio" not in entry:
+            continue
+        try:
+            ratio = float(entry["worst_ratio"])
+        except (TypeError, ValueError):
+            continue
+        if worst is None or ratio > worst["worst_ratio"]:
+            worst = {"worst_ratio": ratio, "output": str(entry.get("output", ""))}
+    return worst
+
+
+def reproduce(record: dict[str, Any], profile: str | None) -> str:
+    """The command that reruns the check of ``record``."""
+    return reproduce_command(
+        record["nodeid"], backend_spec=record.get("backend_spec"), profile=profile
+    )
+
+
+def complete(
+    records: dict[str, dict[str, Any]],
+    collected: Iterable[str],
+    backends: Iterable[str],
+    reason: str,
+    profile: str | None,
+) -> None:
+    """Give every collected check without an outcome the outcome ``not-run``.
+
+    A record whose check started but never finished keeps what it has, and
+    says it was running at the time.
+    """
+    backends = list(backends)
+    running = {nodeid for nodeid, r in records.items() if r["outcome"] is None}
+    for nodeid in collected:
+        if nodeid not in records:
+            records[nodeid] = new_record(nodeid, guess_metadata(nodeid, backends))
+    for nodeid, record in records.items():
+        if record["outcome"] is not None:
+            continue
+        record["outcome"] = "not-run"
+        record["reason"] = f"{reason} (while it ran)" if nodeid in running else reason
+        record["reproduce"] = reproduce(record, profile)
+
+
+def summarise(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by outcome, overall and by kind; not-run reasons."""
+    not_run = Counter(t["reason"] for t in tests if t["outcome"] == "not-run")
+    by_kind: dict[str, Counter[str]] = {"backend": Counter(), "suite": Counter()}
+    for test in tests:
+        by_kind.setdefault(test.get("kind") or "suite", Counter())[test["outcome"]] += 1
+    return {
+        "summary": dict(Counter(test["outcome"] for test in tests)),
+        "summary_by_kind": {kind: dict(counts) for kind, counts in by_kind.items()},
+        "not_run": sum(not_run.values()),
+        "not_run_reasons": dict(not_run),
+    }
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(document, indent=1, default=str))
+    temporary.replace(path)
+
+
+def journal_path(path: Path | str) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def finalize(path: Path | str) -> dict[str, Any] | None:
+    """The results file at ``path``, written from its journal if the run died.
+
+    A run that ends (failures, interruptions and worker crashes included)
+    writes ``path`` and removes the journal. If the journal is still there, the
+    pytest process died first: the records it holds are kept, the check that
+    was running is an ``error`` ("the pytest process died while running it"),
+    and the checks never started are ``not-run``. Returns the document, or
+    ``None`` if there is neither file.
+    """
+    path = Path(path)
+    journal = journal_path(path)
+    if not journal.is_file():
+        return json.loads(path.read_text()) if path.is_file() else None
+    header: dict[str, Any] = {}
+    records: dict[str, dict[str, Any]] = {}
+    running: dict[str, float] = {}
+    for line in journal.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the line being written when the process died
+        if "header" in entry:
+            header = entry["header"]
+        elif "start" in entry:
+            running[entry["start"]] = entry.get("at", 0.0)
+        elif "record" in entry:
+            record = entry["record"]
+            records[record["nodeid"]] = record
+            running.pop(record["nodeid"], None)
+    profile = header.get("hypothesis_profile")
+    backend_ids = [entry["id"] for entry in header.get("backends", [])]
+    died = "the pytest process died"
+    for nodeid in running:
+        record = new_record(nodeid, guess_metadata(nodeid, backend_ids))
+        text = (
+            f"{died} while running {nodeid}: a crash (os._exit, abort, "
+            "segmentation fault) or a kill; run it alone to see it"
+        )
+        record.update(outcome="error", when="???", message=text, longrepr=text)
+        record["reproduce"] = reproduce(record, profile)
+        records[nodeid] = record
+    cause = f"while running {', '.join(running)}" if running else "between two checks"
+    complete(
+        records,
+        header.get("collected", []),
+        backend_ids,
+        f"{NOT_RUN_PREFIX} {died} {cause}",
+        profile,
+    )
+    tests = [records[nodeid] for nodeid in sorted(records)]
+    started = header.get("started_at")
+    document = {
+        "schema": SCHEMA_VERSION,
+        "kind": "nnspec-results",
+        "environment": _environment(),
+        "hypothesis_profile": profile,
+        "timeout": header.get("timeout"),
+        "budget": header.get("budget"),
+        "arguments": header.get("arguments", []),
+        "exitstatus": None,
+        "interrupted": "died",
+        "duration": round(time.time() - started, 3) if started else None,
+        "collected": len(header.get("collected", [])) or len(tests),
+        "backends": header.get("backends", []),
+        "collection_errors": header.get("collection_errors", []),
+        **summarise(tests),
+        "tests": tests,
+    }
+    _write_json(path, document)
+    journal.unlink()
+    return document
+
+
+def _environment() -> dict[str, Any]:
+    try:  # the report's own description of a machine, versions, commit, date
+        from reports import environment
+
+        return environment.describe()
+    except Exception as error:  # never lose the results for want of it
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+# --------------------------------------------------------------------------- #
+# Recording (on the controller, from the reports)
+# --------------------------------------------------------------------------- #
+
+
+class Recorder:
+    """One record per check from its reports; progress; the summary; the JSON."""
+
+    def __init__(self, config: pytest.Config, path: Path | None) -> None:
         self.config = config
         self.path = path
-        self.progress = progress
+        self.progress = bool(config.getoption("nnspec_progress"))
         self.interval = float(config.getoption("nnspec_progress_interval"))
         self.records: dict[str, dict[str, Any]] = {}
         self.finished: set[str] = set()
+        self.collected: list[str] = []
         self.collection_errors: list[dict[str, Any]] = []
         self.total: int | None = None
         self.family_totals: Counter[str] = Counter()
         self.family_done: Counter[str] = Counter()
         self.tallies: Counter[str] = Counter()
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.last_line = self.started
         self.latest: tuple[str | None, str | None] = (None, None)
+        #: The signal that interrupted the run, or how it was cut short.
         self.interrupted: str | None = None
-        self.watchdog_dir: Path | None = None
-        self._lock = threading.Lock()
+        self.hard_stopped: str | None = None
+        self.crashes: list[str] = []
+        self.native_hangs: Counter[str] = Counter()
+        self.quarantined: dict[str, str] = {}
+        self.state_dir: Path | None = None
+        self.journal = None
+        self._lock = threading.RLock()
+        self._previous_sigterm: Any = None
+        if path is not None:
+            journal_path(path).unlink(missing_ok=True)
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    # -- signals ---------------------------------------------------------- #
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """Stop as on Ctrl-C, so the session finishes and the results are written.
+
+        A second SIGTERM ends the process at once.
+        """
+        self.interrupted = "SIGTERM"
+        signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
+        raise KeyboardInterrupt("SIGTERM")
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        if self.interrupted is None:
+            self.interrupted = "SIGINT"
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
     # -- xdist plumbing --------------------------------------------------- #
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        if self.watchdog_dir is None:
-            self.watchdog_dir = Path(tempfile.mkdtemp(prefix="nnspec-watchdog-"))
-        node.workerinput["nnspec_watchdog_dir"] = str(self.watchdog_dir)
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="nnspec-run-"))
+            (self.state_dir / "quarantine").mkdir()
+        node.workerinput["nnspec_state_dir"] = str(self.state_dir)
+        node.workerinput["nnspec_deadline"] = getattr(
+            self.config, "_nnspec_deadline", None
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -435,8 +875,10 @@ class Recorder:
             self._set_collected([item.nodeid for item in session.items])
 
     def _set_collected(self, nodeids: list[str]) -> None:
+        self.collected = list(nodeids)
         self.total = len(nodeids)
         self.family_totals = Counter(family_of(nodeid) for nodeid in nodeids)
+        self._open_journal()
         if self.progress:
             families = ", ".join(
                 f"{family} {count}"
@@ -454,61 +896,38 @@ class Recorder:
                 }
             )
 
-    # -- one record per test ---------------------------------------------- #
+    # -- the journal: what survives a process that dies ------------------- #
 
-    def _new_record(
-        self, nodeid: str, metadata: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        metadata = metadata or self._guess_metadata(nodeid)
-        return {
-            "nodeid": nodeid,
-            "family": metadata.get("family") or family_of(nodeid),
-            "test": metadata.get("test"),
-            "op": metadata.get("op"),
-            "backend": metadata.get("backend"),
-            "backend_spec": metadata.get("backend_spec"),
-            "dtype": metadata.get("dtype"),
-            "params": metadata.get("params", ""),
-            "outcome": None,
-            "when": None,
-            "reason": None,
-            "message": None,
-            "longrepr": None,
-            "sections": {},
-            "duration": 0.0,
-            "examples": None,
-            "invalid_examples": None,
-            "shrinks": None,
-            "stop_reason": None,
-            "worker": None,
-            "reproduce": None,
+    def _open_journal(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = journal_path(self.path).open("w", encoding="utf-8")
+        header = {
+            "collected": self.collected,
+            "started_at": self.started_at,
+            "arguments": list(self.config.invocation_params.args),
+            "hypothesis_profile": self._hypothesis_profile(),
+            "timeout": _timeout_setting(self.config),
+            "budget": getattr(self.config, "_nnspec_budget", None),
+            "backends": self._backend_entries(),
+            "collection_errors": self.collection_errors,
         }
+        self._journal({"header": header})
 
-    def _guess_metadata(self, nodeid: str) -> dict[str, Any]:
-        """Best effort for a test whose reports carry no metadata (a crashed worker)."""
-        backends = [entry["id"] for entry in self._backend_entries()]
-        inside = nodeid.partition("[")[2].rstrip("]")
-        parts = f"-{inside}-"
-        backend = next(
-            (b for b in sorted(backends, key=len, reverse=True) if f"-{b}-" in parts),
-            None,
-        )
-        dtype = next((d for d in ("float32", "float64") if f"-{d}-" in parts), None)
-        rest = parts
-        for known in (backend, dtype):
-            if known:
-                rest = rest.replace(f"-{known}-", "-", 1)
-        rest = rest.strip("-")
-        name = nodeid.split("::")[-1].partition("[")[0]
-        return {
-            "family": family_of(nodeid),
-            "test": name,
-            "op": rest or None,
-            "backend": backend,
-            "backend_spec": backend,
-            "dtype": dtype,
-            "params": inside,
-        }
+    def _journal(self, entry: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        self.journal.write(json.dumps(entry, default=str) + "\n")
+        self.journal.flush()
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._journal({"start": nodeid, "at": time.time()})
+
+    # -- one record per check --------------------------------------------- #
+
+    def _backend_ids(self) -> list[str]:
+        return [entry["id"] for entry in self._backend_entries()]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         with self._lock:
@@ -517,12 +936,19 @@ class Recorder:
     def _update(self, report: pytest.TestReport) -> None:
         if report.nodeid in self.finished:
             return
-        properties = dict(
-            entry for entry in report.user_properties if isinstance(entry, tuple)
-        )
+        properties: dict[str, Any] = {}
+        precision: list[Any] = []
+        for entry in report.user_properties:
+            if isinstance(entry, tuple) and len(entry) == 2:
+                properties[entry[0]] = entry[1]
+                if entry[0] == PRECISION_KEY:
+                    precision.append(entry[1])
         record = self.records.get(report.nodeid)
         if record is None:
-            record = self._new_record(report.nodeid, properties.get(METADATA_KEY))
+            metadata = properties.get(METADATA_KEY) or guess_metadata(
+                report.nodeid, self._backend_ids()
+            )
+            record = new_record(report.nodeid, metadata)
             self.records[report.nodeid] = record
         record["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
         worker = getattr(getattr(report, "node", None), "gateway", None)
@@ -546,10 +972,7 @@ class Recorder:
         elif report.failed:
             text = report.longreprtext or str(report.longrepr or "")
             if when == "???":
-                text = self._watchdog_text(report.nodeid) or (
-                    f"{text}\n(the process running the check died: a hang ended "
-                    "by a hard timeout, a segmentation fault, or os._exit)"
-                )
+                text = self._crashed(record, text)
             if is_timeout(text):
                 outcome = "timeout"
             elif when == "call":
@@ -571,14 +994,68 @@ class Recorder:
         if isinstance(statistics, dict):
             for key in ("examples", "invalid_examples", "shrinks", "stop_reason"):
                 record[key] = statistics.get(key)
+        worst = _worst_precision([record["precision"], *precision])
+        if worst is not None:
+            record["precision"] = worst
+        if isinstance(properties.get(DECLINED_KEY), int):
+            record["declined"] = properties[DECLINED_KEY]
 
         if when in ("teardown", "???"):
             self._finish(record)
 
+    def _crashed(self, record: dict[str, Any], text: str) -> str:
+        """A worker died running ``record``'s check: say why; quarantine its backend.
+
+        Returns the text of the record: the watchdog's when it ended a hang,
+        else the crash, named with the backend, the op and the dtype.
+        """
+        nodeid, backend = record["nodeid"], record["backend"]
+        worker = record["worker"] or "?"
+        hang = self._watchdog_text(nodeid)
+        if hang is not None:
+            if backend is not None:
+                self.native_hangs[backend] += 1
+                if self.native_hangs[backend] >= 2:
+                    self._quarantine(
+                        backend,
+                        f"{NOT_RUN_PREFIX} backend {backend} hung twice where the "
+                        f"time limit's alarm could not stop it (last on {nodeid}); "
+                        f"{backend}'s remaining checks were not run",
+                    )
+            return hang
+        self.crashes.append(nodeid)
+        if backend is not None:
+            self._quarantine(
+                backend,
+                f"{NOT_RUN_PREFIX} worker {worker} crashed on {nodeid} (backend "
+                f"{backend}); {backend}'s remaining checks were not run",
+            )
+        return (
+            f"{text}\nThe process running {nodeid} ({describe_check(record)}) died: "
+            "the check crashed it (os._exit, abort, segmentation fault, or killed "
+            "for memory)."
+            + (
+                f" The remaining checks of backend {backend} were not run."
+                if backend is not None
+                else ""
+            )
+        )
+
+    def _quarantine(self, backend: str, reason: str) -> None:
+        if backend in self.quarantined:
+            return
+        self.quarantined[backend] = reason
+        if self.state_dir is not None:
+            target = _quarantine_file(self.state_dir, backend)
+            temporary = target.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"backend": backend, "reason": reason}))
+            temporary.replace(target)
+        self._write_line(f"nnspec: quarantined backend {backend}: {reason}")
+
     def _watchdog_text(self, nodeid: str) -> str | None:
-        if self.watchdog_dir is None:
+        if self.state_dir is None:
             return None
-        for marker in sorted(self.watchdog_dir.glob("*.json")):
+        for marker in sorted(self.state_dir.glob("*.json")):
             try:
                 data = json.loads(marker.read_text())
             except (OSError, ValueError):
@@ -591,20 +1068,23 @@ class Recorder:
         self, nodeid: str, metadata: dict[str, Any], text: str
     ) -> None:
         """Called by the watchdog, in this process, just before it ends it."""
-        record = self.records.get(nodeid) or self._new_record(nodeid, metadata)
-        self.records[nodeid] = record
-        record.update(outcome="timeout", when="call", message=text, longrepr=text)
-        self._finish(record)
-        self.interrupted = text
-        self.write(exitstatus=int(pytest.ExitCode.INTERRUPTED))
+        with self._lock:
+            record = self.records.get(nodeid) or new_record(nodeid, metadata)
+            self.records[nodeid] = record
+            record.update(outcome="timeout", when="call", message=text, longrepr=text)
+            self._finish(record)
+            self.hard_stopped = nodeid
+            self.interrupted = "hard timeout"
+            self.write(exitstatus=int(pytest.ExitCode.INTERRUPTED))
 
     def _finish(self, record: dict[str, Any]) -> None:
         if record["outcome"] is None:
             record["outcome"] = "skipped-other"
             record["reason"] = record["reason"] or "no outcome reported"
-        if record["outcome"] in ("failed", "timeout", "error"):
-            record["reproduce"] = self._reproduce(record)
+        if record["outcome"] in PROBLEMS:
+            record["reproduce"] = reproduce(record, self._hypothesis_profile())
         self.finished.add(record["nodeid"])
+        self._journal({"record": record})
         self.tallies[record["outcome"]] += 1
         self.family_done[record["family"]] += 1
         self.latest = (record["backend"], record["family"])
@@ -614,22 +1094,35 @@ class Recorder:
                 self.last_line = now
                 self._write_line(self.progress_line())
 
-    def _reproduce(self, record: dict[str, Any]) -> str:
-        command = ["python", "-m", "pytest", _shell_quote(record["nodeid"])]
-        spec = record.get("backend_spec")
-        if spec:
-            command += ["--backend", _shell_quote(spec)]
-        profile = self._hypothesis_profile()
-        if profile:
-            command.append(f"--hypothesis-profile={profile}")
-        return " ".join(command)
-
     def _hypothesis_profile(self) -> str | None:
         try:
             profile = self.config.getoption("hypothesis_profile")
         except ValueError:
             profile = None
         return profile or os.environ.get("HYPOTHESIS_PROFILE")
+
+    def _missing_reason(self) -> str:
+        """Why checks that were collected have no outcome at the end."""
+        if self.interrupted in ("SIGINT", "SIGTERM"):
+            return f"{NOT_RUN_PREFIX} the run was interrupted ({self.interrupted})"
+        if self.hard_stopped:
+            return (
+                f"{NOT_RUN_PREFIX} the run was ended after {self.hard_stopped} hung "
+                "where the time limit's alarm could not stop it"
+            )
+        if self.crashes:
+            return (
+                f"{NOT_RUN_PREFIX} pytest-xdist stopped replacing crashed workers "
+                f"after {len(self.crashes)} crashes (--max-worker-restart), the "
+                f"last on {self.crashes[-1]}"
+            )
+        session = getattr(self.config, "_nnspec_session", None)
+        stop = getattr(session, "shouldstop", None) or getattr(
+            session, "shouldfail", None
+        )
+        if stop:
+            return f"{NOT_RUN_PREFIX} the run stopped early: {stop}"
+        return f"{NOT_RUN_PREFIX} no outcome was reported for it"
 
     # -- progress ----------------------------------------------------------- #
 
@@ -692,83 +1185,137 @@ class Recorder:
         self._backends = entries
         return entries
 
-    def document(self, exitstatus: int | None) -> dict[str, Any]:
-        try:  # the report's own description of a machine, versions, commit, date
-            from reports import environment
+    def complete_records(self) -> None:
+        """Record every collected check that has no outcome as not run."""
+        complete(
+            self.records,
+            self.collected,
+            self._backend_ids(),
+            self._missing_reason(),
+            self._hypothesis_profile(),
+        )
 
-            described = environment.describe()
-        except Exception as error:  # never lose the results for want of it
-            described = {"error": f"{type(error).__name__}: {error}"}
+    def document(self, exitstatus: int | None) -> dict[str, Any]:
+        self.complete_records()
         tests = [self.records[nodeid] for nodeid in sorted(self.records)]
         return {
             "schema": SCHEMA_VERSION,
             "kind": "nnspec-results",
-            "environment": described,
+            "environment": _environment(),
             "hypothesis_profile": self._hypothesis_profile(),
             "timeout": _timeout_setting(self.config),
+            "budget": getattr(self.config, "_nnspec_budget", None),
             "arguments": list(self.config.invocation_params.args),
             "exitstatus": exitstatus,
             "interrupted": self.interrupted,
             "duration": round(time.monotonic() - self.started, 3),
-            "collected": self.total,
+            "collected": self.total if self.total is not None else len(tests),
             "backends": self._backend_entries(),
             "collection_errors": self.collection_errors,
-            "summary": dict(Counter(test["outcome"] for test in tests)),
+            "quarantined": dict(self.quarantined),
+            **summarise(tests),
             "tests": tests,
         }
 
     def write(self, exitstatus: int | None) -> None:
         if self.path is None:
             return
-        document = self.document(exitstatus)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(document, indent=1, default=str))
-        temporary.replace(self.path)
+        _write_json(self.path, self.document(exitstatus))
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        journal_path(self.path).unlink(missing_ok=True)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.config._nnspec_session = session  # type: ignore[attr-defined]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         with self._lock:
-            self.write(int(exitstatus))
-        if self.watchdog_dir is not None:
-            shutil.rmtree(self.watchdog_dir, ignore_errors=True)
+            self.complete_records()
+            not_run = sum(r["outcome"] == "not-run" for r in self.records.values())
+            if not_run and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.write(int(session.exitstatus))
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.progress:
             terminalreporter.write_line(self.progress_line())
-        groups: dict[tuple[str, str], Counter[str]] = {}
-        for record in self.records.values():
-            key = (record["backend"] or "-", record["family"])
-            groups.setdefault(key, Counter())[record["outcome"]] += 1
-        if not groups:
+        records = list(self.records.values())
+        if not records:
             return
         terminalreporter.section("nnspec results")
-        header = f"{'backend':<14} {'family':<18}" + "".join(
-            f" {outcome.removeprefix('skipped-')[:9]:>9}" for outcome in OUTCOMES
-        )
-        terminalreporter.write_line(header)
-        for (backend, family), counts in sorted(groups.items()):
-            terminalreporter.write_line(
-                f"{backend:<14} {family:<18}"
-                + "".join(f" {counts[outcome]:>9}" for outcome in OUTCOMES)
-            )
+        backend_records = [r for r in records if r["kind"] == "backend"]
+        if backend_records:
+            self._write_table(terminalreporter, backend_records)
+        for line in headline(records):
+            terminalreporter.write_line(line)
         if self.path is not None:
             terminalreporter.write_line(f"results: {self.path}")
 
+    def _write_table(self, terminalreporter: Any, records: list[dict]) -> None:
+        groups: dict[tuple[str, str], Counter[str]] = {}
+        for record in records:
+            key = (record["backend"] or "-", record["family"])
+            groups.setdefault(key, Counter())[record["outcome"]] += 1
+        width = max(14, *(len(backend) for backend, _ in groups))
+        columns = [outcome.removeprefix("skipped-")[:11] for outcome in OUTCOMES]
+        terminalreporter.write_line(
+            f"{'backend':<{width}} {'family':<18}"
+            + "".join(f" {column:>11}" for column in columns)
+        )
+        for (backend, family), counts in sorted(groups.items()):
+            terminalreporter.write_line(
+                f"{backend:<{width}} {family:<18}"
+                + "".join(f" {counts[outcome]:>11}" for outcome in OUTCOMES)
+            )
+
+
+def _counts(records: list[dict[str, Any]]) -> str:
+    counts = Counter(record["outcome"] for record in records)
+    return ", ".join(
+        f"{counts[outcome]} {outcome}" for outcome in OUTCOMES if counts[outcome]
+    )
+
+
+def headline(records: list[dict[str, Any]]) -> list[str]:
+    """The summary's lines: backend checks, then the suite's own, then not-run."""
+    backend = [r for r in records if r["kind"] == "backend"]
+    suite = [r for r in records if r["kind"] != "backend"]
+    lines = [
+        f"backend checks: {len(backend)}"
+        + (f" ({_counts(backend)})" if backend else ""),
+        f"the suite's own tests (reference, harness): {len(suite)}"
+        + (f" ({_counts(suite)})" if suite else ""),
+    ]
+    reasons = Counter(r["reason"] for r in records if r["outcome"] == "not-run")
+    if reasons:
+        lines.append(f"NOT RUN: {sum(reasons.values())} checks never ran:")
+        lines += [f"  {count:>5} {reason}" for reason, count in reasons.most_common()]
+    return lines
+
 
 def _timeout_setting(config: pytest.Config) -> float | None:
+    value = getattr(config, "_env_timeout", None)  # pytest-timeout's, resolved
+    if value is None:
+        try:
+            value = config.getoption("timeout")
+        except ValueError:
+            return None
     try:
-        value = config.getoption("timeout")
-    except ValueError:
-        return None
-    try:
-        return float(value) if value is not None else None
+        return float(value) if value else None
     except (TypeError, ValueError):
         return None
 
 
 def _load_backends(config: pytest.Config) -> list[Any]:
     """The selected backends, loaded as the conftest does (when it has not yet)."""
+    try:
+        specs = config.getoption("backend")
+    except ValueError:  # a suite without the --backend option: no backends
+        return []
     from backends import contract
 
     class Loaded:
@@ -794,14 +1341,28 @@ def _load_backends(config: pytest.Config) -> list[Any]:
         def id(self) -> str:
             return self.backend.name if self.backend is not None else self.spec
 
-    try:
-        specs = config.getoption("backend")
-    except ValueError:
-        specs = None
     return [Loaded(spec) for spec in contract.selected(specs or None)]
 
 
-def _shell_quote(text: str) -> str:
-    if re.fullmatch(r"[\w./:=@+-]+", text):
-        return text
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+def main(arguments: list[str] | None = None) -> int:
+    """``python -m properties.results finalize PATH``: see :func:`finalize`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m properties.results")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser(
+        "finalize", help="write PATH from its journal if the run that wrote it died"
+    )
+    command.add_argument("path", type=Path)
+    options = parser.parse_args(arguments)
+    document = finalize(options.path)
+    if document is None:
+        print(f"no results at {options.path} and no journal", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {o}" for o, n in sorted(document["summary"].items()))
+    print(f"{options.path}: {document['collected']} collected: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,6 +36,20 @@ The tools, each with its guarantee:
     ``t``): :math:`t = ML/3 + \sqrt{(ML/3)^2 + 2VL}` with
     :math:`L = \ln(2/\delta)`.
 
+``dkw_epsilon(n, delta)`` and ``ks_distance(values, cdf)``
+    The shape of a distribution, not only its moments: the empirical
+    distribution function :math:`F_n` of ``n`` independent draws from
+    :math:`F` satisfies :math:`P(\sup_x |F_n(x) - F(x)| > \varepsilon) \le
+    2 e^{-2n\varepsilon^2}` (Dvoretzky-Kiefer-Wolfowitz with Massart's
+    constant, 1990), for every ``n``. Massart proves it for a continuous
+    :math:`F`; for a discrete one (binomial counts) the supremum runs over a
+    subset of the points of the continuous case, so the bound still holds.
+    ``dkw_epsilon`` solves :math:`2e^{-2n\varepsilon^2} = \delta` for
+    :math:`\varepsilon`; ``ks_distance`` computes the supremum exactly (at
+    the jumps of :math:`F_n`, from both sides).
+``binomial_cdf(n, p)``
+    :math:`P(K \le k)` for every ``k``, from the same exact mass function.
+
 A property that makes several such checks in one example splits the
 example's budget between them (:func:`split`): by the union bound the total
 stays at most 1e-9 per example, 1e-6 per test.
@@ -68,7 +82,11 @@ __all__ = [
     "ReferenceImplementation",
     "bernstein_deviation",
     "binomial_acceptance",
+    "binomial_cdf",
     "chi_square_acceptance",
+    "dkw_epsilon",
+    "ks_distance",
+    "ks_distance_counts",
     "normal_two_sided_quantile",
     "split",
 ]
@@ -82,6 +100,8 @@ MAX_EXAMPLES_PER_TEST = 1000
 #: The budget of one example, :math:`10^{-6} / 1000 = 10^{-9}`: by the union
 #: bound over its examples, a whole test stays below FAILURE_PROBABILITY.
 EXAMPLE_FAILURE_PROBABILITY = FAILURE_PROBABILITY / MAX_EXAMPLES_PER_TEST
+#: Examples per test under the ``nightly`` profile, the largest the suite runs.
+NIGHTLY_EXAMPLES = 300
 
 
 def split(probability: float, parts: int) -> float:
@@ -119,6 +139,70 @@ def normal_two_sided_quantile(
     return high
 
 
+def _binomial_pmf(n: int, p: float) -> np.ndarray:
+    """``P(K = k)`` for ``k = 0..n``, built in log space (``0 < p < 1``)."""
+    k = np.arange(n, dtype=np.float64)
+    log_ratio = np.log((n - k) / (k + 1.0)) + (math.log(p) - math.log1p(-p))
+    log_pmf = np.concatenate([[0.0], np.cumsum(log_ratio)])
+    pmf = np.exp(log_pmf - log_pmf.max())
+    return pmf / pmf.sum()
+
+
+def binomial_cdf(n: int, p: float) -> np.ndarray:
+    """``P(K <= k)`` for ``k = 0..n``, ``K ~ Binomial(n, p)``, exact."""
+    if n < 0 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"need n >= 0 and p in [0, 1], got n={n}, p={p}")
+    if p in (0.0, 1.0) or n == 0:
+        cdf = np.zeros(n + 1)
+        cdf[0 if p == 0.0 else n :] = 1.0
+        return cdf
+    return np.minimum(np.cumsum(_binomial_pmf(n, p)), 1.0)
+
+
+def dkw_epsilon(n: int, probability: float = EXAMPLE_FAILURE_PROBABILITY) -> float:
+    r"""``eps`` with :math:`P(\sup|F_n - F| > \varepsilon) \le` ``probability``.
+
+    :math:`2e^{-2n\varepsilon^2} = \delta` gives
+    :math:`\varepsilon = \sqrt{\ln(2/\delta) / (2n)}`: 0.0131 for
+    ``n = 65536`` and :math:`\delta = 3.3 \cdot 10^{-10}`.
+    """
+    probability = _require_probability(probability)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return math.sqrt(math.log(2.0 / probability) / (2.0 * n))
+
+
+def dkw_probability(n: int, epsilon: float) -> float:
+    """The DKW bound ``2 exp(-2 n eps**2)`` itself (the false-alarm rate)."""
+    return min(1.0, 2.0 * math.exp(-2.0 * n * epsilon * epsilon))
+
+
+def ks_distance(values: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) -> float:
+    """``sup_x |F_n(x) - F(x)|`` of ``values`` against a continuous ``cdf``.
+
+    At the ``i``-th smallest of the ``n`` values :math:`F_n` jumps from
+    ``(i - 1) / n`` to ``i / n``; the supremum is reached at a jump, from one
+    side or the other, so it is the largest of ``|i/n - F(x_i)|`` and
+    ``|(i-1)/n - F(x_i)|``.
+    """
+    ordered = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    n = ordered.size
+    at = np.asarray(cdf(ordered), dtype=np.float64)
+    rank = np.arange(1, n + 1) / n
+    return float(max(np.max(np.abs(rank - at)), np.max(np.abs(rank - 1.0 / n - at))))
+
+
+def ks_distance_counts(counts: np.ndarray, cdf: np.ndarray) -> float:
+    """``sup_x |F_n(x) - F(x)|`` of integer ``counts`` against ``cdf[k] = P(K <= k)``.
+
+    Both distribution functions are constant on each ``[k, k + 1)``, so the
+    supremum is the largest difference at the integers ``0..len(cdf) - 1``.
+    """
+    counts = np.asarray(counts).ravel()
+    empirical = np.cumsum(np.bincount(counts, minlength=cdf.size)[: cdf.size])
+    return float(np.max(np.abs(empirical / counts.size - cdf)))
+
+
 def binomial_acceptance(
     n: int, p: float, probability: float = EXAMPLE_FAILURE_PROBABILITY
 ) -> tuple[int, int]:
@@ -141,11 +225,7 @@ def binomial_acceptance(
         return 0, 0
     if p == 1.0:
         return n, n
-    k = np.arange(n, dtype=np.float64)
-    log_ratio = np.log((n - k) / (k + 1.0)) + (math.log(p) - math.log1p(-p))
-    log_pmf = np.concatenate([[0.0], np.cumsum(log_ratio)])
-    pmf = np.exp(log_pmf - log_pmf.max())
-    pmf /= pmf.sum()
+    pmf = _binomial_pmf(n, p)
     half = probability / 2.0
     at_most = np.cumsum(pmf)  # P(K <= k)
     at_least = np.cumsum(pmf[::-1])[::-1]  # P(K >= k)

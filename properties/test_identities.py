@@ -67,6 +67,7 @@ def activation_inputs(low: float = -20.0, high: float = 20.0):
 # -- activations ---------------------------------------------------------------
 
 
+@pytest.mark.nnspec_ops("sigmoid", "tanh")
 @fixtures_shared
 @given(x=activation_inputs())
 def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> None:
@@ -313,6 +314,7 @@ def maxout_with_zero_piece(draw: st.DrawFn) -> dict[str, Any]:
     return {"x": x, "w0": w0, "b0": b0, "zero_first": draw(st.booleans())}
 
 
+@pytest.mark.nnspec_ops("maxout", "linear", "relu")
 @fixtures_shared
 @given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
 def test_maxout_with_a_zero_piece_is_relu(
@@ -622,6 +624,7 @@ def _size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+@pytest.mark.nnspec_ops("conv2d", "max_pool2d", "avg_pool2d")
 @fixtures_shared
 @given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
 def test_output_size_formula(

@@ -65,6 +65,13 @@ def test_mutant_loads_and_breaks_exactly_one_operation(name: str) -> None:
     extra = overridden(type(backend))
     operations = sorted(key for key in extra if key in CONTRACT_OPERATIONS)
     others = sorted(set(extra) - CONTRACT_OPERATIONS - MUTANT_ATTRIBUTES)
+    if backend.family == "precision":
+        # One bug in every operation: the dtype they compute in.
+        assert len(operations) >= len(CONTRACT_OPERATIONS) - 1 and not others, (
+            f"{where}: a precision mutant wraps every operation and nothing else; "
+            f"it wraps {len(operations)}, and defines {others}"
+        )
+        return
     assert len(operations) == 1, (
         f"{where}: overrides {len(operations)} contract operations {operations}, "
         "must override exactly one"
@@ -195,6 +202,27 @@ LIVE_CALLS = {
     "mutant-init-xavier-uniform-bound-as-std": lambda b: b.initialize(
         "xavier_uniform", (8, 8), seed=1, dtype="float64"
     ),
+    "mutant-init-normal-truncated": lambda b: b.initialize(
+        "he_normal", (64, 64), seed=1, dtype="float64"
+    ),
+    "mutant-init-normal-truncated-rescaled": lambda b: b.initialize(
+        "he_normal", (64, 64), seed=1, dtype="float64"
+    ),
+    "mutant-dropout-mask-fixed-count-per-row": lambda b: b.dropout_mask(
+        (64, 8), p=0.5, seed=1
+    ),
+    "mutant-sgd-nesterov-old-buffer": _steps(
+        "sgd", lr=0.1, momentum=0.9, nesterov=True
+    ),
+    "mutant-sgd-decay-outside-momentum": _steps(
+        "sgd", lr=0.1, momentum=0.9, weight_decay=0.1
+    ),
+    "mutant-relu-gradient-one-at-zero": lambda b: b.relu_backward(
+        np.ones(3), np.array([-1.0, 0.0, 1.0])
+    ),
+    "mutant-bce-without-clamp": lambda b: b.binary_cross_entropy(
+        np.array([[0.0, 0.5]]), np.array([[1.0, 0.0]])
+    ),
     "mutant-adam-no-bias-correction": _steps("adam", lr=0.1),
     "mutant-sgd-momentum-dampened": _steps("sgd", lr=0.1, momentum=0.9),
     "mutant-adagrad-accumulates-after-step": _steps("adagrad", lr=0.1),
@@ -222,6 +250,10 @@ LIVE_CALLS = {
     ),
     "mutant-leaky-relu-backward-as-relu": lambda b: b.leaky_relu_backward(
         np.ones((2, 3)), _LOGITS
+    ),
+    # 1e8 + 1 is not a float32: computed in float32, the sum cancels to 0, not 1.
+    "mutant-float64-in-float32": lambda b: b.linear(
+        np.array([[1e8 + 1]]), np.ones((1, 1)), np.array([-1e8])
     ),
 }
 

@@ -31,6 +31,7 @@ the trajectory (see :func:`trajectory_tolerance`).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from backends import contract
+from properties import draws
 from properties import strategies as s
 from properties.assertions import (
     ATOL,
@@ -51,9 +53,11 @@ from properties.assertions import (
     call_backend,
     expect_tuple,
     fixtures_shared,
+    flush_subnormals,
+    init_state,
     to_numpy,
 )
-from properties.catalog import OPTIMIZER_HYPER
+from properties.catalog import OPTIMIZER_HYPER, TRAJECTORY_STEPS, optimizer_hyper
 from properties.statistics import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
@@ -82,9 +86,7 @@ def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
     step from 1e-44 to 1). Subnormal inputs test the hardware's gradual
     underflow, not the optimizer; GPUs flush them anyway.
     """
-    rounded = np.asarray(a, dtype=np.float64).astype(dtype)
-    rounded[np.abs(rounded) < np.finfo(dtype).tiny] = 0
-    return rounded.astype(np.float64)
+    return flush_subnormals(a, dtype)
 
 
 def run_trajectory(
@@ -106,8 +108,10 @@ def run_trajectory(
     step are passed to the next one (a backend may update them in place);
     ``learning_rates``, if given, replaces ``lr`` step by step.
     """
-    native = impl.asarray(param, dtype)
-    state = call_backend(impl, "init_state", (name, native), {}, context)
+    # Copies in: the step may update the native param in place, and asarray
+    # may wrap the host array. Copies out: to_numpy copies (it may be a view).
+    native = impl.asarray(np.array(param, copy=True), dtype)
+    state = init_state(impl, name, native, hyper, context)
     history = []
     current = param
     for t in range(steps):
@@ -115,15 +119,23 @@ def run_trajectory(
         step_hyper = dict(hyper)
         if learning_rates is not None:
             step_hyper["lr"] = learning_rates[t]
+        native_gradient = impl.asarray(np.array(gradient, copy=True), dtype)
         result = call_backend(
             impl,
             f"{name}_step",
-            (native, impl.asarray(gradient, dtype), state),
+            (native, native_gradient, state),
             step_hyper,
             context,
         )
         native, state = expect_tuple(
             result, 2, f"{name}_step", impl.name, f"{name}_step", context
+        )
+        assert_unchanged(
+            np.asarray(gradient).astype(dtype),
+            to_numpy(impl, native_gradient, f"grad of step {t + 1}", context),
+            f"grad (step {t + 1})",
+            impl.name,
+            context,
         )
         current = to_numpy(impl, native, f"param after step {t + 1}", context)
         if current.shape != param.shape or current.dtype != np.dtype(dtype):
@@ -214,7 +226,7 @@ def trajectory_cases(draw: st.DrawFn, name: str) -> dict[str, Any]:
     return {
         "param": draw(s.arrays(shape)),
         "grads": list(grads),
-        "hyper": draw(OPTIMIZER_HYPER[name]()),
+        "hyper": draw(optimizer_hyper(name)),
     }
 
 
@@ -256,6 +268,60 @@ def test_optimizer_trajectory(backend: Any, dtype: str, op: str, data) -> None:
     _require(backend, "init_state", op)
     name = op.removesuffix("_step")
     check_trajectory(backend, dtype, name, data.draw(trajectory_cases(name)))
+
+
+#: Draws per optimizer in the coverage test of the strategies.
+COVERAGE_DRAWS = 300
+
+
+@pytest.mark.parametrize("name", sorted(draws.CATEGORIES))
+def test_strategy_reaches_what_matters(name: str) -> None:
+    """The hyperparameter strategy draws the cases where the formulas differ.
+
+    ``COVERAGE_DRAWS`` derandomized draws of ``optimizer_hyper(name)`` (the
+    strategy of every trajectory check here and in ``test_agreement.py``) are
+    sorted into :data:`properties.draws.CATEGORIES`; each category must get
+    at least its :data:`~properties.draws.MINIMUM_FRACTIONS` share (Nesterov
+    with momentum >= 0.1, momentum with weight decay >= 1e-3, ...) and none
+    may draw a momentum or a weight decay too small to change a trajectory.
+    Every trajectory takes several steps (``STEPS`` here, the catalog's
+    ``TRAJECTORY_STEPS`` in ``test_agreement.py``): at least 3, so that a
+    momentum buffer or an accumulator is read after it was written.
+
+    Bugs caught (in the suite): a strategy that draws Nesterov only with a
+    momentum of 1e-180, or never momentum together with weight decay, so
+    that a backend wrong exactly there passes.
+    """
+    drawn: list[dict[str, Any]] = []
+
+    @settings(
+        max_examples=COVERAGE_DRAWS, derandomize=True, database=None, deadline=None
+    )
+    @given(hyper=OPTIMIZER_HYPER[name]())
+    def collect(hyper: dict[str, Any]) -> None:
+        drawn.append(hyper)
+
+    collect()
+    tally: Counter = Counter()
+    for hyper in drawn:
+        tally[(name, "total")] += 1
+        tally.update((name, category) for category in draws.categories(name, hyper))
+    shares = draws.fractions(tally)
+    report = "\n".join(draws.table(tally))
+    for (optimizer, category), least in draws.MINIMUM_FRACTIONS.items():
+        if optimizer == name:
+            share = shares.get((name, category), 0.0)
+            assert share >= least, (
+                f"{name}: only {share:.1%} of {len(drawn)} draws are "
+                f"'{category}' (at least {least:.0%} needed)\n{report}"
+            )
+    for (optimizer, category), most in draws.MAXIMUM_FRACTIONS.items():
+        if optimizer == name:
+            share = shares.get((name, category), 0.0)
+            assert share <= most, (
+                f"{name}: {share:.1%} of the draws are '{category}'\n{report}"
+            )
+    assert min(STEPS, TRAJECTORY_STEPS) >= 3
 
 
 # ---------------------------------------------------------------------------

@@ -34,6 +34,10 @@ broken backends share one run. About 10 s of CPU for the module.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +65,9 @@ TINY_SPEC = "examples.tiny:backend"
 TINY_OPERATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax", "mse_loss")
 #: Operations tiny lacks, selected to prove they are skipped as "not implemented".
 LACKED_OPERATIONS = ("elu", "conv2d", "softmax_cross_entropy")
+#: Operations a broken backend adds to tiny's (the optimizer step that mutates
+#: its gradient).
+BROKEN_EXTRA_OPERATIONS = ("sgd_step",)
 
 #: backend attribute in properties.broken_backends -> its name, and for each
 #: broken operation the dtypes in which it is broken and a word the failure
@@ -86,6 +93,8 @@ BROKEN: dict[str, tuple[str, dict[str, tuple[tuple[str, ...], str]]]] = {
         "broken_tuple",
         {"relu": (DTYPES, "tuple"), "softmax": (DTYPES, "tuple")},
     ),
+    "mutates_dout": ("broken_mutates_dout", {"relu": (DTYPES, "'dout' in place")}),
+    "mutates_grad": ("broken_mutates_grad", {"sgd_step": (DTYPES, "'grad")}),
 }
 UNAVAILABLE_NAME = broken_backends.unavailable.name
 UNAVAILABLE_REASON = broken_backends.unavailable.unavailable_reason
@@ -111,6 +120,16 @@ _PARAMETERS = {}
 settings.register_profile(
     "PROFILE_NAME",
     max_examples=10,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# Three examples: enough for a bug that shows on every example (aliasing),
+# where the whole suite runs.
+settings.register_profile(
+    "PROFILE_NAME_quick",
+    max_examples=3,
     deadline=None,
     database=None,
     phases=[Phase.explicit, Phase.generate],
@@ -172,6 +191,7 @@ def pytest_runtest_logreport(report):
         exception_type, message = properties.get("nnspec_exception", ["", ""])
         message = message or report.longreprtext
     record = {
+        "declined": dict(report.user_properties).get("nnspec-declined", 0),
         "nodeid": report.nodeid,
         "when": report.when,
         "outcome": report.outcome,
@@ -197,6 +217,7 @@ class Outcome:
     exception: str  # the type of the exception of a failure
     message: str  # a failure's exception message, or a skip's reason
     text: str  # a failure's full report
+    declined: int = 0  # examples the backend declined
 
     def describe(self) -> str:
         exception = f"{self.exception}: " if self.exception else ""
@@ -254,6 +275,7 @@ def _read_outcomes(path: Path) -> list[Outcome]:
                 exception=first["exception"],
                 message=first["message"],
                 text=first["text"],
+                declined=max(r.get("declined", 0) for r in records),
             )
         )
     return outcomes
@@ -270,15 +292,18 @@ def run_suite(
     backends: Iterable[str] = (),
     ops: Iterable[str] = (),
     environment: dict[str, str | None] | None = None,
+    paths: Iterable[Path] = (AGREEMENT,),
+    profile: str = PROFILE,
+    extra: Iterable[str] = (),
 ) -> SuiteRun:
-    """Run the agreement tests in a subprocess, for ``backends`` and ``ops``."""
+    """Run the agreement tests (or ``paths``) in a subprocess, for ``backends``."""
     if not AGREEMENT.exists():
         pytest.fail(f"{AGREEMENT} does not exist: nothing to run the backends through")
     environment = {ENVIRONMENT_VARIABLE: None, "HYPOTHESIS_PROFILE": None} | (
         environment or {}
     )
     args = (
-        str(AGREEMENT),
+        *(str(path) for path in paths),
         f"--rootdir={ROOT}",
         "-c",
         str(ROOT / "pyproject.toml"),
@@ -286,10 +311,11 @@ def run_suite(
         "no:cacheprovider",
         "-p",
         "nnspec_outcomes",
-        f"--hypothesis-profile={PROFILE}",
+        f"--hypothesis-profile={profile}",
         "-q",
         "--nnspec-ops=" + ",".join(ops),
         *(f"--backend={spec}" for spec in backends),
+        *extra,
     )
     key = (args, tuple(sorted(environment.items())))
     if key in _RUNS:
@@ -319,14 +345,17 @@ def _broken_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> S
             broken_backends.SPECS["unavailable"],
             broken_backends.NONEXISTENT_SPEC,
         ],
-        ops=TINY_OPERATIONS + LACKED_OPERATIONS,
+        ops=TINY_OPERATIONS + LACKED_OPERATIONS + BROKEN_EXTRA_OPERATIONS,
     )
 
 
-def _problems_with_lacked(run: SuiteRun, backend: str) -> list[str]:
+def _problems_with_lacked(
+    run: SuiteRun, backend: str, has: Iterable[str] = ()
+) -> list[str]:
     """The operations ``backend`` lacks must be skipped as "not implemented"."""
     problems = []
-    lacked = [o for o in run.of(backend) if o.op not in TINY_OPERATIONS]
+    implemented = {*TINY_OPERATIONS, *has}
+    lacked = [o for o in run.of(backend) if o.op not in implemented]
     if not lacked:
         problems.append(f"no test of an operation {backend!r} lacks was run")
     for outcome in lacked:
@@ -371,7 +400,7 @@ def test_broken_backend_fails_only_its_broken_ops(
     run = _broken_run(pytester, monkeypatch)
     name, broken = BROKEN[attribute]
     problems = []
-    for op in TINY_OPERATIONS:
+    for op in dict.fromkeys([*TINY_OPERATIONS, *broken]):
         dtypes, word = broken.get(op, ((), ""))
         for outcome in run.of(name, op):
             if outcome.dtype in dtypes:
@@ -403,7 +432,7 @@ def test_broken_backend_fails_only_its_broken_ops(
                         f"failure of {outcome.nodeid} is not {', '.join(missing)}: "
                         f"{outcome.exception}: {message[:500]!r}"
                     )
-    problems += _problems_with_lacked(run, name)
+    problems += _problems_with_lacked(run, name, has=broken)
     assert not problems, (
         f"backend {name!r} (properties.broken_backends:{attribute}):\n  "
         + "\n  ".join(problems)
@@ -517,3 +546,214 @@ def _check_tiny(run: SuiteRun, *, every_operation: bool, also: set[str] = frozen
         if unseen:
             problems.append(f"operations never tried on tiny: {unseen}")
     assert not problems, "backend 'tiny':\n  " + "\n  ".join(problems) + run.context()
+
+
+# -- declined options ------------------------------------------------------------
+
+DECLINING_SPEC = "examples.declining:backend"
+DECLINING_OPERATIONS = ("softmax", "mse_loss", "tanh", "relu")
+
+
+def _declining_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    return run_suite(
+        pytester,
+        monkeypatch,
+        backends=[DECLINING_SPEC, broken_backends.SPECS["declining_bug"]],
+        ops=DECLINING_OPERATIONS,
+    )
+
+
+def test_declined_options_are_unsupported_not_failed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples.declining: its fully declined check is "unsupported", the rest pass.
+
+    ``tanh_backward`` declines every example: skipped with the ``unsupported:``
+    reason naming it and the backend's message. ``softmax`` declines every
+    axis but the last: it passes on the examples it supports, with the
+    declined ones counted. ``mse_loss_backward`` gives no target gradient: the
+    check passes on the gradient it gives.
+    """
+    run = _declining_run(pytester, monkeypatch)
+    problems = []
+    for outcome in run.of("tiny_declining"):
+        declined_everything = (
+            outcome.nodeid.startswith("properties/test_agreement.py::test_backward")
+            and outcome.op == "tanh"
+        )
+        if declined_everything:
+            expected = (
+                "unsupported: backend tiny_declining declined every example of "
+                "tanh_backward"
+            )
+            if outcome.outcome != "skipped" or not outcome.message.startswith(expected):
+                problems.append(f"not {expected!r}: {outcome.describe()}")
+            elif "no derivative of tanh" not in outcome.message:
+                problems.append(f"the backend's message is lost: {outcome.describe()}")
+        elif outcome.outcome != "passed":
+            problems.append(f"supported check did not pass: {outcome.describe()}")
+    softmax = [o for o in run.of("tiny_declining", "softmax") if o.outcome == "passed"]
+    if not any(o.declined for o in softmax):
+        problems.append(
+            "no softmax check counted a declined example (nnspec-declined): "
+            + "; ".join(o.describe() for o in softmax)
+        )
+    assert not problems, "\n  ".join(["examples.declining:", *problems]) + (
+        run.context()
+    )
+
+
+def test_bug_in_the_supported_space_is_still_found(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declined examples do not stop the search: the bugs where it supports fail.
+
+    ``broken_declining`` is the declining example with a wrong softmax (found
+    among the last-axis examples, all others declined) and a wrong ``dpred``
+    in the backward that gives no target gradient.
+    """
+    run = _declining_run(pytester, monkeypatch)
+    problems = []
+    for op, word in (("softmax", "values differ"), ("mse_loss", "gradient wrt pred")):
+        for dtype in DTYPES:
+            failed = [
+                o
+                for o in run.of("broken_declining", op)
+                if o.dtype == dtype and o.outcome == "failed"
+            ]
+            if not any(word in o.message for o in failed):
+                problems.append(
+                    f"{op} in {dtype}: no failure saying {word!r}: "
+                    + "; ".join(o.describe() for o in run.of("broken_declining", op))
+                )
+    assert not problems, "\n  ".join(["broken_declining:", *problems]) + (run.context())
+
+
+# -- aliasing --------------------------------------------------------------------
+
+
+def test_backend_sharing_memory_passes_every_module(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correct backend whose arrays alias (examples.sharing) passes everything.
+
+    Its ``asarray`` wraps the host array, its ``to_numpy`` returns views and
+    its optimizer steps update ``param`` in place, as the contract allows: no
+    check of any property module may fail it. Three examples per check (an
+    aliasing false alarm shows on every example).
+    """
+    modules = backend_modules()
+    run = run_suite(
+        pytester,
+        monkeypatch,
+        backends=["examples.sharing:backend"],
+        paths=[ROOT / module for module in modules],
+        profile=PROFILE + "_quick",
+        extra=("-k", "numpy_sharing"),
+    )
+    bad = [o.describe() for o in run.outcomes if o.outcome in ("failed", "error")]
+    assert run.ret == 0 and not bad, (
+        "the sharing backend (correct, views and in-place steps) failed:\n  "
+        + "\n  ".join(bad)
+        + run.context()
+    )
+    ran = {o.nodeid.partition("::")[0] for o in run.of("numpy_sharing")}
+    assert ran == set(modules), (
+        f"modules with no check run on the sharing backend: "
+        f"{sorted(set(modules) - ran)}" + run.context()
+    )
+
+
+def backend_modules() -> list[str]:
+    """The property modules with checks of a backend (the ``backend`` fixture).
+
+    The meta-test modules, which run the suite in subprocesses, are left out.
+    """
+    meta = {"test_suite_robustness.py", "test_run_robustness.py"}
+    return [
+        f"properties/{path.name}"
+        for path in sorted(ROOT.glob("properties/test_*.py"))
+        if path.name not in meta
+        and re.search(r"\bbackend: Any\b", path.read_text(encoding="utf-8"))
+    ]
+
+
+# -- reproduce commands ----------------------------------------------------------
+
+
+def test_printed_reproduce_commands_rerun_exactly_one_failing_check(
+    tmp_path: Path,
+) -> None:
+    """Every failure ends with a command that, run as printed, reruns that check.
+
+    The backend's name holds spaces, parentheses, ``<``, ``::`` and brackets.
+    Failures from several modules are collected; a sample of their reproduce
+    lines is run through a shell from the repository root: each must select
+    exactly one check, and fail it.
+    """
+    spec = broken_backends.SPECS["oddly_named"]
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in (ENVIRONMENT_VARIABLE, "HYPOTHESIS_PROFILE", "PYTEST_ADDOPTS")
+    }
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}" + (
+        environment.get("PATH", "")
+    )
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "properties/test_agreement.py",
+            "properties/test_identities.py",
+            "properties/test_stability.py",
+            f"--backend={spec}",
+            "--hypothesis-profile=dev",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-q",
+            "-k",
+            "relu or sigmoid",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = first.stdout + first.stderr
+    lines = sorted(
+        {
+            line.split("reproduce: ", 1)[1].strip()
+            for line in output.splitlines()
+            if "reproduce: python -m pytest" in line
+        }
+    )
+    modules = {line.split()[3].partition("::")[0] for line in lines}
+    assert len(modules) >= 2, (
+        f"reproduce lines from only {sorted(modules)}:\n" + output[-3000:]
+    )
+    sample = lines[:: max(1, len(lines) // 4)][:4]
+    problems = []
+    for line in sample:
+        rerun = subprocess.run(
+            ["bash", "-c", line],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        summary = (rerun.stdout.strip().splitlines() or [""])[-1].strip("= ")
+        if rerun.returncode != 1 or not re.fullmatch(r"1 failed in .*", summary):
+            problems.append(
+                f"{line}\n    exit {rerun.returncode}, summary {summary!r}\n"
+                + rerun.stdout[-800:]
+                + rerun.stderr[-800:]
+            )
+    assert not problems, "reproduce lines that do not rerun one failing check:\n" + (
+        "\n".join(problems)
+    )

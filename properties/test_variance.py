@@ -52,6 +52,8 @@ from properties.statistics import (
     REFERENCE,
     bernstein_deviation,
     chi_square_acceptance,
+    dkw_epsilon,
+    ks_distance,
     normal_two_sided_quantile,
     split,
 )
@@ -373,6 +375,176 @@ def test_reference_expected_moments_match_the_formulas(
         f"reference expected_moments({name!r}, {shape}, {hyper}) = ({mean}, "
         f"{variance}); the contract's formula gives (0, {expected_variance})"
     )
+
+
+# ---------------------------------------------------------------------------
+# Initializer distributions: the shape, not only the moments
+# ---------------------------------------------------------------------------
+
+
+@st.composite
+def large_weight_shapes(draw: st.DrawFn) -> tuple[int, ...]:
+    """Linear ``(out, in)`` or 3x3 conv shapes with 147,456 to 331,776 weights.
+
+    Enough for the DKW band (:func:`check_initializer_distribution`) to be
+    0.0085 at most, half the Kolmogorov distance of a 2-sigma-truncated
+    normal rescaled to the right variance (0.0167).
+    """
+    if draw(st.booleans()):
+        return (draw(st.integers(384, 512)), draw(st.integers(384, 512)))
+    return (draw(st.integers(128, 192)), draw(st.integers(128, 192)), 3, 3)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-x / math.sqrt(2.0))
+
+
+def _uniform_cdf(x: np.ndarray) -> np.ndarray:
+    """The CDF of U(-sqrt 3, sqrt 3): a standardized uniform."""
+    a = math.sqrt(3.0)
+    return np.clip((x + a) / (2.0 * a), 0.0, 1.0)
+
+
+def check_initializer_distribution(
+    impl: Any,
+    dtype: str,
+    name: str,
+    shape: tuple[int, ...],
+    seed: int,
+    hyper: dict[str, float],
+) -> None:
+    r"""The draw of ``initialize(name, shape)`` has its distribution's shape.
+
+    The weights, divided by the formula's standard deviation :math:`\sigma`,
+    must follow :math:`N(0, 1)` (normal initializers) or
+    :math:`U(-\sqrt 3, \sqrt 3)` (uniform ones): their Kolmogorov distance
+    :math:`D_n = \sup_x |F_n(x) - F(x)|` (:func:`ks_distance`) must be at
+    most :math:`\varepsilon = \sqrt{\ln(2/\delta)/(2n)}`, which a correct
+    initializer exceeds with probability at most
+    :math:`2e^{-2n\varepsilon^2} = \delta` (Dvoretzky-Kiefer-Wolfowitz,
+    Massart's constant: exact for every ``n``). One check per example,
+    :math:`\delta = 10^{-9}`: at most :math:`3 \cdot 10^{-7}` per test at
+    the nightly profile's 300 examples
+    (``test_statistical_checks_false_alarm_bounds`` recomputes it).
+
+    Rounding: a float32 draw moves each standardized weight by at most
+    :math:`2^{-24}` relative, which moves :math:`F` by less than
+    :math:`10^{-7}`; the band gets that slack.
+
+    Bugs caught: a normal truncated at :math:`2\sigma` and rescaled to the
+    right variance (:math:`D \approx 0.0167` against
+    :math:`\varepsilon \le 0.0085`; its moments pass), or not rescaled
+    (:math:`D \approx 0.023`), a uniform initializer drawing a normal of the
+    right variance or the reverse (:math:`D \approx 0.03`), a sum of two
+    uniforms (triangular).
+    """
+    context = Context(
+        op="initialize",
+        backend=impl.name,
+        dtype=dtype,
+        inputs={"shape": shape},
+        hyper={"name": name, "seed": seed, **hyper},
+        variant=name,
+    )
+    native = call_backend(
+        impl,
+        "initialize",
+        (name, shape),
+        {"seed": seed, "dtype": dtype, **hyper},
+        context,
+    )
+    weights = to_numpy(impl, native, "weights", context)
+    if weights.shape != tuple(shape) or weights.dtype != np.dtype(dtype):
+        raise context.fail(
+            "initializer distribution: wrong shape or dtype",
+            f"got {weights.dtype}{list(weights.shape)}, expected {dtype}{list(shape)}",
+        )
+    sigma = math.sqrt(formula_variance(name, shape, hyper))
+    standardized = weights.astype(np.float64).ravel() / sigma
+    if not np.all(np.isfinite(standardized)):
+        raise context.fail("initializer distribution: the weights hold NaN or inf")
+    uniform = name in UNIFORM_INITIALIZERS
+    distance = ks_distance(standardized, _uniform_cdf if uniform else _normal_cdf)
+    n = standardized.size
+    epsilon = dkw_epsilon(n, EXAMPLE_FAILURE_PROBABILITY)
+    if distance > epsilon + 1e-7:
+        largest = float(np.abs(standardized).max())
+        raise context.fail(
+            f"initializer distribution: {name} is not "
+            f"{'uniform' if uniform else 'normal'}: Kolmogorov distance {distance:.5f}"
+            f" > {epsilon:.5f} from "
+            + ("U(-sqrt 3, sqrt 3)" if uniform else "N(0, 1)")
+            + " after dividing by the formula's std",
+            f"{n} weights, formula std {sigma:.6g}; max |w| / std = {largest:.3f}",
+            f"a correct initializer exceeds {epsilon:.5f} with probability "
+            f"<= {EXAMPLE_FAILURE_PROBABILITY:g} (DKW, 2 exp(-2 n eps^2))",
+        )
+
+
+_DISTRIBUTION_DRAWS = {
+    "shape": large_weight_shapes(),
+    "seed": s.seeds(),
+    "std": st.one_of(st.none(), s.floats(1e-3, 2.0)),
+    "negative_slope": st.one_of(st.none(), s.floats(0.0, 1.0)),
+}
+
+
+@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
+@settings(fixtures_shared, max_examples=10)
+@given(**_DISTRIBUTION_DRAWS)
+def test_initializer_distribution(
+    backend: Any,
+    dtype: str,
+    name: str,
+    shape: tuple[int, ...],
+    seed: int,
+    std: float | None,
+    negative_slope: float | None,
+) -> None:
+    """Each backend initializer draws from a normal or a uniform, not only with
+    the right moments (10 examples: each draws up to 331,776 weights).
+
+    See :func:`check_initializer_distribution`.
+    """
+    _require(backend, "initialize")
+    check_initializer_distribution(
+        backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
+    )
+
+
+@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
+@settings(max_examples=10)
+@given(**_DISTRIBUTION_DRAWS)
+def test_initializer_distribution_reference(
+    name: str,
+    shape: tuple[int, ...],
+    seed: int,
+    std: float | None,
+    negative_slope: float | None,
+) -> None:
+    """The reference initializers pass the same distribution property."""
+    check_initializer_distribution(
+        REFERENCE, "float64", name, shape, seed, _hyper_for(name, std, negative_slope)
+    )
+
+
+def test_distribution_check_rejects_truncated_normals() -> None:
+    """The band is tight enough: 2-sigma-truncated normals fail at the smallest n.
+
+    The Kolmogorov distance of the truncated normal (rescaled to variance 1
+    or not) from N(0, 1), computed exactly on a fine grid, is well above the
+    DKW band at the smallest shape :func:`large_weight_shapes` draws.
+    """
+    x = np.linspace(-6.0, 6.0, 120_001)
+    mass = _normal_cdf(np.array([2.0]))[0] - _normal_cdf(np.array([-2.0]))[0]
+    variance = 1.0 - 4.0 * math.exp(-2.0) / math.sqrt(2.0 * math.pi) / mass
+    smallest = min(384 * 384, 128 * 128 * 9)
+    epsilon = dkw_epsilon(smallest, EXAMPLE_FAILURE_PROBABILITY)
+    for scale in (1.0, 1.0 / math.sqrt(variance)):
+        inside = np.clip(x / scale, -2.0, 2.0)
+        truncated = (_normal_cdf(inside) - _normal_cdf(np.array([-2.0]))) / mass
+        distance = float(np.max(np.abs(truncated - _normal_cdf(x))))
+        assert distance > 1.5 * epsilon, (scale, distance, epsilon)
 
 
 # ---------------------------------------------------------------------------
@@ -719,6 +891,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
 _STACK_SEEDS = {name: 1000 * (index + 1) for index, name in enumerate(STACK_CASES)}
 
 
+@pytest.mark.nnspec_ops("initialize", "linear", "relu", "tanh")
 @pytest.mark.parametrize("case", list(STACK_CASES))
 def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
     """Each backend's initializer + activation stack keeps, loses or blows up a signal.
@@ -732,3 +905,133 @@ def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
 def test_deep_stack_variance_reference(case: str) -> None:
     """The reference ops pass the same deep-stack property (float64)."""
     check_deep_stack(REFERENCE, "float64", case, _STACK_SEEDS[case])
+
+
+# ---------------------------------------------------------------------------
+# The false-alarm bound of every statistical check
+# ---------------------------------------------------------------------------
+
+
+def _chi_square_tails(n: int, low: float, high: float) -> float:
+    """Laurent-Massart's bound on ``P(Q < low) + P(Q > high)``, ``Q ~ chi2_n``.
+
+    ``low = n - 2 sqrt(n x)`` and ``high = n + 2 sqrt(n y) + 2 y`` solved for
+    ``x`` and ``y``; the bound is ``exp(-x) + exp(-y)``.
+    """
+    x = ((n - low) / (2.0 * math.sqrt(n))) ** 2 if low > 0 else math.inf
+    root_y = (-math.sqrt(n) + math.sqrt(n + 2.0 * (high - n))) / 2.0
+    return math.exp(-x) + math.exp(-(root_y**2))
+
+
+def _bernstein_tail(variance_sum: float, bound: float, t: float) -> float:
+    """Bernstein's ``2 exp(-(t^2 / 2) / (V + M t / 3))``."""
+    return 2.0 * math.exp(-(t * t / 2.0) / (variance_sum + bound * t / 3.0))
+
+
+def _normal_tail(z: float) -> float:
+    return math.erfc(z / math.sqrt(2.0))
+
+
+def _initializer_bounds(kind: str, n: int, check: Callable) -> float:
+    """The false alarm of one example of a mean + mean-square check on ``n`` draws."""
+    variance = 1.0
+    low, high, mean_bound = check(n)
+    if kind == "uniform":
+        a = math.sqrt(3.0)
+        mean = _bernstein_tail(n * variance, a, mean_bound * n)
+        square = _bernstein_tail(n * 4 * a**4 / 45, 2 * a * a / 3, (high - 1.0) * n)
+        return mean + square
+    mean = _normal_tail(mean_bound * math.sqrt(n))
+    return mean + _chi_square_tails(n, low * n, high * n)
+
+
+def _variance_check(kind: str) -> Callable[[int], tuple[float, float, float]]:
+    """check_initializer_moments' bounds at variance 1 (same formulas, same delta)."""
+    delta = split(EXAMPLE_FAILURE_PROBABILITY, 2)
+
+    def bounds(n: int) -> tuple[float, float, float]:
+        if kind == "uniform":
+            a = math.sqrt(3.0)
+            mean_bound = bernstein_deviation(n * a * a / 3.0, a, delta) / n
+            spread = bernstein_deviation(
+                n * 4.0 * a**4 / 45.0, 2.0 * a * a / 3.0, delta
+            )
+            return 1 - spread / n, 1 + spread / n, mean_bound
+        z = normal_two_sided_quantile(delta)
+        chi_low, chi_high = chi_square_acceptance(n, delta)
+        return chi_low / n, chi_high / n, z / math.sqrt(n)
+
+    return bounds
+
+
+def _false_alarms() -> dict[str, float]:
+    """Each statistical check: its false-alarm probability per example, recomputed.
+
+    Computed from the checks' own parameters (intervals, bands) through the
+    inequality each rests on, at the sizes the strategies draw (the worst
+    over the range's ends and a middle).
+    """
+    from properties import catalog
+    from properties.test_dropout import DROP_PROBABILITIES
+
+    alarms: dict[str, float] = {}
+    for kind, name in (("normal", "he_normal"), ("uniform", "he_uniform")):
+        sizes = (2304, 4096, 32 * 32 * 25)
+        alarms[f"catalog initialize sanity ({kind})"] = max(
+            _initializer_bounds(
+                kind,
+                n,
+                lambda n, name=name: catalog.initialize_sanity_bounds(name, n, 1.0),
+            )
+            for n in sizes
+        )
+        alarms[f"test_variance initializer moments ({kind})"] = max(
+            _initializer_bounds(kind, n, _variance_check(kind))
+            for n in (1024, 4096, 147_456)
+        )
+    alarms["test_variance initializer distribution (DKW)"] = max(
+        2 * math.exp(-2 * n * dkw_epsilon(n, EXAMPLE_FAILURE_PROBABILITY) ** 2)
+        for n in (147_456, 331_776)
+    )
+    from properties.statistics import binomial_acceptance, binomial_cdf
+
+    rows = max(
+        2 * math.exp(-2 * r * dkw_epsilon(r, EXAMPLE_FAILURE_PROBABILITY) ** 2)
+        for r in (1024, 4096)
+    )
+    alarms["test_dropout row counts (DKW)"] = rows
+    worst = 0.0
+    for p in DROP_PROBABILITIES:
+        for n in (2000, 40_000):
+            low, high = binomial_acceptance(
+                n, 1 - p, split(EXAMPLE_FAILURE_PROBABILITY, 2)
+            )
+            cdf = binomial_cdf(n, 1 - p)
+            outside = (cdf[low - 1] if low > 0 else 0.0) + (1.0 - cdf[high])
+            worst = max(worst, 2 * outside)  # two such checks per example
+    alarms["test_dropout keep fraction (exact binomial)"] = worst
+    sanity = 0.0
+    for p in (0.01, 0.5, 0.98):
+        for n in (1, 100, 1728):
+            variance = n * p * (1 - p)
+            t = bernstein_deviation(variance, 1.0, EXAMPLE_FAILURE_PROBABILITY)
+            sanity = max(sanity, _bernstein_tail(variance, 1.0, t))
+    alarms["catalog dropout_mask sanity (Bernstein)"] = sanity
+    return alarms
+
+
+def test_statistical_checks_false_alarm_bounds() -> None:
+    """Every statistical check fails a correct backend w.p. <= 1e-6 per test.
+
+    Per test: the per-example probability (recomputed by :func:`_false_alarms`
+    from each check's parameters) times the nightly profile's
+    ``NIGHTLY_EXAMPLES = 300`` examples (the union bound).
+    """
+    from properties.statistics import NIGHTLY_EXAMPLES
+
+    too_loose = {
+        name: per_example * NIGHTLY_EXAMPLES
+        for name, per_example in _false_alarms().items()
+        if per_example * NIGHTLY_EXAMPLES > FAILURE_PROBABILITY
+    }
+    assert not too_loose, f"false alarms above 1e-6 per test: {too_loose}"

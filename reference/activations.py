@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from reference._checks import as_float64, require_non_negative, upstream
+from reference.shapes import prelu_alpha_shape
 
 __all__ = [
     "abs_rectify",
@@ -191,14 +192,9 @@ def leaky_relu_backward(
 def _prelu_slope(x: np.ndarray, alpha: ArrayLike) -> np.ndarray:
     """``alpha`` checked to be ``(1,)`` or ``(C,)``, shaped to broadcast on axis 1."""
     alpha = as_float64("alpha", alpha, ndim=1)
+    prelu_alpha_shape(x.shape, alpha.shape)
     if alpha.shape == (1,):
         return alpha.reshape((1,) * x.ndim)
-    if x.ndim < 2 or alpha.shape != (x.shape[1],):
-        channels = f"(C,) = ({x.shape[1]},)" if x.ndim >= 2 else "(C,) over axis 1"
-        raise ValueError(
-            f"alpha must have shape (1,) or {channels} for x of shape {x.shape}, "
-            f"got {alpha.shape}"
-        )
     return alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 

@@ -57,16 +57,23 @@ reproduces the array exactly, and the float32 array is the float64 one rounded.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-from reference._checks import require_non_negative
+from reference._checks import (
+    ArgumentKindError,
+    require_array_fits,
+    require_finite,
+    require_int,
+    require_non_negative,
+    require_seed,
+)
 
 __all__ = [
     "DTYPES",
     "INITIALIZERS",
+    "check_arguments",
     "expected_moments",
     "fans",
     "initialize",
@@ -103,11 +110,6 @@ HYPER_DEFAULTS: dict[str, dict[str, float]] = {
 UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
 
 
-def _is_int(value: object) -> bool:
-    """An integer that is not a bool (``True`` is no size or seed)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_name(name: object) -> str:
     if name not in INITIALIZERS:
         raise ValueError(f"name must be one of {', '.join(INITIALIZERS)}, got {name!r}")
@@ -115,22 +117,18 @@ def _check_name(name: object) -> str:
 
 
 def _check_shape(shape: object) -> tuple[int, ...]:
-    """A 2-d or 4-d shape of positive ints."""
-    if isinstance(shape, numbers.Integral) or not isinstance(shape, Sequence):
-        raise ValueError(f"shape must be a tuple of 2 or 4 ints, got {shape!r}")
+    """A 2-d or 4-d shape of positive ints whose float64 draw fits in memory."""
+    if isinstance(shape, str) or not isinstance(shape, Sequence):
+        raise ArgumentKindError(f"shape must be a tuple of 2 or 4 ints, got {shape!r}")
     dims = tuple(shape)
     if len(dims) not in (2, 4):
         raise ValueError(
             "shape must be 2-d (out_features, in_features) or 4-d "
             f"(C_out, C_in, kH, kW), got {dims!r}"
         )
-    if not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims
-    ):
-        raise ValueError(f"shape must hold ints, got {dims!r}")
-    if any(d < 1 for d in dims):
-        raise ValueError(f"shape must hold positive sizes, got {dims!r}")
-    return tuple(int(d) for d in dims)
+    dims = tuple(require_int("shape", d, minimum=1, maximum=None) for d in dims)
+    require_array_fits("shape", dims, 8, f"the float64 draw of shape {dims}")
+    return dims
 
 
 def _check_hyper(name: str, hyper: dict[str, object]) -> dict[str, float]:
@@ -147,11 +145,31 @@ def _check_hyper(name: str, hyper: dict[str, object]) -> dict[str, float]:
     if "std" in values:
         values["std"] = require_non_negative("std", values["std"])
     if "negative_slope" in values:
-        slope = values["negative_slope"]
-        if not isinstance(slope, numbers.Real) or not math.isfinite(slope):
-            raise ValueError(f"negative_slope must be a finite number, got {slope!r}")
-        values["negative_slope"] = float(slope)
+        values["negative_slope"] = require_finite(
+            "negative_slope", values["negative_slope"]
+        )
     return values
+
+
+def check_arguments(
+    name: object,
+    shape: object,
+    seed: object,
+    dtype: object,
+    hyper: dict[str, object],
+    dtypes: Sequence[str] = DTYPES,
+) -> tuple[str, tuple[int, ...], int, str, dict[str, float]]:
+    """Every argument of :func:`initialize`, checked: the reference's and backends'.
+
+    Returns ``(name, shape, seed, dtype, hyper)`` with the hyperparameters'
+    defaults filled in; ``dtypes`` are the dtypes the caller can return.
+    """
+    name = _check_name(name)
+    dims = _check_shape(shape)
+    seed = require_seed(seed)
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    return name, dims, seed, str(dtype), _check_hyper(name, hyper)
 
 
 def fans(shape: Sequence[int]) -> tuple[int, int]:
@@ -246,13 +264,7 @@ def initialize(
         when it is unknown or invalid (an unknown name, a 3-d shape, a float or
         bool seed, ``std < 0``, a hyperparameter the initializer does not take).
     """
-    name = _check_name(name)
-    dims = _check_shape(shape)
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    values = _check_hyper(name, hyper)
+    name, dims, seed, dtype, values = check_arguments(name, shape, seed, dtype, hyper)
     fan_in, fan_out = fans(dims)
     scale = _scale(name, fan_in, fan_out, values)
     rng = np.random.default_rng(int(seed))

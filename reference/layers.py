@@ -28,7 +28,6 @@ notes 003 "Notes on CNN - Architecture" (after cs231n), notes 004
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -41,7 +40,9 @@ from reference.shapes import (
     max_pool2d_geometry,
     maxout_shapes,
     pool2d_geometry,
-    upsample2d_hyper,
+    require_min_ndim,
+    softmax_axis,
+    upsample2d_geometry,
 )
 
 __all__ = [
@@ -551,8 +552,7 @@ def avg_pool2d_backward(
 
 def _check_flatten(x: ArrayLike) -> np.ndarray:
     x = as_float64("x", x)
-    if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 dimensions (N, ...), got {x.shape}")
+    require_min_ndim("x", x.shape, 2)
     return x
 
 
@@ -613,18 +613,7 @@ def flatten_backward(dout: ArrayLike, x: ArrayLike) -> tuple[np.ndarray]:
 
 def _check_axis(x: ArrayLike, axis: int) -> tuple[np.ndarray, int]:
     x = as_float64("x", x)
-    if x.ndim < 1:
-        raise ValueError(f"x must have at least 1 dimension, got shape {x.shape}")
-    if (
-        isinstance(axis, bool)
-        or not isinstance(axis, numbers.Integral)
-        or not -x.ndim <= axis < x.ndim
-    ):
-        raise ValueError(
-            f"axis must be an int in [{-x.ndim}, {x.ndim}) for x of shape "
-            f"{x.shape}, got {axis!r}"
-        )
-    return x, int(axis)
+    return x, softmax_axis(x.shape, axis)
 
 
 def softmax(x: ArrayLike, *, axis: int = -1) -> np.ndarray:
@@ -866,7 +855,7 @@ def maxout_backward(
 
 def _check_upsample2d(x: ArrayLike, scale_factor: int, mode: str) -> np.ndarray:
     x = as_float64("x", x, ndim=4)
-    upsample2d_hyper(scale_factor, mode)
+    upsample2d_geometry(x.shape, scale_factor, mode)
     return x
 
 

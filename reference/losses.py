@@ -34,8 +34,10 @@ from reference._checks import (
     as_float64,
     require_labels,
     require_non_negative,
+    require_probabilities,
     require_shape,
 )
+from reference.shapes import require_batch, require_scores
 
 __all__ = [
     "LOG_CLAMP",
@@ -66,10 +68,7 @@ _SMALLEST_PROB = float(np.exp(LOG_CLAMP))
 def _batched(name: str, value: object) -> np.ndarray:
     """``value`` as float64 with a non-empty batch axis 0."""
     array = as_float64(name, value)
-    if array.ndim < 1 or array.shape[0] < 1:
-        raise ValueError(
-            f"{name} must have a batch axis of length >= 1, got shape {array.shape}"
-        )
+    require_batch(name, array.shape)
     return array
 
 
@@ -90,8 +89,7 @@ def _upstream(dout: object) -> np.ndarray:
 
 def _probabilities(name: str, array: np.ndarray) -> np.ndarray:
     """Raise unless every entry lies in [0, 1] (NaN included in the refusal)."""
-    if not np.all((array >= 0.0) & (array <= 1.0)):
-        raise ValueError(f"{name} must lie in [0, 1], got values outside")
+    require_probabilities(name, bool(np.all((array >= 0.0) & (array <= 1.0))))
     return array
 
 
@@ -100,8 +98,7 @@ def _scores_and_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``(N, C)`` with ``N, C >= 1`` and integer labels ``(N,)`` in [0, C)."""
     z = as_float64(scores_name, scores, ndim=2)
-    if z.shape[0] < 1 or z.shape[1] < 1:
-        raise ValueError(f"{scores_name} must have N >= 1 and C >= 1, got {z.shape}")
+    require_scores(scores_name, z.shape)
     y = require_labels("labels", labels, z.shape[0], z.shape[1])
     return z, y
 

@@ -13,7 +13,6 @@ Networks".
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,11 +20,13 @@ from numpy.typing import ArrayLike
 
 from reference._checks import (
     as_float64,
-    require_in_range,
+    require_bool_kind,
+    require_given,
+    require_non_negative_values,
     require_shape,
     upstream,
 )
-from reference.shapes import batch_norm_hyper, require_flag
+from reference.shapes import batch_norm_hyper, dropout_hyper, dropout_mask_hyper
 
 __all__ = [
     "batch_norm",
@@ -58,8 +59,7 @@ def _check_batch_norm(
     running_var = as_float64("running_var", running_var)
     params = (gamma, beta, running_mean, running_var)
     batch_norm_hyper(x.shape, [p.shape for p in params], training, momentum, eps)
-    if np.any(running_var < 0):
-        raise ValueError(f"running_var must be non-negative, got {running_var}")
+    require_non_negative_values("running_var", bool(np.all(running_var >= 0)))
     return x, gamma, beta, running_mean, running_var
 
 
@@ -304,16 +304,8 @@ def dropout_mask(shape: Sequence[int] | int, *, p: float, seed: int) -> np.ndarr
     Sutskever, I. and Salakhutdinov, R. (2014). "Dropout: a simple way to
     prevent neural networks from overfitting." JMLR 15.
     """
-    p = require_in_range("p", p, 0.0, 1.0)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
-    if not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
-        for d in dims
-    ):
-        raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
-    u = np.random.default_rng(int(seed)).random(tuple(int(d) for d in dims))
+    dims, p, seed = dropout_mask_hyper(shape, p, seed)
+    u = np.random.default_rng(seed).random(dims)
     return u >= p
 
 
@@ -321,12 +313,11 @@ def _check_dropout(
     x: ArrayLike, mask: ArrayLike, p: float, training: bool
 ) -> tuple[np.ndarray, np.ndarray, float]:
     x = as_float64("x", x)
+    require_given("mask", mask)
     mask = np.asarray(mask)
-    if mask.dtype != np.bool_:
-        raise ValueError(f"mask must be a bool array (True = kept), got {mask.dtype}")
+    require_bool_kind("mask", mask.dtype.kind, mask.dtype)
     require_shape("mask", mask, x.shape)
-    p = require_in_range("p", p, 0.0, 1.0)
-    require_flag("training", training)
+    p, _ = dropout_hyper(p, training)
     return x, mask, p
 
 

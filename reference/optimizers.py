@@ -31,7 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from reference._checks import (
+    ArgumentKindError,
     as_float64,
+    require_flag,
     require_in_range,
     require_non_negative,
     require_positive,
@@ -40,12 +42,18 @@ from reference._checks import (
 
 __all__ = [
     "OPTIMIZER_NAMES",
+    "adadelta_hyperparameters",
     "adadelta_step",
+    "adagrad_hyperparameters",
     "adagrad_step",
+    "adam_hyperparameters",
     "adam_step",
     "clip_grad_norm",
     "init_state",
+    "require_gradient_list",
+    "rmsprop_hyperparameters",
     "rmsprop_step",
+    "sgd_hyperparameters",
     "sgd_momentum_notes_step",
     "sgd_step",
 ]
@@ -140,6 +148,70 @@ def _beta(name: str, value: float) -> float:
     return require_in_range(name, value, 0.0, 1.0)
 
 
+# ---------------------------------------------------------------- hyperparameters
+# The checks of every optimizer's hyperparameters, called by the reference and
+# by every backend (each returns the values as floats, in the order given).
+
+
+def sgd_hyperparameters(
+    lr: object, momentum: object, nesterov: object, weight_decay: object
+) -> tuple[float, float, bool, float]:
+    """``lr > 0``, ``momentum`` in [0, 1), ``nesterov`` a bool (Python or NumPy)
+    that requires ``momentum > 0``, ``weight_decay >= 0``."""
+    lr = require_positive("lr", lr)
+    momentum = _beta("momentum", momentum)
+    nesterov = require_flag("nesterov", nesterov)
+    if nesterov and momentum == 0.0:
+        raise ValueError("nesterov requires momentum > 0, got momentum=0")
+    weight_decay = require_non_negative("weight_decay", weight_decay)
+    return lr, momentum, nesterov, weight_decay
+
+
+def adagrad_hyperparameters(lr: object, eps: object) -> tuple[float, float]:
+    """``lr > 0``, ``eps > 0``."""
+    return require_positive("lr", lr), require_positive("eps", eps)
+
+
+def rmsprop_hyperparameters(
+    lr: object, alpha: object, eps: object
+) -> tuple[float, float, float]:
+    """``lr > 0``, ``alpha`` in [0, 1), ``eps > 0``."""
+    return (
+        require_positive("lr", lr),
+        _beta("alpha", alpha),
+        require_positive("eps", eps),
+    )
+
+
+def adadelta_hyperparameters(
+    lr: object, rho: object, eps: object
+) -> tuple[float, float, float]:
+    """``lr > 0``, ``rho`` in [0, 1), ``eps > 0``."""
+    return require_positive("lr", lr), _beta("rho", rho), require_positive("eps", eps)
+
+
+def adam_hyperparameters(
+    lr: object, beta1: object, beta2: object, eps: object, weight_decay: object
+) -> tuple[float, float, float, float, float]:
+    """``lr``, ``eps`` > 0; ``beta1``, ``beta2`` in [0, 1); ``weight_decay >= 0``."""
+    return (
+        require_positive("lr", lr),
+        _beta("beta1", beta1),
+        _beta("beta2", beta2),
+        require_positive("eps", eps),
+        require_non_negative("weight_decay", weight_decay),
+    )
+
+
+def require_gradient_list(grads: object) -> list:
+    """``grads`` of :func:`clip_grad_norm`: a list or tuple (of arrays)."""
+    if not isinstance(grads, list | tuple):
+        raise ArgumentKindError(
+            f"grads must be a list of arrays, got {type(grads).__name__}"
+        )
+    return list(grads)
+
+
 # ---------------------------------------------------------------------------- SGD
 
 
@@ -214,13 +286,9 @@ def sgd_step(
     (param, state) : new arrays; the inputs are not modified.
     """
     param, grad = _param_and_grad(param, grad)
-    lr = require_positive("lr", lr)
-    momentum = _beta("momentum", momentum)
-    if not isinstance(nesterov, bool):
-        raise ValueError(f"nesterov must be a bool, got {nesterov!r}")
-    if nesterov and momentum == 0.0:
-        raise ValueError("nesterov requires momentum > 0, got momentum=0")
-    weight_decay = require_non_negative("weight_decay", weight_decay)
+    lr, momentum, nesterov, weight_decay = sgd_hyperparameters(
+        lr, momentum, nesterov, weight_decay
+    )
     buffer = _buffers("sgd", state, param.shape)["momentum_buffer"]
     g = grad + weight_decay * param
     buffer = momentum * buffer + g
@@ -321,8 +389,7 @@ def adagrad_step(
     (param, state) : new arrays.
     """
     param, grad = _param_and_grad(param, grad)
-    lr = require_positive("lr", lr)
-    eps = require_positive("eps", eps)
+    lr, eps = adagrad_hyperparameters(lr, eps)
     total = _buffers("adagrad", state, param.shape)["sum"]
     total = total + grad**2
     return param - lr * grad / (np.sqrt(total) + eps), {"sum": total}
@@ -375,9 +442,7 @@ def rmsprop_step(
     (param, state) : new arrays.
     """
     param, grad = _param_and_grad(param, grad)
-    lr = require_positive("lr", lr)
-    alpha = _beta("alpha", alpha)
-    eps = require_positive("eps", eps)
+    lr, alpha, eps = rmsprop_hyperparameters(lr, alpha, eps)
     square_avg = _buffers("rmsprop", state, param.shape)["square_avg"]
     square_avg = alpha * square_avg + (1.0 - alpha) * grad**2
     new_param = param - lr * grad / (np.sqrt(square_avg) + eps)
@@ -434,9 +499,7 @@ def adadelta_step(
     (param, state) : new arrays.
     """
     param, grad = _param_and_grad(param, grad)
-    lr = require_positive("lr", lr)
-    rho = _beta("rho", rho)
-    eps = require_positive("eps", eps)
+    lr, rho, eps = adadelta_hyperparameters(lr, rho, eps)
     buffers = _buffers("adadelta", state, param.shape)
     square_avg = rho * buffers["square_avg"] + (1.0 - rho) * grad**2
     delta = np.sqrt(buffers["acc_delta"] + eps) / np.sqrt(square_avg + eps) * grad
@@ -506,11 +569,9 @@ def adam_step(
     (param, state) : new arrays; ``state["step"]`` is one more.
     """
     param, grad = _param_and_grad(param, grad)
-    lr = require_positive("lr", lr)
-    beta1 = _beta("beta1", beta1)
-    beta2 = _beta("beta2", beta2)
-    eps = require_positive("eps", eps)
-    weight_decay = require_non_negative("weight_decay", weight_decay)
+    lr, beta1, beta2, eps, weight_decay = adam_hyperparameters(
+        lr, beta1, beta2, eps, weight_decay
+    )
     buffers = _buffers("adam", state, param.shape)
     step = state.get("step")
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
@@ -564,8 +625,7 @@ def clip_grad_norm(
         clipping as a Python float.
     """
     max_norm = require_positive("max_norm", max_norm)
-    if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
-        raise ValueError(f"grads must be a list of arrays, got {type(grads).__name__}")
+    grads = require_gradient_list(grads)
     arrays = [as_float64(f"grads[{i}]", g) for i, g in enumerate(grads)]
     total_norm = math.sqrt(sum(float(np.sum(g**2)) for g in arrays))
     if total_norm > max_norm:

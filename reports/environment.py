@@ -3,8 +3,15 @@
 Every page of the report says where its numbers come from. The suite records
 this when it runs (``properties/results.py`` stores it in the results file), so a
 report built elsewhere (CI publishing the site) still names the machine that ran
-the checks. Only the standard library is used: describing the machine must never
-be the thing that fails.
+the checks. Only the standard library is needed: describing the machine must
+never be the thing that fails.
+
+:func:`compute` says what decides the timings: the BLAS and OpenMP libraries
+loaded (threadpoolctl, where installed: library, version, the CPU kernel
+OpenBLAS chose, threads), NumPy's BLAS and torch's thread counts, and every
+``OPENBLAS_*``, ``OMP_*``, ``MKL_*`` (and similar) variable set: with
+``OPENBLAS_CORETYPE=Haswell`` OpenBLAS runs its Haswell kernels on a machine
+where it would pick SkylakeX.
 """
 
 from __future__ import annotations
@@ -103,6 +110,110 @@ def gpus() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+#: Prefixes of the environment variables that change how the numeric
+#: libraries run (kernel choice, thread counts, allocation).
+COMPUTE_VARIABLE_PREFIXES: tuple[str, ...] = (
+    "OPENBLAS_",
+    "GOTO",
+    "OMP_",
+    "MKL_",
+    "KMP_",
+    "BLIS_",
+    "VECLIB_",
+    "NUMEXPR_",
+    "NNSPEC_BENCH_",
+    "CUDA_VISIBLE_DEVICES",
+)
+
+
+def usable_cores() -> int | None:
+    """The cores this process may run on (affinity, container limits)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def compute_variables() -> dict[str, str]:
+    """The environment variables of :data:`COMPUTE_VARIABLE_PREFIXES` that are set."""
+    return {
+        name: value
+        for name, value in sorted(os.environ.items())
+        if name.startswith(COMPUTE_VARIABLE_PREFIXES)
+    }
+
+
+def thread_pools() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the BLAS/OpenMP libraries loaded (NumPy's at least).
+
+    Each: ``user_api`` (blas, openmp), ``internal_api`` (openblas, mkl, ...),
+    ``version``, ``threading_layer``, ``architecture`` (OpenBLAS's kernel, e.g.
+    Haswell or SkylakeX), ``num_threads`` and the library file's name. Empty
+    without threadpoolctl.
+    """
+    try:
+        import numpy  # noqa: F401  (loads NumPy's BLAS for threadpoolctl to see)
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    try:
+        pools = threadpool_info()
+    except Exception:  # an odd library must not stop the report
+        return []
+    keys = (
+        "user_api",
+        "internal_api",
+        "version",
+        "threading_layer",
+        "architecture",
+        "num_threads",
+    )
+    described = []
+    for pool in pools:
+        entry = {key: pool.get(key) for key in keys if pool.get(key) is not None}
+        entry["library"] = Path(str(pool.get("filepath", ""))).name
+        described.append(entry)
+    return described
+
+
+def torch_threads() -> dict[str, Any] | None:
+    """torch's intra- and inter-op thread counts, where torch is already imported.
+
+    Only read from a torch already loaded (the benchmarks' process): importing
+    torch here would cost seconds and change nothing the run used.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+            "parallel_info": _first_lines(torch.__config__.parallel_info(), 6),
+        }
+    except Exception:
+        return None
+
+
+def _first_lines(text: str, count: int) -> str:
+    return "\n".join(line for line in text.splitlines()[:count] if line.strip())
+
+
+def compute() -> dict[str, Any]:
+    """What decides the timings: CPU, cores, BLAS and threads, variables."""
+    pools = thread_pools()
+    blas = [pool for pool in pools if pool.get("user_api") == "blas"]
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "blas": blas[0] if blas else None,
+        "thread_pools": pools,
+        "torch_threads": torch_threads(),
+        "variables": compute_variables(),
+    }
+
+
 def library_versions() -> dict[str, str]:
     """The installed version of each of :data:`LIBRARIES` (absent ones left out)."""
     versions = {"python": platform.python_version()}
@@ -163,5 +274,6 @@ def describe(root: Path = ROOT) -> dict[str, Any]:
             "architecture": platform.machine(),
         },
         "versions": library_versions(),
+        "compute": compute(),
         "commit": commit(root),
     }

@@ -8,6 +8,13 @@ PyTorch built for it, the same two figures are measured on the GPU. These are
 practical ceilings, measured in a second or two, not the datasheet's peaks:
 a kernel at 80 % of them is doing well.
 
+Each figure is the best of several calls, and is measured the way the
+benchmarks are judged: its spread (interquartile range of the calls' times
+over their median) is recorded under ``spread``, and a figure whose spread
+exceeds :data:`benchmarks.common.NOISE_THRESHOLD` is listed under ``noisy``:
+a busy machine gives a low ceiling, which flatters every share of it. The
+machine's load before and after the probe is recorded too.
+
 ``python -m reports probe --out limits.json`` writes them; ``build --limits``
 reads them.
 """
@@ -17,24 +24,49 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import NOISE_THRESHOLD, machine_load
 
-def _best_seconds(function: Callable[[], Any], repeats: int) -> float:
+
+def _best_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """The best of ``repeats`` timed calls, and their spread."""
     function()  # warm-up: thread pools, page faults, kernels loaded
-    best = float("inf")
+    samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
-        best = min(best, time.perf_counter() - start)
-    return best
+        samples.append(time.perf_counter() - start)
+    return min(samples), sample_spread(samples)
 
 
-def _torch_cpu_gemm(matrix_size: int, dtype: str, repeats: int) -> float | None:
-    """torch's CPU GEMM GFLOP/s, when torch is installed (its BLAS may beat NumPy's)."""
+def sample_spread(samples: list[float]) -> float:
+    """Interquartile range over median of ``samples`` (0 for fewer than two)."""
+    if len(samples) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(samples, n=4, method="inclusive")
+    median = statistics.median(samples)
+    return (high - low) / median if median > 0 else 0.0
+
+
+def _with_spreads(limits: dict[str, Any], spreads: dict[str, float]) -> dict[str, Any]:
+    """``limits`` with the spread of each figure and the list of noisy ones."""
+    limits["spread"] = {name: round(value, 4) for name, value in spreads.items()}
+    limits["noisy"] = [
+        name for name, value in spreads.items() if value > NOISE_THRESHOLD
+    ]
+    return limits
+
+
+def _torch_cpu_gemm(
+    matrix_size: int, dtype: str, repeats: int
+) -> tuple[float, float] | None:
+    """torch's CPU GEMM GFLOP/s and its spread, when torch is installed (its BLAS
+    may beat NumPy's)."""
     if importlib.util.find_spec("torch") is None:
         return None
     try:
@@ -43,14 +75,14 @@ def _torch_cpu_gemm(matrix_size: int, dtype: str, repeats: int) -> float | None:
         kind = getattr(torch, dtype)
         a = torch.randn(matrix_size, matrix_size, dtype=kind)
         b = torch.randn(matrix_size, matrix_size, dtype=kind)
-        seconds = _best_seconds(lambda: torch.matmul(a, b), repeats)
+        seconds, spread = _best_seconds(lambda: torch.matmul(a, b), repeats)
     except Exception:  # a broken torch must not stop the report
         return None
-    return 2 * matrix_size**3 / seconds / 1e9
+    return 2 * matrix_size**3 / seconds / 1e9, spread
 
 
 def probe_cpu(
-    matrix_size: int = 1536, copy_mib: int = 128, repeats: int = 5
+    matrix_size: int = 1536, copy_mib: int = 128, repeats: int = 9
 ) -> dict[str, Any]:
     """GEMM GFLOP/s (float32, float64) and copy GB/s on the CPU.
 
@@ -61,27 +93,29 @@ def probe_cpu(
 
     generator = np.random.default_rng(0)
     limits: dict[str, Any] = {}
+    spreads: dict[str, float] = {}
     for dtype in ("float32", "float64"):
         a = generator.standard_normal((matrix_size, matrix_size)).astype(dtype)
         b = generator.standard_normal((matrix_size, matrix_size)).astype(dtype)
         out = np.empty_like(a)
-        seconds = _best_seconds(
+        seconds, spread = _best_seconds(
             lambda a=a, b=b, out=out: np.matmul(a, b, out=out), repeats
         )
-        candidates = [2 * matrix_size**3 / seconds / 1e9]
-        candidates.append(_torch_cpu_gemm(matrix_size, dtype, repeats) or 0.0)
-        limits[f"gflops_{dtype}"] = max(candidates)
+        # The better library sets the figure, and its spread with it.
+        candidates = [(2 * matrix_size**3 / seconds / 1e9, spread)]
+        candidates.append(_torch_cpu_gemm(matrix_size, dtype, repeats) or (0.0, 0.0))
+        limits[f"gflops_{dtype}"], spreads[f"gflops_{dtype}"] = max(candidates)
     count = copy_mib * 2**20 // 8
     source = np.ones(count)
     target = np.empty_like(source)
-    seconds = _best_seconds(lambda: np.copyto(target, source), repeats)
+    seconds, spreads["gbps"] = _best_seconds(lambda: np.copyto(target, source), repeats)
     limits["gbps"] = 2 * source.nbytes / seconds / 1e9
     limits["method"] = (
         f"the better of NumPy's and torch's matmul {matrix_size}x{matrix_size} "
         f"(best of {repeats}); NumPy copy of {copy_mib} MiB, read + write (best of "
         f"{repeats}): a working set that fits in cache can exceed it"
     )
-    return limits
+    return _with_spreads(limits, spreads)
 
 
 def probe_gpu(
@@ -97,6 +131,7 @@ def probe_gpu(
             return None
         device = torch.device("cuda")
         limits: dict[str, Any] = {"name": torch.cuda.get_device_name(device)}
+        spreads: dict[str, float] = {}
         for dtype_name, dtype in (
             ("float32", torch.float32),
             ("float64", torch.float64),
@@ -112,7 +147,7 @@ def probe_gpu(
             previous = torch.backends.cuda.matmul.allow_tf32
             torch.backends.cuda.matmul.allow_tf32 = False
             try:
-                seconds = _best_seconds(gemm, repeats)
+                seconds, spreads[f"gflops_{dtype_name}"] = _best_seconds(gemm, repeats)
             finally:
                 torch.backends.cuda.matmul.allow_tf32 = previous
             limits[f"gflops_{dtype_name}"] = 2 * matrix_size**3 / seconds / 1e9
@@ -123,13 +158,14 @@ def probe_gpu(
             target.copy_(source)
             torch.cuda.synchronize()
 
-        seconds = _best_seconds(copy, repeats)
+        seconds, spreads["gbps"] = _best_seconds(copy, repeats)
         limits["gbps"] = 2 * source.numel() * 4 / seconds / 1e9
         limits["method"] = (
             f"torch.matmul {matrix_size}x{matrix_size}, TF32 off (best of {repeats}); "
-            f"copy of {copy_mib} MiB, read + write (best of {repeats})"
+            f"device-to-device copy of {copy_mib} MiB, read + write (best of "
+            f"{repeats})"
         )
-        return limits
+        return _with_spreads(limits, spreads)
     except Exception as error:  # a broken driver must not stop the report
         return {"error": f"{type(error).__name__}: {error}"}
 
@@ -138,12 +174,18 @@ def probe() -> dict[str, Any]:
     """Every limit this machine has: ``{"cpu": {...}, "gpu": {...} or None}``."""
     from reports import environment
 
+    load_before = machine_load()
+    cpu, gpu = probe_cpu(), probe_gpu()
     return {
         "kind": "nnspec-limits",
         "date": environment.now(),
         "machine": environment.cpu_model(),
-        "cpu": probe_cpu(),
-        "gpu": probe_gpu(),
+        "noise_threshold": NOISE_THRESHOLD,
+        "load_before": load_before,
+        "load_after": machine_load(),
+        "compute": environment.compute(),
+        "cpu": cpu,
+        "gpu": gpu,
     }
 
 

@@ -751,9 +751,14 @@ def _backend_columns(
 def load_results(path: Path | str) -> Results:
     """Read the suite's results file; raise :class:`ResultsError` if it is unusable.
 
-    The error's message is one line saying what is wrong and where.
+    The error's message is one line saying what is wrong and where. A run that
+    died (a crash, a kill) left its journal beside ``path`` and no results
+    file: the file is written from the journal first (the checks that never
+    ran become ``not-run`` records), as ``python -m properties.results
+    finalize`` does.
     """
     path = Path(path)
+    _recover_from_journal(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
@@ -781,6 +786,20 @@ def load_results(path: Path | str) -> Results:
             f"results file {path} is not valid JSON: {error.msg} at {where}"
         ) from error
     return results_from_document(document, source=f"results file {path}")
+
+
+def _recover_from_journal(path: Path) -> None:
+    from properties.results import finalize, journal_path
+
+    if not journal_path(path).is_file():
+        return
+    try:
+        finalize(path)
+    except (OSError, ValueError) as error:
+        raise ResultsError(
+            f"cannot recover the results file {path} from the journal of the run "
+            f"that died: {error}"
+        ) from error
 
 
 def results_from_document(document: Any, source: str = "results file") -> Results:

@@ -8,11 +8,20 @@ median is the figure used). A kernel is the benchmark function (``test_conv2d``
 cases are the other parameters (the layer shape, the optimizer and size).
 ``extra_info["kernel"]`` and ``extra_info["shape"]`` override both.
 
-Every timing is read two ways: its time over torch's on the same case (the
-baseline every backend is compared against; below 1 is faster), and its
-throughput as a fraction of the machine's measured limit
-(:mod:`reports.limits`). Each kernel gets a table and a figure (SVG, with a PNG
-copy), drawn with matplotlib's Agg backend.
+Every timing is read three ways: its spread (interquartile range over the
+median; above :data:`benchmarks.common.NOISE_THRESHOLD` the timing is *noisy*
+and marked so, as is every ratio made from it), its time over each anchor's
+on the same case (the torch backend, and torch's own best calls where they
+were timed: ``torch[aten]``'s conv backward, ``torch[fused]`` and
+``torch[foreach]`` optimizer steps; below 1 is faster), and its throughput as
+a fraction of the machine's measured limit (:mod:`reports.limits`). Each
+kernel gets a table and a figure (SVG, with a PNG copy), drawn with
+matplotlib's Agg backend; the figure's labels divide by the fairest anchor
+timed (:data:`FAIR_ANCHORS`).
+
+The JSON's ``nnspec`` section (written by ``benchmarks/quick/conftest.py``)
+gives the machine's load before and after the run and the compute environment
+(BLAS library, kernel and threads, torch's threads, the variables set).
 
 asv's published site (``asv publish``) is copied beside the pages and linked
 for history; its ``regressions.json`` is summarised here.
@@ -28,9 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import anchors as benchmark_anchors
+from benchmarks.common import NOISE_THRESHOLD
+from benchmarks.summary import ANCHORS
 from reports import limits as machine_limits
 
 BASELINE = "torch"
+#: The anchors the figures divide by, fairest first: torch's own best call
+#: where it was timed, else the torch backend.
+FAIR_ANCHORS: tuple[str, ...] = (*ANCHORS[1:], BASELINE)
+#: What each anchor is, for the tables' notes.
+ANCHOR_DESCRIPTIONS: dict[str, str] = {
+    BASELINE: "the torch backend (conv backward through autograd, which runs "
+    "the forward again; optimizers on torch.optim's single-tensor path)",
+    **{
+        f"{BASELINE}[{name}]": text
+        for name, text in benchmark_anchors.DESCRIPTIONS.items()
+    },
+}
 KERNEL_PARAMETERS: tuple[str, ...] = ("direction",)
 GPU_HINTS = ("cuda", "cupy", "gpu")
 
@@ -51,9 +75,28 @@ class Timing:
     dtype: str
     name: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The time over the fairest anchor timed on this case (the figure's label).
     ratio_to_baseline: float | None = None
+    #: Which anchor that is.
+    baseline: str | None = None
+    #: The time over each anchor timed on this case, in :data:`ANCHORS` order;
+    #: each with whether either timing is noisy.
+    ratios: dict[str, tuple[float, bool]] = field(default_factory=dict)
     fraction_of_limit: float | None = None
     limit: float | None = None
+    noise_threshold: float = NOISE_THRESHOLD
+
+    @property
+    def spread(self) -> float | None:
+        """The interquartile range over the median."""
+        if self.seconds and self.iqr is not None:
+            return self.iqr / self.seconds
+        return None
+
+    @property
+    def noisy(self) -> bool:
+        spread = self.spread
+        return spread is not None and spread > self.noise_threshold
 
 
 @dataclass
@@ -71,7 +114,23 @@ class Kernel:
     @property
     def backends(self) -> list[str]:
         found = list(dict.fromkeys(t.backend for t in self.timings))
-        return sorted(found, key=lambda b: (b != BASELINE, found.index(b)))
+        return sorted(
+            found,
+            key=lambda b: (
+                ANCHORS.index(b) if b in ANCHORS else len(ANCHORS),
+                found.index(b),
+            ),
+        )
+
+    @property
+    def anchors(self) -> list[str]:
+        """The anchors timed on at least one case, in :data:`ANCHORS` order."""
+        found = {t.backend for t in self.timings}
+        return [anchor for anchor in ANCHORS if anchor in found]
+
+    @property
+    def noisy(self) -> list[Timing]:
+        return [t for t in self.timings if t.noisy]
 
     def timing(self, case: str, backend: str) -> Timing | None:
         for timing in self.timings:
@@ -92,6 +151,29 @@ class Benchmarks:
     date: str | None
     source: str | None
     problem: str | None = None
+    #: The ``nnspec`` section: load before and after, compute environment.
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def noisy(self) -> list[Timing]:
+        return [t for kernel in self.kernels for t in kernel.noisy]
+
+    @property
+    def noise_threshold(self) -> float:
+        return _number(self.run.get("noise_threshold")) or NOISE_THRESHOLD
+
+    @property
+    def anchor_descriptions(self) -> dict[str, str]:
+        return ANCHOR_DESCRIPTIONS
+
+    @property
+    def busy(self) -> bool:
+        """Whether the load before or after exceeded the usable cores."""
+        for key in ("load_before", "load_after"):
+            load = self.run.get(key) or {}
+            if load.get("cores") and load.get("load_1m", 0) > load["cores"]:
+                return True
+        return False
 
 
 def device_of(backend: str, devices: dict[str, str]) -> str:
@@ -173,12 +255,21 @@ def timing_from_entry(entry: dict[str, Any], devices: dict[str, str]) -> Timing 
 
 
 def annotate(kernels: list[Kernel], limits: dict[str, Any]) -> None:
-    """Fill in each timing's ratio to torch and fraction of the machine's limit."""
+    """Fill in each timing's ratios to the anchors and fraction of the limit."""
     for kernel in kernels:
         for timing in kernel.timings:
-            baseline = kernel.timing(timing.case, BASELINE)
-            if baseline and baseline.seconds and timing.seconds:
-                timing.ratio_to_baseline = timing.seconds / baseline.seconds
+            for anchor in ANCHORS:
+                reference = kernel.timing(timing.case, anchor)
+                if reference and reference.seconds and timing.seconds:
+                    timing.ratios[anchor] = (
+                        timing.seconds / reference.seconds,
+                        timing.noisy or reference.noisy,
+                    )
+            for anchor in FAIR_ANCHORS:
+                if anchor in timing.ratios:
+                    timing.ratio_to_baseline = timing.ratios[anchor][0]
+                    timing.baseline = anchor
+                    break
             limit = machine_limits.limit_for(
                 limits, timing.device, timing.unit, timing.dtype
             )
@@ -208,11 +299,16 @@ def load_benchmarks(
         )
     if not isinstance(document, dict):
         return Benchmarks([], {}, {}, None, str(path), problem=f"{path}: not an object")
+    run = document.get("nnspec")
+    run = run if isinstance(run, dict) else {}
+    threshold = Benchmarks([], {}, {}, None, None, run=run).noise_threshold
     timings = [
         timing
         for entry in document.get("benchmarks") or []
         if (timing := timing_from_entry(entry, devices or {})) is not None
     ]
+    for timing in timings:
+        timing.noise_threshold = threshold
     kernels: dict[str, Kernel] = {}
     for timing in timings:
         kernels.setdefault(timing.kernel, Kernel(timing.kernel, [])).timings.append(
@@ -227,6 +323,7 @@ def load_benchmarks(
         date=document.get("datetime"),
         source=str(path),
         problem=None if ordered else f"{path} holds no benchmarks",
+        run=run,
     )
 
 
@@ -278,16 +375,19 @@ def draw_kernel(kernel: Kernel, directory: Path) -> None:
         for bar, case in zip(bars, cases, strict=True):
             timing = kernel.timing(case, backend)
             if timing and timing.ratio_to_baseline is not None:
+                doubt = "?" if timing.ratios[timing.baseline][1] else ""
                 time_axis.annotate(
-                    f"{timing.ratio_to_baseline:.2f}\u00d7",
+                    f"{timing.ratio_to_baseline:.2f}\u00d7{doubt}",
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center",
                     va="bottom",
                     fontsize=7,
                 )
     time_axis.set_ylabel("median time (ms)")
+    fair = next((a for a in FAIR_ANCHORS if a in kernel.anchors), BASELINE)
     time_axis.set_title(
-        f"{kernel.name}: time (labels: time \u00f7 torch's)", fontsize=10
+        f"{kernel.name}: time (labels: time \u00f7 {fair}'s; ? from a noisy timing)",
+        fontsize=10,
     )
     positive = [t.seconds for t in kernel.timings if t.seconds]
     if positive and max(positive) / min(positive) > 50:

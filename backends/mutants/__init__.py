@@ -30,6 +30,7 @@ FAMILIES: tuple[str, ...] = (
     "losses",
     "activations",
     "clipping",
+    "precision",  # every operation, computed in a narrower dtype than promised
 )
 
 #: Every mutant: backend name -> import path (``--backend`` spec).
@@ -58,6 +59,9 @@ MUTANTS: dict[str, str] = {
     "mutant-dropout-backward-not-rescaled": (
         "backends.mutants.dropout:backward_not_rescaled"
     ),
+    "mutant-dropout-mask-fixed-count-per-row": (
+        "backends.mutants.distributions:dropout_mask_fixed_count_per_row"
+    ),
     # initializers
     "mutant-init-xavier-normal-notes-typo": (
         "backends.mutants.initializers:xavier_normal_notes_typo"
@@ -65,6 +69,10 @@ MUTANTS: dict[str, str] = {
     "mutant-init-he-normal-no-gain": "backends.mutants.initializers:he_normal_no_gain",
     "mutant-init-xavier-uniform-bound-as-std": (
         "backends.mutants.initializers:xavier_uniform_bound_as_std"
+    ),
+    "mutant-init-normal-truncated": "backends.mutants.distributions:normal_truncated",
+    "mutant-init-normal-truncated-rescaled": (
+        "backends.mutants.distributions:normal_truncated_rescaled"
     ),
     # optimizers
     "mutant-adam-no-bias-correction": (
@@ -77,6 +85,12 @@ MUTANTS: dict[str, str] = {
     "mutant-rmsprop-decay-complement": (
         "backends.mutants.optimizers:rmsprop_decay_complement"
     ),
+    "mutant-sgd-nesterov-old-buffer": (
+        "backends.mutants.optimizer_forms:sgd_nesterov_old_buffer"
+    ),
+    "mutant-sgd-decay-outside-momentum": (
+        "backends.mutants.optimizer_forms:sgd_decay_outside_momentum"
+    ),
     # clipping
     "mutant-clip-per-tensor": "backends.mutants.clipping:per_tensor",
     "mutant-clip-always-rescales": "backends.mutants.clipping:always_rescales",
@@ -87,6 +101,7 @@ MUTANTS: dict[str, str] = {
     "mutant-hinge-counts-correct-class": (
         "backends.mutants.losses:hinge_counts_correct_class"
     ),
+    "mutant-bce-without-clamp": "backends.mutants.conventions:bce_without_clamp",
     # activations
     "mutant-softmax-no-max-shift": "backends.mutants.activations:softmax_no_max_shift",
     "mutant-softplus-naive": "backends.mutants.activations:softplus_naive",
@@ -96,4 +111,9 @@ MUTANTS: dict[str, str] = {
     "mutant-leaky-relu-backward-as-relu": (
         "backends.mutants.activations:leaky_relu_backward_as_relu"
     ),
+    "mutant-relu-gradient-one-at-zero": (
+        "backends.mutants.conventions:relu_gradient_one_at_zero"
+    ),
+    # precision
+    "mutant-float64-in-float32": "backends.mutants.precision:float64_in_float32",
 }

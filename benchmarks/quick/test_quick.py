@@ -2,10 +2,12 @@
 
 A few of the asv workloads (float32 conv layers forward and backward with each
 backend's default algorithm, every optimizer on 1M parameters), on every
-backend, through the asv classes themselves (same inputs, warm-up, thread
-pinning and synchronisation), with every thread pool pinned to the largest
-count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose asv classes
-time the first count only: host threads do not matter to them).
+backend and on torch's own best calls, the anchors (``torch[aten]``'s conv
+backward, ``torch[fused]`` and ``torch[foreach]`` optimizer steps, see
+:mod:`benchmarks.anchors`), through the asv classes themselves (same inputs,
+warm-up, thread pinning and synchronisation), with every thread pool pinned
+to the largest count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose
+asv classes time the first count only: host threads do not matter to them).
 Run it with ``nox -s bench-quick``; see the noxfile for saving a baseline and
 comparing against it.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench_conv, bench_optim, common
+from benchmarks import anchors, bench_conv, bench_optim, common
 
 THREADS = common.THREADS[-1]
 
@@ -28,6 +30,27 @@ CONV_CASES = [
 ]
 OPTIMIZER_CASES = [(name, "1M") for name in common.OPTIMIZERS]
 
+CONV_ANCHORS = anchors.anchor_names("cpu", (anchors.CONV_ANCHOR,)) + (
+    anchors.anchor_names("gpu", (anchors.CONV_ANCHOR,))
+)
+OPTIMIZER_BACKENDS = (
+    common.BACKENDS
+    + anchors.anchor_names("cpu", anchors.OPTIMIZER_ANCHORS)
+    + anchors.anchor_names("gpu", anchors.OPTIMIZER_ANCHORS)
+)
+#: (implementation, layer, direction): every backend on every case, the conv
+#: anchors on the backward cases (they time nothing else).
+CONV_PARAMS = [
+    pytest.param(backend, layer, direction, id=f"{direction} {layer}-{backend}")
+    for layer, direction in CONV_CASES
+    for backend in common.BACKENDS
+] + [
+    pytest.param(anchor, layer, direction, id=f"{direction} {layer}-{anchor}")
+    for layer, direction in CONV_CASES
+    if direction == "backward"
+    for anchor in CONV_ANCHORS
+]
+
 
 def _set_up(benchmark_class: type, params: tuple):
     instance = benchmark_class()
@@ -39,10 +62,7 @@ def _set_up(benchmark_class: type, params: tuple):
     return instance
 
 
-@pytest.mark.parametrize("backend", common.BACKENDS)
-@pytest.mark.parametrize(
-    ("layer", "direction"), CONV_CASES, ids=[f"{d} {n}" for n, d in CONV_CASES]
-)
+@pytest.mark.parametrize(("backend", "layer", "direction"), CONV_PARAMS)
 def test_conv2d(benchmark, side_by_side, backend: str, layer: str, direction: str):
     # The implementation named after the backend alone: its own choice.
     params = (backend, layer, direction, "float32", THREADS)
@@ -72,7 +92,7 @@ def test_conv2d(benchmark, side_by_side, backend: str, layer: str, direction: st
     )
 
 
-@pytest.mark.parametrize("backend", common.BACKENDS)
+@pytest.mark.parametrize("backend", OPTIMIZER_BACKENDS)
 @pytest.mark.parametrize(
     ("optimizer", "size"), OPTIMIZER_CASES, ids=[n for n, _ in OPTIMIZER_CASES]
 )

@@ -248,7 +248,7 @@ def test_failure_links_to_an_escaped_diagnosis(report: Path, tmp_path: Path):
     reproduce = [
         e for e in target[0].children if "reproduce" in e.attributes.get("class", "")
     ]
-    assert "--backend e2e_backends:backend" in reproduce[0].text
+    assert "--backend=e2e_backends:backend" in reproduce[0].text
     timeouts = [
         s
         for s in find(failures, "section")

@@ -166,3 +166,33 @@ def test_the_command_itself_prints_one_line_and_no_traceback(tmp_path: Path):
         f"{out} is a file, not a folder\n"
     )
     assert completed.stdout == ""
+
+
+def test_a_run_that_died_is_read_from_its_journal(capsys, tmp_path: Path):
+    """No results file, only the journal of a run that died: nothing is lost.
+
+    The check that finished keeps its outcome, the one running when the
+    process died is an error, and the one never started is not-run; the site
+    is built and ``--check`` fails.
+    """
+    from properties import results as plugin
+
+    path = tmp_path / "results.json"
+    names = [f"properties/test_x.py::test_{letter}" for letter in "abc"]
+    finished = plugin.new_record(names[0], {})
+    finished.update(outcome="passed", when="call")
+    entries = [
+        {"header": {"collected": names, "backends": []}},
+        {"record": finished},
+        {"start": names[1], "at": 0.0},
+    ]
+    plugin.journal_path(path).write_text(
+        "".join(json.dumps(entry) + "\n" for entry in entries)
+    )
+    status, _ = _run(capsys, path, tmp_path / "site")
+    assert status == 1
+    document = json.loads(path.read_text())
+    outcomes = {record["nodeid"]: record["outcome"] for record in document["tests"]}
+    assert outcomes == dict(zip(names, ["passed", "error", "not-run"], strict=True))
+    assert not plugin.journal_path(path).exists()
+    assert (tmp_path / "site" / "index.html").is_file()

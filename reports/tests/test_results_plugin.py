@@ -207,7 +207,7 @@ def test_every_outcome_is_recorded_with_its_metadata(tmp_path: Path, distributio
     assert failed["reproduce"].startswith(
         "python -m pytest 'test_agreement.py::test_forward[good-float32-relu]'"
     )
-    assert "--backend good" in failed["reproduce"]
+    assert "--backend=good" in failed["reproduce"]
 
     hung = records["test_forward[good-float32-hang]"]
     assert "Timeout (>2s) from pytest-timeout" in hung["message"]
@@ -253,3 +253,126 @@ def test_a_check_stuck_where_signals_wait_is_ended_and_recorded(
         assert records["test_after[good]"]["outcome"] == "passed", "the run went on"
     else:
         assert document["interrupted"], "the results say the run was cut short"
+
+
+RECORDED = """
+import os
+
+import pytest
+
+
+@pytest.mark.nnspec_ops("linear", "relu")
+def test_model(backend, record_property):
+    record_property("nnspec-precision", {"worst_ratio": 0.25, "output": "dx"})
+    record_property("nnspec-precision", {"worst_ratio": 0.5, "output": "y"})
+    record_property("nnspec-declined", 3)
+
+
+def test_declined(backend):
+    pytest.skip("unsupported: backend good declined every example of pool: no")
+
+
+def test_reference():
+    pass
+"""
+
+DYING = """
+import os
+
+
+def test_first():
+    pass
+
+
+def test_dies():
+    os._exit(7)
+
+
+def test_never_started():
+    pass
+"""
+
+
+def _by_name(document: dict) -> dict[str, dict]:
+    return {record["nodeid"].split("::")[-1]: record for record in document["tests"]}
+
+
+def test_fields_of_schema_2_and_the_headline(tmp_path: Path):
+    directory = _suite(tmp_path, test_recorded=RECORDED)
+    completed, document = _run_suite(directory, "-k", "good or reference")
+    records = _by_name(document)
+    assert document["schema"] == 2
+    model = records["test_model[good]"]
+    assert model["kind"] == "backend" and model["outcome"] == "passed"
+    assert model["uses"] == ["linear", "relu"]
+    assert model["precision"] == {"worst_ratio": 0.5, "output": "y"}
+    assert model["declined"] == 3
+    declined = records["test_declined[good]"]
+    assert declined["outcome"] == "unsupported", declined
+    assert declined["reason"].startswith("unsupported: backend good declined")
+    reference = records["test_reference"]
+    assert reference["kind"] == "suite" and reference["uses"] == []
+    assert (reference["precision"], reference["declined"]) == (None, None)
+    assert document["summary_by_kind"]["backend"] == {"passed": 1, "unsupported": 1}
+    assert document["not_run"] == 0 and document["interrupted"] is None
+    assert "backend checks: 2 (1 passed, 1 unsupported)" in completed.stdout
+    assert "the suite's own tests (reference, harness): 1 (1 passed)" in (
+        completed.stdout
+    )
+
+
+@pytest.mark.parametrize("distribution", [["-p", "no:xdist"], ["-n", "2"]])
+def test_checks_past_the_budget_are_recorded_as_not_run(tmp_path: Path, distribution):
+    directory = _suite(tmp_path, test_agreement=AGREEMENT)
+    completed, document = _run_suite(
+        directory, "--nnspec-budget=0.001", "-k", "not hang", *distribution
+    )
+    assert document["collected"] == len(document["tests"]) > 0
+    assert sum(document["summary"].values()) == document["collected"]
+    assert set(document["summary"]) == {"not-run"}, document["summary"]
+    assert document["not_run_reasons"] == {
+        "not run: the run's time budget was exhausted": document["collected"]
+    }
+    assert all(t["reproduce"] for t in document["tests"])
+    assert completed.returncode == 1, "checks that never ran fail the run"
+    assert "NOT RUN: " in completed.stdout
+
+
+def test_a_run_that_dies_leaves_a_journal_that_finalize_completes(tmp_path: Path):
+    from properties import results
+
+    directory = _suite(tmp_path, test_dying=DYING)
+    path = directory / "results.json"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment.pop("PYTEST_ADDOPTS", None)
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider"),
+            *("-p", "no:xdist", f"--nnspec-results={path}"),
+        ],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 7, completed.stdout + completed.stderr
+    assert not path.exists() and results.journal_path(path).is_file()
+    document = results.finalize(path)
+    assert path.is_file() and not results.journal_path(path).exists()
+    assert document == json.loads(path.read_text())
+    outcomes = {name: record["outcome"] for name, record in _by_name(document).items()}
+    assert outcomes == {
+        "test_first": "passed",
+        "test_dies": "error",
+        "test_never_started": "not-run",
+    }
+    assert document["collected"] == 3 and document["interrupted"] == "died"
+    records = _by_name(document)
+    assert (
+        "died while running test_dying.py::test_dies" in records["test_dies"]["message"]
+    )
+    assert records["test_never_started"]["reason"] == (
+        "not run: the pytest process died while running test_dying.py::test_dies"
+    )
