@@ -15,7 +15,9 @@ device (:meth:`ArrayBackend.synchronize`), strided views
 (:meth:`ArrayBackend._uniform`) and the optimizer updates (``_<name>_update``),
 which here are the kernels of :mod:`backends.blocked` (``out=`` ufuncs, in
 place, run block by block so that a step's passes stay in the L2 cache, on
-as many threads as NumPy's BLAS) and on a GPU one fused kernel each.
+as many threads as NumPy's BLAS), or, where numba is installed
+(``accelerator = "numba"``), the same updates compiled into one pass per
+block (:mod:`backends.fused`), and on a GPU one fused kernel each.
 
 Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
 each pads the input itself and, for large batches, works through it in chunks
@@ -29,6 +31,12 @@ stay in cache:
   input itself (a batched GEMM, no copy). Backward: ``dW`` from the same
   columns (one GEMM reducing over the chunk), ``dx`` by ``W^T dY`` and col2im
   (a loop over the taps, each clipped to the input: no padded buffer).
+  With numba (``accelerator = "numba"``) the gather and col2im are compiled
+  loops, and a stride-1 forward with few output channels
+  (:data:`DIRECT_MAX_OUT_CHANNELS`) sums the same products without the
+  columns: each output plane tap by tap in compiled loops
+  (:func:`backends.fused.direct_conv`), where the columns would cost more
+  to copy than the GEMM saves.
 * ``winograd`` and ``winograd2x2``: Winograd F(4x4, 3x3) and F(2x2, 3x3) for
   3x3 kernels at stride 1 (:mod:`backends.winograd`): 2.25 and 4 multiplies
   per output instead of 9, the transforms as GEMMs; ``dx`` is the same
@@ -55,7 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends import blocked, winograd
+from backends import blocked, fused, winograd
 from reference import initializers, optimizers
 from reference._checks import (
     require_array_fits,
@@ -299,6 +307,10 @@ def _im2col_columns(backend: ArrayBackend, x: Array, g: ConvGeometry) -> Array:
     shape = (g.in_channels, *g.kernel, batch, g.out_height, g.out_width)
     columns = xp.empty(shape, dtype=x.dtype)
     parts = backend._split(g.in_channels, columns.size)
+    if _compiled(backend, x):
+        gather = functools.partial(fused.gather_windows, x_padded, g.stride, columns)
+        backend._parallel([functools.partial(gather, part) for part in parts])
+        return columns.reshape(g.columns, batch * g.pixels)
     if _short_rows(g):
         # Short output rows: copy each column tap's rows once, (C, kW, n, H_p,
         # W_out); every (c, i, j, n) window is then H_out W_out contiguous
@@ -350,6 +362,8 @@ def _im2col_forward(
     backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> Array:
     xp = backend.xp
+    if _direct_applies(backend, x, w, b, g):
+        return _direct_forward(backend, x, w, b, g)
     w2 = w.reshape(g.out_channels, g.columns)
     dtype = xp.result_type(x.dtype, w.dtype)
     if g.pointwise:
@@ -474,7 +488,13 @@ def _im2col_backward(
         dcolumns = xp.matmul(w2.T, dout2).reshape(
             g.in_channels, *g.kernel, -1, g.out_height, g.out_width
         )
-        if _short_rows(g):
+        if _compiled(backend, dcolumns, dx):
+            add = functools.partial(
+                fused.add_windows, dcolumns, g.padding, g.stride, dx[part]
+            )
+            parts = backend._split(g.in_channels, dcolumns.size)
+            backend._parallel([functools.partial(add, p) for p in parts])
+        elif _short_rows(g):
             _col2im_by_rows(backend, dcolumns, g, dx[part])
         else:
             _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
@@ -588,6 +608,50 @@ def _winograd_algorithm(name: str, tiling: winograd.WinogradTiling) -> ConvAlgor
     )
 
 
+#: With numba, the im2col forward sums a stride-1 conv directly for at most
+#: this many output channels: LeNet's first layer (1 -> 6 channels, 5x5 on
+#: 32x32) runs twice as fast so, its second (6 -> 16) a third slower (one
+#: thread, batch 64).
+DIRECT_MAX_OUT_CHANNELS = 8
+
+
+def _compiled(backend: ArrayBackend, *arrays: Array) -> bool:
+    """Whether ``backend`` runs :mod:`backends.fused` kernels on ``arrays``."""
+    return (
+        backend.accelerator == "numba"
+        and backend.xp is np
+        and fused.same_float_dtype(*arrays)
+    )
+
+
+def _direct_applies(
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
+) -> bool:
+    """Whether the im2col forward runs as :func:`backends.fused.direct_conv`."""
+    return (
+        _compiled(backend, x, w, *(() if b is None else (b,)))
+        and g.stride == (1, 1)
+        and g.out_channels <= DIRECT_MAX_OUT_CHANNELS
+    )
+
+
+def _direct_forward(
+    backend: ArrayBackend, x: Array, w: Array, b: Array | None, g: ConvGeometry
+) -> Array:
+    dtype = np.result_type(x.dtype, w.dtype)
+    x_padded = np.ascontiguousarray(backend._pad(x, g.padding), dtype=dtype)
+    w = np.ascontiguousarray(w, dtype=dtype)
+    bias = np.zeros(g.out_channels, dtype) if b is None else b.astype(dtype)
+    y = np.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype)
+    products = y.size * g.columns
+    calls = [
+        functools.partial(fused.direct_conv, x_padded, w, bias, y, part)
+        for part in backend._split(g.batch, products)
+    ]
+    backend._parallel(calls, products)
+    return y
+
+
 register_conv_algorithm(
     ConvAlgorithm(
         "im2col", _im2col_forward, _im2col_backward, _always, _im2col_workspace
@@ -652,7 +716,12 @@ class ArrayBackend:
       the copies of the conv algorithms), ``None`` (default) for as many as
       NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
-    * ``optimizer_block_bytes``: bytes of each array in one optimizer block.
+    * ``optimizer_block_bytes``: bytes of each array in one optimizer block;
+    * ``accelerator``: ``"numba"`` runs the optimizer updates and im2col's
+      copies (and its forward for few output channels) as the compiled
+      kernels of :mod:`backends.fused` (the default on NumPy where numba is
+      installed, unless ``NNSPEC_NUMPY_ACCEL=0``), ``None`` the plain NumPy
+      path. The optimizer updates give the same bits either way.
     """
 
     name: str = "array"
@@ -666,6 +735,7 @@ class ArrayBackend:
         self.xp = xp
         self.conv_algorithms: dict[str, ConvAlgorithm] = dict(CONV_ALGORITHMS)
         self.conv_algorithm = "auto"
+        self.accelerator: str | None = fused.default_accelerator() if xp is np else None
         self.conv_preference: tuple[str, ...] = (
             "winograd",
             "winograd2x2",
@@ -1760,11 +1830,24 @@ class ArrayBackend:
             kernel(*arrays, *scratch, *args)
             return
         threads = self.thread_count()
+        flat_arrays = [a.reshape(-1) for a in arrays]
+        compiled = None
+        if self.accelerator == "numba" and fused.same_float_dtype(*arrays):
+            compiled = fused.optimizer_kernel(name, param.dtype, args)
+        if compiled is not None:
+            # One compiled pass per block, no scratch rows.
+            kernel, args = compiled
+            no_rows = np.empty((threads, 0, 0), param.dtype)
+            length = self._block_length(param)
+            blocked.run(
+                kernel, flat_arrays, no_rows, args, block=length, threads=threads
+            )
+            return
         scratch = self._block_scratch(state, name, param, threads)
         length = min(self._block_length(param), scratch.shape[2])
         blocked.run(
             kernel,
-            [a.reshape(-1) for a in arrays],
+            flat_arrays,
             scratch[:threads, :rows, :length],
             args,
             block=length,

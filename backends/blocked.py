@@ -16,6 +16,10 @@ Blocking changes nothing in the results: every element goes through the same
 ufunc calls in the same order whichever block it falls in, so the blocked
 update is bit-for-bit the unblocked one (the suite checks it).
 
+:func:`run` takes any kernel of that form: the NumPy backend hands it the
+compiled one-pass updates of :mod:`backends.fused` (with no scratch rows)
+where numba is installed.
+
 The number of threads follows NumPy's BLAS (:func:`blas_threads`): pinning
 the BLAS pool with ``threadpoolctl`` (as the benchmarks do) pins these passes
 too.
@@ -258,7 +262,8 @@ def run(
 
     ``arrays`` are 1-d and equally long (param and state updated in place);
     ``scratch`` is ``(workers, rows, >= block)``: one set of rows per thread,
-    so at most ``scratch.shape[0]`` threads run. Threads take blocks from a
+    so at most ``scratch.shape[0]`` threads run (``rows`` may be 0: a kernel
+    that needs no scratch). Threads take blocks from a
     shared counter; each uses the scratch rows of the first free set.
     """
     size = arrays[0].shape[0]

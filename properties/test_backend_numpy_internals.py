@@ -11,6 +11,8 @@ These tests look behind the interface of :mod:`backends.array_backend`:
   generic suite accepts any maximum);
 * the optimizer steps update ``param`` and the state arrays in place, return
   those same objects, and allocate no full-size temporary;
+* the compiled kernels of :mod:`backends.fused` (where numba is installed)
+  give the plain NumPy path's results: the optimizer steps bit for bit;
 * the CuPy backend imports without CuPy and says why it is unavailable.
 """
 
@@ -25,13 +27,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import array_backend, blocked, contract, winograd
+from backends import array_backend, blocked, contract, fused, winograd
 from backends.array_backend import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
 from backends.numpy_backend import NumpyBackend
 from properties.assertions import tolerance as suite_tolerance
 from reference import layers as reference_layers
 
 DTYPES = ("float32", "float64")
+NEEDS_NUMBA = pytest.mark.skipif(
+    not fused.available(), reason="numba is not installed: no compiled kernels to check"
+)
 # Two algorithms summing the same products in different orders.
 TOLERANCE = {"float32": (1e-5, 1e-4), "float64": (1e-12, 1e-12)}
 
@@ -139,9 +144,13 @@ def _describe(case: dict, dtype: str, name: str) -> str:
     )
 
 
-def _run_conv(name: str, case: dict, dtype: str) -> tuple[np.ndarray, ...]:
+def _run_conv(
+    name: str, case: dict, dtype: str, accelerator: str | None = "as installed"
+) -> tuple[np.ndarray, ...]:
     """``(y, dx, dw, db)`` of algorithm ``name`` on the case cast to ``dtype``."""
     backend = NumpyBackend()
+    if accelerator != "as installed":
+        backend.accelerator = accelerator
     backend.conv_algorithm = name
     backend.conv_chunk_bytes = case["chunk_bytes"]
     backend.conv_chunk_min_columns = 1
@@ -187,15 +196,27 @@ def _assert_within(
     )
 
 
+@pytest.mark.parametrize(
+    "accelerator", [None, pytest.param("numba", marks=NEEDS_NUMBA)]
+)
 @pytest.mark.parametrize("float_dtype", DTYPES)
 @pytest.mark.parametrize("name", GEMM_ALGORITHMS)
 @given(case=conv_cases())
 def test_gemm_conv_algorithms_agree_with_the_reference(
-    name: str, float_dtype: str, case: dict
+    name: str, float_dtype: str, accelerator: str | None, case: dict
 ) -> None:
-    """y, dx, dw, db within the summation bound ``(n + 2) u sum|terms|``."""
-    dtype = float_dtype
-    got = _run_conv(name, case, dtype)
+    """y, dx, dw, db within the summation bound ``(n + 2) u sum|terms|``.
+
+    With numba (``accelerator``), im2col's stride-1 forward with few output
+    channels sums the same products in a compiled loop instead.
+    """
+    _assert_within_summation_bound(name, float_dtype, case, accelerator)
+
+
+def _assert_within_summation_bound(
+    name: str, dtype: str, case: dict, accelerator: str | None
+) -> None:
+    got = _run_conv(name, case, dtype, accelerator)
     want, sums = _reference(case, dtype)
     n, c_in, _, _ = case["x"].shape
     c_out, _, kh, kw = case["w"].shape
@@ -732,6 +753,52 @@ def test_blocked_optimizer_steps_equal_the_unblocked_formula(
         if key != "scratch":
             assert np.array_equal(state[key], want_state[key]), (
                 f"{what}: state[{key!r}]"
+            )
+
+
+def test_the_accelerator_follows_numba_and_the_switch(monkeypatch) -> None:
+    """numba installed: compiled kernels unless NNSPEC_NUMPY_ACCEL=0."""
+    monkeypatch.delenv(fused.ACCEL_VARIABLE, raising=False)
+    expected = "numba" if fused.available() else None
+    assert NumpyBackend().accelerator == expected, (
+        f"backend numpy: accelerator {NumpyBackend().accelerator!r} with numba "
+        f"{'installed' if fused.available() else 'missing'}"
+    )
+    monkeypatch.setenv(fused.ACCEL_VARIABLE, "0")
+    assert NumpyBackend().accelerator is None, (
+        f"backend numpy: {fused.ACCEL_VARIABLE}=0 did not keep the plain path"
+    )
+
+
+@NEEDS_NUMBA
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize(("name", "hyper"), OPTIMIZER_CASES, ids=OPTIMIZER_IDS)
+@given(size=st.integers(1, 300), block_elements=st.integers(1, 64))
+def test_compiled_optimizer_steps_equal_the_ufunc_kernels(
+    name: str, hyper: dict, float_dtype: str, size: int, block_elements: int
+) -> None:
+    """The numba update gives the plain path's very bits, param and state."""
+    dtype = np.dtype(float_dtype)
+    rng = np.random.default_rng(size * 1000 + block_elements)
+    param = (rng.standard_normal(size) * 3).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    plain = NumpyBackend()
+    plain.accelerator = None
+    want, want_state = _steps(plain, name, hyper, param.copy(), grads)
+    compiled = NumpyBackend()
+    compiled.accelerator = "numba"
+    compiled.threads = 2
+    compiled.optimizer_block_bytes = block_elements * dtype.itemsize
+    got, state = _steps(compiled, name, hyper, param.copy(), grads)
+    what = (
+        f"{name}_step, backend numpy, dtype {dtype}, {hyper}, param ({size},), "
+        f"numba kernel in blocks of {block_elements} vs the ufunc kernel"
+    )
+    assert np.array_equal(got, want), f"{what}: param differs, {_mismatch(got, want)}"
+    for key in want_state:
+        if key != "scratch":
+            assert np.array_equal(state[key], want_state[key]), (
+                f"{what}: state[{key!r}] differs"
             )
 
 

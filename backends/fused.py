@@ -1,0 +1,347 @@
+"""Compiled kernels for the NumPy backend, used when numba is installed.
+
+The plain NumPy path needs NumPy alone; each kernel here computes what a
+part of it computes, in fewer passes over memory:
+
+* the optimizer updates (:mod:`backends.blocked`: a handful of ``out=``
+  ufunc passes per cache-sized block, Adam twelve): one pass doing each
+  element's whole step, through the very operations of the ufunc kernel,
+  in the same order and dtype (the hyperparameters rounded to it as NumPy
+  rounds a Python float meeting an array), without fused multiply-adds
+  (``fastmath=False``): the plain path's results bit for bit;
+* im2col's copies (:mod:`backends.array_backend`): the windows gathered
+  into columns and their gradients added back (col2im) in one loop each,
+  with no padded buffer for col2im;
+* a direct conv at stride 1 (:func:`direct_conv`) that im2col's forward
+  uses for few output channels, where copying the columns costs more than
+  the GEMM saves: every output plane summed tap by tap in long loops.
+
+Every kernel releases the GIL (``nogil=True``) and runs on the backend's
+own threads, over the blocks or channel ranges the plain path splits its
+work into; each is compiled on first use and cached on disk
+(``cache=True``). :func:`available` says whether numba is installed; the
+environment variable ``NNSPEC_NUMPY_ACCEL=0`` (or a backend's
+``accelerator = None``) keeps the plain path. The suite checks both paths.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ACCEL_VARIABLE",
+    "DTYPES",
+    "add_windows",
+    "available",
+    "default_accelerator",
+    "direct_conv",
+    "gather_windows",
+    "optimizer_kernel",
+    "same_float_dtype",
+]
+
+#: ``NNSPEC_NUMPY_ACCEL=0`` keeps the NumPy backend on its plain path.
+ACCEL_VARIABLE = "NNSPEC_NUMPY_ACCEL"
+
+_numba_state: dict[str, Any] = {}
+
+
+def _numba() -> Any:
+    """The numba module, imported on first use (a quarter second), or None."""
+    if "module" not in _numba_state:
+        try:
+            import numba
+        except ImportError:  # the plain path needs NumPy alone
+            numba = None
+        _numba_state["module"] = numba
+    return _numba_state["module"]
+
+
+def available() -> bool:
+    """Whether numba is installed (found without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+#: The dtypes the kernels are compiled for: every array of a call in one of them.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def same_float_dtype(*arrays: Any) -> bool:
+    """Whether the arrays share one dtype of :data:`DTYPES` (what the kernels take)."""
+    dtypes = {a.dtype for a in arrays}
+    return len(dtypes) == 1 and dtypes.pop() in DTYPES
+
+
+def default_accelerator() -> str | None:
+    """``"numba"`` when numba is installed and ``NNSPEC_NUMPY_ACCEL`` is not ``0``."""
+    if os.environ.get(ACCEL_VARIABLE, "").strip().lower() in ("0", "false", "no"):
+        return None
+    return "numba" if available() else None
+
+
+def _jit(function: Callable) -> Callable:
+    return _numba().njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(
+        function
+    )
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates: the ufunc kernels of backends.blocked, one element at a
+# time. ``p``, ``g`` and the state are equally long 1-d arrays; every scalar
+# comes in the arrays' dtype.
+# ---------------------------------------------------------------------------
+
+
+def _sgd(p, g, buf, lr, momentum, nesterov, weight_decay, use_momentum, use_decay):
+    for i in range(p.shape[0]):
+        d = g[i]
+        if use_decay:
+            d = p[i] * weight_decay + d
+        if use_momentum:
+            b = buf[i] * momentum + d
+            buf[i] = b
+            if nesterov:
+                step = (d + b * momentum) * lr
+            else:
+                step = b * lr
+        else:
+            step = d * lr
+        p[i] = p[i] - step
+
+
+def _adagrad(p, g, total, lr, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        s = total[i] + gi * gi
+        total[i] = s
+        p[i] = p[i] - gi / (np.sqrt(s) + eps) * lr
+
+
+def _rmsprop(p, g, square_avg, lr, alpha, one_minus_alpha, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        v = square_avg[i] * alpha + gi * gi * one_minus_alpha
+        square_avg[i] = v
+        p[i] = p[i] - gi / (np.sqrt(v) + eps) * lr
+
+
+def _adadelta(p, g, square_avg, acc_delta, lr, rho, one_minus_rho, eps, use_lr):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        v = square_avg[i] * rho + gi * gi * one_minus_rho
+        square_avg[i] = v
+        std = np.sqrt(v + eps)
+        delta = np.sqrt(acc_delta[i] + eps) / std * gi
+        acc_delta[i] = acc_delta[i] * rho + delta * delta * one_minus_rho
+        if use_lr:
+            delta = delta * lr
+        p[i] = p[i] - delta
+
+
+def _adam(p, g, exp_avg, exp_avg_sq, one_minus_beta1, beta1, root, beta2, scale,
+          shift, wd, use_decay):  # fmt: skip
+    for i in range(p.shape[0]):
+        gi = g[i]
+        if use_decay:
+            gi = p[i] * wd + gi
+        m = exp_avg[i] * beta1 + gi * one_minus_beta1
+        exp_avg[i] = m
+        r = gi * root
+        v = exp_avg_sq[i] * beta2 + r * r
+        exp_avg_sq[i] = v
+        p[i] = p[i] - m / (np.sqrt(v) * scale + shift)
+
+
+def _sgd_args(dtype, lr, momentum, nesterov, weight_decay) -> tuple:
+    f = dtype.type
+    return (f(lr), f(momentum), bool(nesterov), f(weight_decay),
+            bool(momentum), bool(weight_decay))  # fmt: skip
+
+
+def _adagrad_args(dtype, lr, eps) -> tuple:
+    return (dtype.type(lr), dtype.type(eps))
+
+
+def _rmsprop_args(dtype, lr, alpha, eps) -> tuple:
+    f = dtype.type
+    return (f(lr), f(alpha), f(1 - alpha), f(eps))
+
+
+def _adadelta_args(dtype, lr, rho, eps) -> tuple:
+    f = dtype.type
+    return (f(lr), f(rho), f(1 - rho), f(eps), lr != 1.0)
+
+
+def _adam_args(dtype, step_size, beta1, beta2, eps, bc2_sqrt, wd) -> tuple:
+    # The scalars of blocked.adam, computed as there, then rounded to dtype.
+    f = dtype.type
+    return (
+        f(1 - beta1),
+        f(beta1),
+        f(math.sqrt(1 - beta2)),
+        f(beta2),
+        f(1.0 / (bc2_sqrt * step_size)),
+        f(eps / step_size),
+        f(wd),
+        bool(wd),
+    )
+
+
+_OPTIMIZERS: dict[str, tuple[Callable, Callable]] = {
+    "sgd": (_sgd, _sgd_args),
+    "adagrad": (_adagrad, _adagrad_args),
+    "rmsprop": (_rmsprop, _rmsprop_args),
+    "adadelta": (_adadelta, _adadelta_args),
+    "adam": (_adam, _adam_args),
+}
+_compiled: dict[Any, Callable] = {}
+
+
+def _compiled_kernel(key: Any, function: Callable) -> Callable:
+    if _numba() is None:
+        raise RuntimeError(
+            f"numba is installed but does not import; set {ACCEL_VARIABLE}=0 "
+            "for the plain NumPy path"
+        )
+    kernel = _compiled.get(key)
+    if kernel is None:
+        kernel = _compiled[key] = _jit(function)
+    return kernel
+
+
+def optimizer_kernel(
+    name: str, dtype: Any, args: tuple
+) -> tuple[Callable, tuple] | None:
+    """The compiled update for optimizer ``name`` and its scalar arguments.
+
+    ``args`` are the hyperparameters the ufunc kernel of :mod:`backends.blocked`
+    takes; the returned kernel takes ``(param, grad, *state, *scalars)``.
+    None when numba does not import (the caller keeps the plain path).
+    """
+    if _numba() is None:
+        return None
+    function, convert = _OPTIMIZERS[name]
+    return _compiled_kernel(name, function), convert(np.dtype(dtype), *args)
+
+
+# ---------------------------------------------------------------------------
+# Direct convolution at stride 1, for layers with few output channels
+# ---------------------------------------------------------------------------
+
+
+def _direct(x, w, b, y, flat, n0, n1):
+    """``y[n0:n1] = b + sum_{c, i, j} w[:, c, i, j] x[n, c, i:, j:]`` (stride 1).
+
+    ``x`` is the padded input. Each output plane is computed over the input's
+    row length ``W`` (``flat`` holds ``(H_out - 1) W + W_out`` values, the
+    columns past ``W_out`` of each row being thrown away): every kernel tap
+    is then one long loop ``flat[p] += w x[p + offset]`` over the plane.
+    """
+    c_in, width = x.shape[1], x.shape[3]
+    k_out, _, kh, kw = w.shape
+    ho, wo = y.shape[2], y.shape[3]
+    length = (ho - 1) * width + wo
+    for n in range(n0, n1):
+        for k in range(k_out):
+            for p in range(length):
+                flat[np.uintp(p)] = b[k]
+            for c in range(c_in):
+                source = x[n, c].ravel()
+                for i in range(kh):
+                    for j in range(kw):
+                        weight = w[k, c, i, j]
+                        offset = i * width + j
+                        for p in range(length):
+                            flat[np.uintp(p)] += weight * source[np.uintp(p + offset)]
+            for r in range(ho):
+                for s in range(wo):
+                    y[n, k, r, s] = flat[r * width + s]
+
+
+def direct_conv(
+    x_padded: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray, images: slice
+) -> None:
+    """``y[images] =`` conv2d of the padded input ``x_padded`` at stride 1, + ``b``.
+
+    ``x_padded`` must be C-contiguous (each image plane is read flat).
+    """
+    kernel = _compiled_kernel("direct", _direct)
+    ho, wo = y.shape[2:]
+    flat = np.empty(max(1, (ho - 1) * x_padded.shape[3] + wo), dtype=y.dtype)
+    kernel(x_padded, w, b, y, flat, images.start, images.stop)
+
+
+# ---------------------------------------------------------------------------
+# im2col: the windows copied to columns, their gradients added back
+# ---------------------------------------------------------------------------
+
+
+def _gather_windows(x, stride_h, stride_w, columns, c0, c1):
+    """``columns[c, i, j, n, r, s] = x[n, c, r sh + i, s sw + j]`` for ``c0:c1``."""
+    _, kh, kw, n_images, ho, wo = columns.shape
+    for c in range(c0, c1):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_images):
+                    for r in range(ho):
+                        target = columns[c, i, j, n, r]
+                        source = x[n, c, r * stride_h + i]
+                        for s in range(wo):
+                            target[np.uintp(s)] = source[np.uintp(s * stride_w + j)]
+
+
+def _add_windows(dcolumns, ph, pw, stride_h, stride_w, dx, c0, c1):
+    """``dx[:, c] = sum`` of the window gradients over the taps, for ``c0:c1``.
+
+    Taps in order ``(i, j)``, each added where it meets the input (padding
+    dropped), onto zeros: the sums of the plain col2im, in its order.
+    """
+    _, kh, kw, n_images, ho, wo = dcolumns.shape
+    h, width = dx.shape[2], dx.shape[3]
+    for c in range(c0, c1):
+        for n in range(n_images):
+            for r in range(h):
+                for s in range(width):
+                    dx[n, c, r, s] = 0
+        for i in range(kh):
+            for j in range(kw):
+                # Outputs whose tap (i, j) lands inside: s_lo <= s < s_hi.
+                s_lo = max(0, (pw - j + stride_w - 1) // stride_w)
+                s_hi = min(wo, (width - 1 + pw - j) // stride_w + 1)
+                for n in range(n_images):
+                    for r in range(ho):
+                        row = r * stride_h + i - ph
+                        if row < 0 or row >= h:
+                            continue
+                        source = dcolumns[c, i, j, n, r]
+                        target = dx[n, c, row]
+                        for s in range(s_lo, s_hi):
+                            target[np.uintp(s * stride_w + j - pw)] += source[
+                                np.uintp(s)
+                            ]
+
+
+def gather_windows(
+    x_padded: np.ndarray, stride: tuple[int, int], columns: np.ndarray, part: slice
+) -> None:
+    """Fill im2col ``columns`` (C, kH, kW, N, H_out, W_out) for channels ``part``."""
+    kernel = _compiled_kernel("gather_windows", _gather_windows)
+    kernel(x_padded, *stride, columns, part.start, part.stop)
+
+
+def add_windows(
+    dcolumns: np.ndarray,
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+    dx: np.ndarray,
+    part: slice,
+) -> None:
+    """``dx[:, part] =`` col2im of ``dcolumns`` (C, kH, kW, N, H_out, W_out)."""
+    kernel = _compiled_kernel("add_windows", _add_windows)
+    kernel(dcolumns, *padding, *stride, dx, part.start, part.stop)
