@@ -81,19 +81,29 @@ def tests(session: nox.Session) -> None:
     """The whole test suite on the built-in backends, ``ci`` Hypothesis profile.
 
     The property suite, the report builder's tests (with the browser test) and
-    every benchmark run once for correctness (pyproject's ``testpaths``). pytest
-    exits 5 when it collects nothing, which fails the session like any failure.
+    every benchmark run once for correctness (pyproject's ``testpaths``), with
+    the optional numba accelerator installed; then the NumPy backend's
+    agreement checks once more on its plain path (``NNSPEC_NUMPY_ACCEL=0``).
+    pytest exits 5 when it collects nothing, which fails the session like any
+    failure.
     """
-    install(session, "torch", "test", "bench", "report")
+    install(session, "torch", "test", "bench", "report", "fast")
     profile = hypothesis_profile()
+    common = ("-n", "auto", f"--hypothesis-profile={profile}")
     session.run(
-        "pytest",
-        "-n",
-        "auto",
-        f"--hypothesis-profile={profile}",
-        f"--timeout={check_timeout(profile)}",
-        *session.posargs,
+        "pytest", *common, f"--timeout={check_timeout(profile)}", *session.posargs
     )
+    if not session.posargs:
+        # The NumPy backend's plain path (numba absent or switched off) against
+        # the reference too: the run above checked the compiled one.
+        session.run(
+            "pytest",
+            "properties/test_agreement.py",
+            "--backend=numpy",
+            *common,
+            f"--timeout={check_timeout(profile)}",
+            env={"NNSPEC_NUMPY_ACCEL": "0"},
+        )
 
 
 @nox.session(python=PYTHON)
@@ -105,7 +115,7 @@ def verify(session: nox.Session) -> None:
     (repeatable) or ``$NNSPEC_BACKEND_INSTALL`` pip-installs what the backend
     needs first: ``nox -s verify -- --install ./mypkg --backend mypkg.mod:backend``.
     """
-    install(session, "torch", "test")
+    install(session, "torch", "test", "fast")
     arguments = install_backend(session)
     profile = hypothesis_profile()
     session.run(
@@ -204,7 +214,7 @@ def bench(session: nox.Session) -> None:
     one call each (nothing recorded). NNSPEC_BACKENDS and NNSPEC_BENCH_THREADS
     narrow the backends and thread counts (benchmarks/common.py).
     """
-    install(session, "torch", "bench")
+    install(session, "torch", "bench", "fast")
     commit = _git_hash(session, "HEAD")
     machine = _asv_machine(session)
     session.run(
@@ -276,7 +286,7 @@ def bench_quick(session: nox.Session) -> None:
     import shutil
     from pathlib import Path
 
-    install(session, "torch", "bench")
+    install(session, "torch", "bench", "fast")
     args = list(session.posargs)
     save_baseline = "--save-baseline" in args
     args = [arg for arg in args if arg != "--save-baseline"]
@@ -313,7 +323,7 @@ def bench_check(session: nox.Session) -> None:
     fresh interpreter per combination: many minutes). Other arguments go to
     pytest.
     """
-    install(session, "torch", "test", "bench")
+    install(session, "torch", "test", "bench", "fast")
     args = list(session.posargs)
     under_asv = "--asv" in args
     args = [arg for arg in args if arg != "--asv"]
@@ -550,7 +560,7 @@ def _report_extras() -> tuple[str, ...]:
     """The extras to install; NNSPEC_REPORT_EXTRAS adds more (``cupy`` on a GPU)."""
     more = os.environ.get("NNSPEC_REPORT_EXTRAS", "")
     extras = [extra.strip() for extra in more.split(",") if extra.strip()]
-    return ("torch", "test", "report", "bench", *extras)
+    return ("torch", "test", "report", "bench", "fast", *extras)
 
 
 @nox.session(python=PYTHON)
