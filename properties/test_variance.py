@@ -140,6 +140,47 @@ def weight_shapes(draw: st.DrawFn) -> tuple[int, ...]:
     )
 
 
+def _draw(
+    impl: Any,
+    dtype: str,
+    name: str,
+    shape: tuple[int, ...],
+    seed: int,
+    hyper: dict[str, float],
+    check: str,
+) -> tuple[np.ndarray, Context]:
+    """``initialize(name, shape)`` on ``impl`` as float64, with the failure context.
+
+    A draw of the wrong shape or dtype, or holding NaN or inf, fails the
+    initializer ``check`` (named in the message) before any statistics.
+    """
+    context = Context(
+        op="initialize",
+        backend=impl.name,
+        dtype=dtype,
+        inputs={"shape": shape},
+        hyper={"name": name, "seed": seed, **hyper},
+        variant=name,
+    )
+    native = call_backend(
+        impl,
+        "initialize",
+        (name, shape),
+        {"seed": seed, "dtype": dtype, **hyper},
+        context,
+    )
+    weights = to_numpy(impl, native, "weights", context)
+    if weights.shape != tuple(shape) or weights.dtype != np.dtype(dtype):
+        raise context.fail(
+            f"initializer {check}: wrong shape or dtype",
+            f"got {weights.dtype}{list(weights.shape)}, expected {dtype}{list(shape)}",
+        )
+    values = weights.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise context.fail(f"initializer {check}: the weights hold NaN or inf")
+    return values, context
+
+
 def check_initializer_moments(
     impl: Any,
     dtype: str,
@@ -178,30 +219,7 @@ def check_initializer_moments(
     factor 3), the leaky gain :math:`\sqrt{2/(1+a)}` instead of
     :math:`\sqrt{2/(1+a^2)}`, ``normal`` ignoring ``std``, a non-zero mean.
     """
-    context = Context(
-        op="initialize",
-        backend=impl.name,
-        dtype=dtype,
-        inputs={"shape": shape},
-        hyper={"name": name, "seed": seed, **hyper},
-        variant=name,
-    )
-    native = call_backend(
-        impl,
-        "initialize",
-        (name, shape),
-        {"seed": seed, "dtype": dtype, **hyper},
-        context,
-    )
-    weights = to_numpy(impl, native, "weights", context)
-    if weights.shape != tuple(shape) or weights.dtype != np.dtype(dtype):
-        raise context.fail(
-            "initializer moments: wrong shape or dtype",
-            f"got {weights.dtype}{list(weights.shape)}, expected {dtype}{list(shape)}",
-        )
-    values = weights.astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise context.fail("initializer moments: the weights hold NaN or inf")
+    values, context = _draw(impl, dtype, name, shape, seed, hyper, "moments")
     n = values.size
     fan_in, fan_out = fans(shape)
     variance = formula_variance(name, shape, hyper)
@@ -438,31 +456,9 @@ def check_initializer_distribution(
     right variance or the reverse (:math:`D \approx 0.03`), a sum of two
     uniforms (triangular).
     """
-    context = Context(
-        op="initialize",
-        backend=impl.name,
-        dtype=dtype,
-        inputs={"shape": shape},
-        hyper={"name": name, "seed": seed, **hyper},
-        variant=name,
-    )
-    native = call_backend(
-        impl,
-        "initialize",
-        (name, shape),
-        {"seed": seed, "dtype": dtype, **hyper},
-        context,
-    )
-    weights = to_numpy(impl, native, "weights", context)
-    if weights.shape != tuple(shape) or weights.dtype != np.dtype(dtype):
-        raise context.fail(
-            "initializer distribution: wrong shape or dtype",
-            f"got {weights.dtype}{list(weights.shape)}, expected {dtype}{list(shape)}",
-        )
+    values, context = _draw(impl, dtype, name, shape, seed, hyper, "distribution")
     sigma = math.sqrt(formula_variance(name, shape, hyper))
-    standardized = weights.astype(np.float64).ravel() / sigma
-    if not np.all(np.isfinite(standardized)):
-        raise context.fail("initializer distribution: the weights hold NaN or inf")
+    standardized = values.ravel() / sigma
     uniform = name in UNIFORM_INITIALIZERS
     distance = ks_distance(standardized, _uniform_cdf if uniform else _normal_cdf)
     n = standardized.size
