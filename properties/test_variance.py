@@ -1013,6 +1013,16 @@ def _false_alarms() -> dict[str, float]:
             t = bernstein_deviation(variance, 1.0, EXAMPLE_FAILURE_PROBABILITY)
             sanity = max(sanity, _bernstein_tail(variance, 1.0, t))
     alarms["catalog dropout_mask sanity (Bernstein)"] = sanity
+    kept_mean = 0.0
+    for p in DROP_PROBABILITIES:
+        ratio = p / (1.0 - p)
+        for n in (1, 100, 40_000):
+            x = np.linspace(0.5, 1.5, n)  # the check's x ~ U(0.5, 1.5), any scale
+            variance = float(np.sum(x**2)) * ratio
+            bound = float(x.max()) * max(1.0, ratio)
+            t = bernstein_deviation(variance, bound, EXAMPLE_FAILURE_PROBABILITY)
+            kept_mean = max(kept_mean, _bernstein_tail(variance, bound, t))
+    alarms["test_dropout inverted scaling keeps the mean (Bernstein)"] = kept_mean
     return alarms
 
 
