@@ -301,7 +301,10 @@ def item_metadata(item: pytest.Item) -> dict[str, Any]:
         "backend_spec": getattr(backend, "spec", backend_id),
         "dtype": dtype if isinstance(dtype, str) else None,
         "params": callspec.id if callspec is not None else "",
-        "kind": "backend" if "backend" in params else "suite",
+        # A check of a backend takes the suite's ``backend`` fixture (a loaded
+        # spec); a test of the suite's own that merely has a parameter named
+        # backend (the report builder's, say) is the suite's.
+        "kind": "backend" if hasattr(backend, "spec") else "suite",
         "uses": uses,
     }
 
