@@ -10,15 +10,21 @@ run it from the repository root and see the same check fail again:
 The check is selected by its node id, never by ``-k`` (a keyword expression
 rejects backend names with spaces, brackets or ``<``), and ``--backend`` names
 the spec the run loaded it from, so a third-party backend is loaded again.
-Every part is quoted for a POSIX shell. This module imports nothing from the
-suite at import time, so the results plugin can use it before Hypothesis'
-profile is loaded.
+Every part is quoted for a POSIX shell. The interpreter is ``python`` where
+that is the one running the suite; under nox (whose sessions run in their own
+virtual environments, with the backend's dependencies installed there) and
+wherever ``python`` on the PATH is another interpreter, it is the full path of
+the one that ran the check, so the line works from the user's own shell. This
+module imports nothing from the suite at import time, so the results plugin
+can use it before Hypothesis' profile is loaded.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import sys
 from typing import Any
 
 
@@ -26,6 +32,21 @@ def current_nodeid() -> str | None:
     """The node id of the running pytest test, if any."""
     current = os.environ.get("PYTEST_CURRENT_TEST")
     return current.rsplit(" (", 1)[0] if current else None
+
+
+def python_command() -> str:
+    """``python``, or the full path of this interpreter where ``python`` is another.
+
+    Inside a nox session ``python`` is the session's interpreter, but a user who
+    copies the line into a shell afterwards gets their own: the session's
+    environment (``NOX_CURRENT_SESSION``) always gets the full path.
+    """
+    found = shutil.which("python")
+    if os.environ.get("NOX_CURRENT_SESSION") or found is None:
+        return sys.executable
+    if os.path.abspath(found) != os.path.abspath(sys.executable):
+        return sys.executable
+    return "python"
 
 
 def current_profile() -> str | None:
@@ -54,7 +75,7 @@ def reproduce_command(
     nodeid = nodeid or current_nodeid()
     if not nodeid:
         return "(not running under pytest)"
-    parts = ["python", "-m", "pytest", nodeid]
+    parts = [python_command(), "-m", "pytest", nodeid]
     if backend_spec:
         parts.append(f"--backend={backend_spec}")
     profile = profile or current_profile()

@@ -166,7 +166,7 @@ def test_crashing_backends_are_quarantined_and_the_others_run(tmp_path: Path):
             assert record["op"] == "relu", f"{name} blamed for {record['nodeid']}"
             assert "crashed while running" in record["message"], record["message"]
             assert f"backend {name}" in record["message"], record["message"]
-            assert record["reproduce"].startswith("python -m pytest")
+            assert " -m pytest " in record["reproduce"], record["reproduce"]
         for record in run.of(name):
             if record["outcome"] == "not-run":
                 assert f"(backend {name}); {name}'s remaining" in record["reason"]

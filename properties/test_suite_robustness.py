@@ -729,7 +729,7 @@ def test_printed_reproduce_commands_rerun_exactly_one_failing_check(
         {
             line.split("reproduce: ", 1)[1].strip()
             for line in output.splitlines()
-            if "reproduce: python -m pytest" in line
+            if "reproduce: " in line and " -m pytest " in line
         }
     )
     modules = {line.split()[3].partition("::")[0] for line in lines}
