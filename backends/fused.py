@@ -14,7 +14,8 @@ part of it computes, in fewer passes over memory:
   with no padded buffer for col2im;
 * a direct conv at stride 1 (:func:`direct_conv`) that im2col's forward
   uses for few output channels, where copying the columns costs more than
-  the GEMM saves: every output plane summed tap by tap in long loops.
+  the GEMM saves: blocks of output pixels and channels summed in vector
+  registers over every tap.
 
 Every kernel releases the GIL (``nogil=True``) and runs on the backend's
 own threads, over the blocks or channel ranges the plain path splits its
@@ -41,6 +42,7 @@ __all__ = [
     "available",
     "default_accelerator",
     "direct_conv",
+    "direct_weights",
     "gather_windows",
     "optimizer_kernel",
     "same_float_dtype",
@@ -234,47 +236,171 @@ def optimizer_kernel(
 # Direct convolution at stride 1, for layers with few output channels
 # ---------------------------------------------------------------------------
 
+#: Output channels per vector of the direct conv (one AVX2 register of float32),
+#: and output pixels per register block: ``DIRECT_PIXELS`` accumulator vectors
+#: stay in registers over all ``C kH kW`` taps.
+DIRECT_LANES = 8
+DIRECT_PIXELS = 5
 
-def _direct(x, w, b, y, flat, n0, n1):
-    """``y[n0:n1] = b + sum_{c, i, j} w[:, c, i, j] x[n, c, i:, j:]`` (stride 1).
 
-    ``x`` is the padded input. Each output plane is computed over the input's
-    row length ``W`` (``flat`` holds ``(H_out - 1) W + W_out`` values, the
-    columns past ``W_out`` of each row being thrown away): every kernel tap
-    is then one long loop ``flat[p] += w x[p + offset]`` over the plane.
+def _stack_buffer(size: int) -> Callable:
+    """An intrinsic: ``size`` elements of ``like``'s dtype on the stack.
+
+    A fixed-size stack buffer read and written at constant offsets only is
+    promoted to registers by LLVM (numba's arrays live on the heap, where it
+    cannot be): the accumulators of :func:`_direct`.
     """
-    c_in, width = x.shape[1], x.shape[3]
-    k_out, _, kh, kw = w.shape
-    ho, wo = y.shape[2], y.shape[3]
-    length = (ho - 1) * width + wo
-    for n in range(n0, n1):
-        for k in range(k_out):
-            for p in range(length):
-                flat[np.uintp(p)] = b[k]
-            for c in range(c_in):
-                source = x[n, c].ravel()
-                for i in range(kh):
-                    for j in range(kw):
-                        weight = w[k, c, i, j]
-                        offset = i * width + j
-                        for p in range(length):
-                            flat[np.uintp(p)] += weight * source[np.uintp(p + offset)]
-            for r in range(ho):
-                for s in range(wo):
-                    y[n, k, r, s] = flat[r * width + s]
+    numba = _numba()
+    from numba.core import cgutils
+
+    @numba.extending.intrinsic
+    def stack_buffer(typingctx, like):
+        def codegen(context, builder, signature, args):
+            element = context.get_value_type(like.dtype)
+            return cgutils.alloca_once(builder, element, size=size)
+
+        return numba.types.CPointer(like.dtype)(like), codegen
+
+    return stack_buffer
+
+
+def _vector_fmuladd(width: int) -> Callable:
+    """An intrinsic: ``acc[o:o+width] += value * weights[s:s+width]``, one vector op.
+
+    numba leaves LLVM's straight-line (SLP) vectorizer off, so a loop of
+    ``width`` scalar updates stays scalar; this emits the vector load,
+    broadcast and ``llvm.fmuladd`` (fused where the CPU has FMA) itself.
+    """
+    numba = _numba()
+    from llvmlite import ir
+    from numba.core import cgutils
+
+    @numba.extending.intrinsic
+    def fmuladd_row(typingctx, acc, offset, weights, start, value):
+        def codegen(context, builder, signature, args):
+            acc_pointer, acc_offset, array, weights_start, scalar = args
+            element = context.get_value_type(weights.dtype)
+            vector = ir.VectorType(element, width)
+            align = weights.dtype.bitwidth // 8
+            data = context.make_array(weights)(context, builder, array).data
+            w_pointer = builder.gep(data, [weights_start])
+            w_vector = builder.load(
+                builder.bitcast(w_pointer, vector.as_pointer()), align=align
+            )
+            a_pointer = builder.bitcast(
+                builder.gep(acc_pointer, [acc_offset]), vector.as_pointer()
+            )
+            a_vector = builder.load(a_pointer, align=align)
+            lane0 = ir.Constant(ir.IntType(32), 0)
+            splat = builder.insert_element(ir.Constant(vector, None), scalar, lane0)
+            splat = builder.shuffle_vector(
+                splat,
+                ir.Constant(vector, None),
+                ir.Constant(ir.VectorType(ir.IntType(32), width), None),
+            )
+            name = f"llvm.fmuladd.v{width}f{weights.dtype.bitwidth}"
+            fmuladd = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vector, [vector] * 3), name
+            )
+            total = builder.call(fmuladd, [splat, w_vector, a_vector])
+            builder.store(total, a_pointer, align=align)
+            return context.get_dummy_value()
+
+        signature = numba.types.void(acc, offset, weights, start, value)
+        return signature, codegen
+
+    return fmuladd_row
+
+
+def _direct_kernel() -> Callable:
+    """The compiled direct conv (see :func:`direct_conv`), built on first use."""
+    lanes, pixels = DIRECT_LANES, DIRECT_PIXELS
+    block_buffer = _stack_buffer(lanes * pixels)
+    pixel_buffer = _stack_buffer(lanes)
+    fmuladd_row = _vector_fmuladd(lanes)
+
+    def direct(x, w_tiles, b, y, n0, n1):
+        tiles, c_in, kh, kw, _ = w_tiles.shape
+        k_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+        hp, wp = x.shape[2], x.shape[3]
+        xf = x.ravel()
+        wf = w_tiles.ravel()
+        acc = block_buffer(w_tiles)  # (pixels, lanes), constant offsets only
+        one = pixel_buffer(w_tiles)
+        for n in range(n0, n1):
+            for tile in range(tiles):
+                k0 = tile * lanes
+                for r in range(ho):
+                    # Blocks of pixels in registers, then the row's last pixels.
+                    for s0 in range(0, wo - pixels + 1, pixels):
+                        for q in range(pixels):
+                            for k in range(lanes):
+                                acc[q * lanes + k] = b[k0 + k]
+                        for c in range(c_in):
+                            for i in range(kh):
+                                row = ((n * c_in + c) * hp + r + i) * wp + s0
+                                taps = ((tile * c_in + c) * kh + i) * kw
+                                for j in range(kw):
+                                    tap = (taps + j) * lanes
+                                    for q in range(pixels):
+                                        v = xf[np.uintp(row + q + j)]
+                                        fmuladd_row(acc, q * lanes, wf, tap, v)
+                        for q in range(pixels):
+                            for k in range(lanes):  # constant offsets into acc
+                                if k0 + k < k_out:
+                                    y[n, k0 + k, r, s0 + q] = acc[q * lanes + k]
+                    for s in range(wo - wo % pixels, wo):
+                        for k in range(lanes):
+                            one[k] = b[k0 + k]
+                        for c in range(c_in):
+                            for i in range(kh):
+                                row = ((n * c_in + c) * hp + r + i) * wp + s
+                                taps = ((tile * c_in + c) * kh + i) * kw
+                                for j in range(kw):
+                                    tap = (taps + j) * lanes
+                                    fmuladd_row(one, 0, wf, tap, xf[np.uintp(row + j)])
+                        for k in range(lanes):
+                            if k0 + k < k_out:
+                                y[n, k0 + k, r, s] = one[k]
+
+    return direct
+
+
+def direct_weights(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (K, C, kH, kW) and ``b`` as :func:`direct_conv` takes them.
+
+    The output channels cut into tiles of :data:`DIRECT_LANES` (the last one
+    padded with zeros), innermost: ``(tiles, C, kH, kW, lanes)``.
+    """
+    k_out = w.shape[0]
+    tiles = -(-k_out // DIRECT_LANES)
+    padded = np.zeros((tiles * DIRECT_LANES, *w.shape[1:]), dtype=w.dtype)
+    padded[:k_out] = w
+    w_tiles = padded.reshape(tiles, DIRECT_LANES, *w.shape[1:]).transpose(0, 2, 3, 4, 1)
+    bias = np.zeros(tiles * DIRECT_LANES, dtype=b.dtype)
+    bias[:k_out] = b
+    return np.ascontiguousarray(w_tiles), bias
 
 
 def direct_conv(
-    x_padded: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray, images: slice
+    x_padded: np.ndarray,
+    w_tiles: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    images: slice,
 ) -> None:
     """``y[images] =`` conv2d of the padded input ``x_padded`` at stride 1, + ``b``.
 
-    ``x_padded`` must be C-contiguous (each image plane is read flat).
+    ``w_tiles`` and ``b`` come from :func:`direct_weights`; ``x_padded`` must
+    be C-contiguous. For each output row, blocks of :data:`DIRECT_PIXELS`
+    pixels times :data:`DIRECT_LANES` output channels are summed in
+    registers over every tap ``(c, i, j)`` (one vector multiply-add per
+    pixel and tap, the weights of a tap a contiguous vector), then stored.
     """
-    kernel = _compiled_kernel("direct", _direct)
-    ho, wo = y.shape[2:]
-    flat = np.empty(max(1, (ho - 1) * x_padded.shape[3] + wo), dtype=y.dtype)
-    kernel(x_padded, w, b, y, flat, images.start, images.stop)
+    kernel = _compiled.get("direct")
+    if kernel is None:
+        kernel = _compiled_kernel("direct", _direct_kernel())
+    kernel(x_padded, w_tiles, b, y, images.start, images.stop)
 
 
 # ---------------------------------------------------------------------------
