@@ -331,7 +331,9 @@ NOTES_CITATION = re.compile(r"\bnotes? (\d{3})\b", flags=re.I)
 BIBLIOGRAPHY = ROOT / "docs" / "bibliography.md"
 _TEXT_SUFFIXES = frozenset({".py", ".md", ".toml", ".json", ".yml", ".yaml", ".html"})
 #: Folders that are not the project's text: tools' caches, built sites.
-_SKIPPED_FOLDERS = frozenset({"_report", "build", "dist", "site", "html", "__pycache__"})
+_SKIPPED_FOLDERS = frozenset(
+    {"_report", "build", "dist", "site", "html", "__pycache__"}
+)
 
 
 def _project_text_files() -> list[Path]:

@@ -302,7 +302,7 @@ def bibliography(path: Path = BIBLIOGRAPHY) -> list[Source]:
     introduction = text[: headings[0].start() if headings else len(text)]
     introduction = re.sub(r"^# .*\n", "", introduction).strip()
     sources = [Source("", "About these sources", introduction)] if introduction else []
-    for heading, following in zip(headings, [*headings[1:], None]):
+    for heading, following in zip(headings, [*headings[1:], None], strict=True):
         end = following.start() if following else len(text)
         key = _NOTES.match(heading.group(1).lower())
         sources.append(
