@@ -1,6 +1,6 @@
-r"""Batch normalization in training and in eval (issue item 2; DESIGN.md).
+r"""Batch normalization in training and in eval.
 
-The contract (CONTRACT.md, reference/normalization.py): per feature of an
+The contract (reference/normalization.py): per feature of an
 ``(N, D)`` input, per channel over ``(N, H, W)`` of an ``(N, C, H, W)`` one,
 training normalises by the batch mean and the *biased* batch variance and
 updates ``running = (1 - momentum) running + momentum batch`` with the

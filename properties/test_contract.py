@@ -1,16 +1,24 @@
 """The backend contract: loading, selection, availability, completeness, documentation.
 
-These tests hold :mod:`backends.contract` and the built-in backends to
-CONTRACT.md: every built-in name loads to a backend with the mandatory
-attributes; a GPU backend without its GPU loads and says why it cannot run; a
-spec that names nothing fails with an error naming the spec; ``--backend``
-beats ``NNSPEC_BACKENDS`` beats the default; the built-in backends implement
-the whole contract; the README documents every operation.
+These tests hold :mod:`backends.contract` and the built-in backends to the
+contract (its docstring and the README's "Verifying your own backend"): every
+built-in name loads to a backend with the mandatory attributes; a GPU backend
+without its GPU loads and says why it cannot run; a spec that names nothing
+fails with an error naming the spec; ``--backend`` beats ``NNSPEC_BACKENDS``
+beats the default; the built-in backends implement the whole contract; the
+README documents every operation.
+
+And the project stands on its own: every "notes 00N" a docstring cites has its
+entry in ``docs/bibliography.md``, nothing cites a document the repository
+lacks, and the distribution installs no module into ``site-packages`` (README,
+"Installing").
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -307,4 +315,113 @@ def test_readme_documents_every_operation() -> None:
     assert not missing, (
         f"README.md does not mention {len(missing)} operation(s) of "
         f"backends.contract.OPERATIONS in backticks or a code block: {missing}"
+    )
+
+
+# -- the project stands on its own -----------------------------------------------
+
+#: Citations of what a reader of the repository cannot open: design documents it
+#: never had, a folder of notes beside it, an issue tracker's numbering. (Spelt so
+#: that the patterns do not match their own source.)
+FOREIGN_CITATION = re.compile(
+    r"CONTRACT\.md|DESIGN\.md|\.\./shared|\bnotes[/]|\bissue\s+(?:item\s+)?\d"
+)
+#: A citation of one of the lecture notes, "notes 002" or "Notes 002".
+NOTES_CITATION = re.compile(r"\bnotes? (\d{3})\b", flags=re.I)
+BIBLIOGRAPHY = ROOT / "docs" / "bibliography.md"
+_TEXT_SUFFIXES = frozenset({".py", ".md", ".toml", ".json", ".yml", ".yaml", ".html"})
+#: Folders that are not the project's text: tools' caches, built sites.
+_SKIPPED_FOLDERS = frozenset(
+    {"_report", "build", "dist", "site", "html", "__pycache__"}
+)
+
+
+def _project_text_files() -> list[Path]:
+    """The repository's own text files (no tool caches, environments or builds)."""
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if name not in _SKIPPED_FOLDERS
+            and (not name.startswith(".") or name in (".github", ".ci"))
+        ]
+        found += [Path(folder, n) for n in files if Path(n).suffix in _TEXT_SUFFIXES]
+    return sorted(found)
+
+
+def test_nothing_cites_a_document_the_repository_lacks() -> None:
+    citing = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in _project_text_files()
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        )
+        if FOREIGN_CITATION.search(line)
+    ]
+    assert not citing, (
+        "these lines cite a document or folder the repository does not have; say "
+        "what matters in the project's own words, or point to the README or "
+        "docs/:\n" + "\n".join(citing)
+    )
+
+
+def test_every_cited_notes_has_a_bibliography_entry() -> None:
+    """``notes 00N`` in a docstring resolves to an entry of docs/bibliography.md."""
+    entries = set(
+        re.findall(r"^### notes (\d{3})\b", BIBLIOGRAPHY.read_text("utf-8"), re.M)
+    )
+    cited: dict[str, str] = {}
+    pointed: list[str] = []
+    for path in _project_text_files():
+        if path.suffix != ".py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        numbers = NOTES_CITATION.findall(text)
+        for number in numbers:
+            cited.setdefault(number, str(path.relative_to(ROOT)))
+        if numbers and path.parent.name == "reference":
+            if "docs/bibliography.md" not in (ast.get_docstring(ast.parse(text)) or ""):
+                pointed.append(str(path.relative_to(ROOT)))
+    assert cited, "no docstring cites the notes: NOTES_CITATION is out of date"
+    missing = {n: where for n, where in cited.items() if n not in entries}
+    assert not missing, (
+        f"notes cited with no '### notes NNN' entry in {BIBLIOGRAPHY.name}: "
+        f"{missing} (number: first file citing it)"
+    )
+    assert not pointed, (
+        "reference modules that cite the notes without saying, in their opening "
+        f"docstring, that docs/bibliography.md describes them: {pointed}"
+    )
+
+
+def test_distribution_installs_no_module() -> None:
+    """No ``reference``, ``backends``, ... in site-packages: README, "Installing".
+
+    The repository's folders import under short, common names; installed as
+    top-level packages they would collide with any other of those names. So the
+    wheel selects no file (hatchling's ``bypass-selection``: metadata and
+    dependencies only), and an editable install adds the checkout to
+    ``sys.path`` and nothing else. asv, which installs each commit it times,
+    installs it the same way, from its own checkout of the commit.
+    """
+    tomllib = pytest.importorskip("tomllib", reason="reading TOML needs Python 3.11")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    build = config.get("tool", {}).get("hatch", {}).get("build", {})
+    wheel = build.get("targets", {}).get("wheel", {})
+    selecting = ("packages", "include", "only-include", "force-include", "sources")
+    assert wheel.get("bypass-selection") is True, (
+        f"the wheel target selects files ({wheel}); a wheel of nnspec must install "
+        "no module, or its folders land in site-packages as top-level packages"
+    )
+    assert not [key for key in selecting if key in wheel or key in build], (
+        f"pyproject selects files for the wheel: {build}"
+    )
+    assert wheel.get("dev-mode-dirs") == ["."], (
+        f"an editable install must put the checkout on sys.path: {wheel}"
+    )
+    asv = (ROOT / "asv.conf.json").read_text(encoding="utf-8")
+    assert "pip install -e {build_dir}" in asv, (
+        "asv.conf.json must install each commit editable from its checkout: the "
+        "wheel holds no module for the benchmarks to import"
     )

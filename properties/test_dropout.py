@@ -1,4 +1,4 @@
-r"""Dropout in training and in eval (issue item 3; DESIGN.md "Dropout train/eval").
+r"""Dropout in training and in eval.
 
 The contract: ``dropout_mask(shape, *, p, seed)`` keeps each unit (True) with
 probability :math:`1 - p`, independently, from the integer ``seed`` only;

@@ -1,4 +1,4 @@
-r"""Optimizer trajectories, clipping and learning-rate schedules (issue item 4).
+r"""Optimizer trajectories, clipping and learning-rate schedules.
 
 The contract: ``init_state(name, param)`` and
 ``<name>_step(param, grad, state, **hyper) -> (param, state)`` with
@@ -62,7 +62,8 @@ from properties.statistics import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
 
-#: Steps of a trajectory (the issue asks for at least 50).
+#: Steps of a trajectory: enough for a wrong accumulator or bias correction to
+#: compound well past the first few steps.
 STEPS = 50
 #: Multiplies the first-order rounding bounds.
 SAFETY = 8.0

@@ -1,6 +1,8 @@
 r"""Variance preservation: initializer moments, and deep stacks that keep or lose it.
 
-Two families of properties (issue item 1; DESIGN.md "Variance preservation").
+Two families of properties: each initializer draws the variance it promises,
+and the matched initializer keeps a deep stack's variance where a mismatched one
+loses it.
 
 Initializer moments
     Each random initializer's sample mean and mean square match its formula
@@ -27,7 +29,7 @@ The lecture notes (notes 001, "Weight initialization": "w = 0.01 *
 np.random.randn(Din, Dout) works for small networks, but has problems with
 deeper networks"; notes 002: Xavier/Glorot for sigmoid/tanh, He for ReLU) give
 the claims; the mean-field recursion (Poole et al. 2016, Schoenholz et al.
-2017) gives the numbers.
+2017) gives the numbers. Both are described in ``docs/bibliography.md``.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ from properties.statistics import (
 from reference import initializers as reference_initializers
 
 # ---------------------------------------------------------------------------
-# The formulas (CONTRACT.md / conventions: "Initializers"), restated here so
-# that the reference's own expected_moments is checked too.
+# The formulas (the table in reference/initializers.py's docstring), restated
+# here so that the reference's own expected_moments is checked too.
 # ---------------------------------------------------------------------------
 
 UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})

@@ -5,6 +5,9 @@ Every operation of the backend contract is importable from here
 (``reference.conv2d``, ``reference.conv2d_backward``, ...), as are the
 reference-only parts: learning-rate schedules, preprocessing and the notes'
 small models (in their own modules).
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from reference import (

@@ -15,11 +15,8 @@ one-sided value so that backends agree exactly):
 * ``elu`` and ``selu``: the negative branch at 0;
 * ``abs_rectify``: :math:`f'(0) = \operatorname{sign}(0) = 0`.
 
-Sources. The lecture notes are cited by their number in ``notes/``:
-notes 000 "Ch. 2: CNNs" (gen-AI coursework), notes 001 "Components of a
-convolutional network", notes 002 "Deep learning" (Programming Cradle),
-notes 003 "Notes on CNN - Architecture" (after cs231n), notes 004
-"Architectural Elements of Neural Networks".
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ Sources and corrections to the lecture notes
 Randomness comes only from the integer ``seed``: draws are made in float64 by
 ``numpy.random.default_rng(seed)`` and then rounded to ``dtype``, so a seed
 reproduces the array exactly, and the float32 array is the float64 one rounded.
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each forward is followed by its backward. A backward ``f_backward(dout, *arrays,
 output) and the forward's own inputs, recomputes what it needs (no cache), and
 returns a tuple with one gradient per array argument, in order.
 
-Conventions (CONTRACT.md):
+Conventions (the README's "Conventions every backend follows"):
 
 * images are NCHW; ``linear`` weights are ``(D_out, D_in)``; ``conv2d`` weights
   are ``(C_out, C_in, kH, kW)``;
@@ -19,11 +19,8 @@ Conventions (CONTRACT.md):
 This is an oracle written to be read: convolution and pooling are loops over
 the kernel offsets :math:`(i, j)`, each offset one strided slice of the input.
 
-Sources. The lecture notes are cited by their number in ``notes/``:
-notes 000 "Ch. 2: CNNs" (gen-AI coursework), notes 001 "Components of a
-convolutional network", notes 002 "Deep learning" (Programming Cradle),
-notes 003 "Notes on CNN - Architecture" (after cs231n), notes 004
-"Architectural Elements of Neural Networks".
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Subgradients
 Where a loss has a kink (``|w|`` at 0, the hinge at a zero margin) the backward
 returns the subgradient of the one-sided choice documented in the function:
 ``sign(0) = 0`` for ``|w|`` and ``1[margin > 0]`` (strict) for the hinge.
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations
@@ -197,7 +200,7 @@ def binary_cross_entropy(prob: np.ndarray, target: np.ndarray) -> np.ndarray:
     the other axes. The clamp :math:`\log p \ge -100` is torch's
     (``F.binary_cross_entropy``); it only matters at :math:`p = 0`, :math:`p = 1`
     or :math:`p < e^{-100}`. For logits, prefer
-    :func:`binary_cross_entropy_with_logits` (notes 003: "prefer logits").
+    :func:`binary_cross_entropy_with_logits` (notes 004: "prefer logits").
     """
     prob, target = _pair("prob", prob, "target", target)
     _probabilities("prob", prob)

@@ -20,6 +20,9 @@ cached: the backward recomputes the forward it needs.
   :math:`32 \cdot 32 \cdot 3 \cdot 3 \cdot 3 \cdot 64` is right but its value,
   printed as 1,179,648, is an arithmetic slip (1,179,648 is the same product with
   2 input channels).
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

@@ -5,10 +5,8 @@ receives the running statistics and returns their update, dropout receives its
 mask (drawn by :func:`dropout_mask` from an integer ``seed``). Each forward is
 followed by its backward, which takes ``dout`` and the forward's own inputs.
 
-Sources. The lecture notes are cited by their number in ``notes/``:
-notes 001 "Components of a convolutional network", notes 002 "Deep
-learning" (Programming Cradle), notes 004 "Architectural Elements of Neural
-Networks".
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Conventions
 - Notation: :math:`\eta` = ``lr``, :math:`g_t` the gradient at step :math:`t`
   (after weight decay is added, where there is weight decay), all operations
   elementwise.
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

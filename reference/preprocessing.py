@@ -28,6 +28,9 @@ PCA and Whitening"; rule of thumb for images: center only) and notes 000
 variance). The formulas are those of cs231n, "Neural Networks Part 2: data
 preprocessing"; ZCA is Bell & Sejnowski (1997), see Kessy, Lewin & Strimmer
 (2018), "Optimal whitening and decorrelation".
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

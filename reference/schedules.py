@@ -20,6 +20,9 @@ rate" and the lecture slides) and of ``torch.optim.lr_scheduler``:
 - cosine annealing: ``CosineAnnealingLR`` (Loshchilov & Hutter, 2017).
 
 Linear warm-up is not in the notes and is not provided.
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

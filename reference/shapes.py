@@ -12,6 +12,9 @@ memory limit (:func:`reference._checks.max_bytes`): the callers pass
 The callers convert their arrays first (with the shared dtype checks, and the
 number of dimensions); the shapes passed here are checked again for the number
 of dimensions so that each function stands on its own.
+
+The lecture notes cited as "notes 000" … "notes 004" are described in
+``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations

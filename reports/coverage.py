@@ -5,7 +5,9 @@ the ``reference`` package, the contract ops come from ``backends.contract``, the
 property families from ``properties.catalog`` (when it is importable) and the
 verdicts from the results file. Each docstring is shown as text, with its
 ``.. math::`` blocks drawn by matplotlib's mathtext (a subset of TeX) as SVG
-files beside the page; a block mathtext cannot draw stays as TeX source.
+files beside the page; a block mathtext cannot draw stays as TeX source. The
+sources the docstrings cite ("notes 000" ... "notes 004", the papers) are the
+sections of ``docs/bibliography.md``, shown at the end of the page.
 """
 
 from __future__ import annotations
@@ -280,6 +282,40 @@ class ModuleDoc:
 
 
 @dataclass
+class Source:
+    """One entry of the bibliography: ``key`` "000" for notes 000, else ""."""
+
+    key: str
+    title: str
+    text: str
+
+
+#: What "notes 000" ... "notes 004" and the papers are (the docstrings cite them).
+BIBLIOGRAPHY = Path(__file__).resolve().parents[1] / "docs" / "bibliography.md"
+_ENTRY = re.compile(r"^###? (.+)$", flags=re.M)
+
+
+def bibliography(path: Path = BIBLIOGRAPHY) -> list[Source]:
+    """The ``##``/``###`` sections of ``docs/bibliography.md``, as plain text."""
+    text = path.read_text(encoding="utf-8")
+    headings = list(_ENTRY.finditer(text))
+    introduction = text[: headings[0].start() if headings else len(text)]
+    introduction = re.sub(r"^# .*\n", "", introduction).strip()
+    sources = [Source("", "About these sources", introduction)] if introduction else []
+    for heading, following in zip(headings, [*headings[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        key = _NOTES.match(heading.group(1).lower())
+        sources.append(
+            Source(
+                key=key.group(1) if key else "",
+                title=heading.group(1).strip(),
+                text=text[heading.end() : end].strip(),
+            )
+        )
+    return sources
+
+
+@dataclass
 class Coverage:
     modules: list[ModuleDoc]
     contract_missing: list[str]
@@ -287,6 +323,8 @@ class Coverage:
     backends: list[str]
     equations_drawn: int = 0
     equations_as_tex: int = 0
+    sources: list[Source] = field(default_factory=list)
+    sources_note: str | None = None
 
     @property
     def components(self) -> list[Component]:
@@ -423,6 +461,10 @@ def collect(
     backends = sorted({b for per_op in verdicts.values() for b in per_op})
     if results is not None:
         backends = [column.id for column in results.backends] or backends
+    try:
+        sources, sources_note = bibliography(), None
+    except OSError as error:  # a copy of the project without its docs/
+        sources, sources_note = [], f"{BIBLIOGRAPHY.name} not readable: {error}"
     return Coverage(
         modules=documents,
         contract_missing=sorted(contract_ops - seen),
@@ -430,6 +472,8 @@ def collect(
         backends=backends,
         equations_drawn=renderer.drawn,
         equations_as_tex=renderer.failed,
+        sources=sources,
+        sources_note=sources_note,
     )
 
 

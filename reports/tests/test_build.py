@@ -347,6 +347,20 @@ def test_coverage_renders_reference_docstrings_with_equations(mixed_site: Site):
     assert verdicts[:5] == ["pass", "fail", "pass", "unavailable", "error"], verdicts
 
 
+def test_coverage_links_each_cited_notes_to_its_source(mixed_site: Site):
+    """The notes column links "notes 00N" to its entry of docs/bibliography.md."""
+    elements = mixed_site.elements("coverage")
+    row = find(elements, "tr", data_component="relu")[0]
+    links = [e.attributes["href"] for e in _descendants(row) if e.tag == "a"]
+    cited = [link for link in links if link.startswith("#notes-")]
+    assert cited, f"relu cites the notes; its row links none: {links}"
+    for link in cited:
+        entry = find(elements, "section", id=link[1:])
+        assert entry, f"{link} has no entry in the page's Sources"
+        assert entry[0].text.strip(), f"{link}'s entry is empty"
+    assert find(elements, "h2", id="sources"), "the page has its Sources section"
+
+
 def test_command_line_builds_and_checks(tmp_path: Path):
     summary = tmp_path / "summary.md"
     environment = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
