@@ -366,14 +366,24 @@ def parse_hypothesis_statistics(text: str) -> dict[str, Any]:
     }
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Attach the metadata (and at teardown the Hypothesis statistics) to the report.
 
     ``user_properties`` travel with the report from an xdist worker to the
     controller, where :class:`Recorder` reads them.
+
+    The check's alarm is paused while pytest writes the report: the alarm
+    repeats until the check is over, and one raised inside pytest's own
+    formatting of a long failure (``ast.parse`` of the traceback's source, on
+    a loaded machine) broke the worker with a ``SystemError`` (an internal
+    error, exit status 3) instead of stopping the check.
     """
-    report = yield
+    paused = _pause_alarm(item)
+    try:
+        report = yield
+    finally:
+        _resume_alarm(item, paused)
     report.user_properties.append((METADATA_KEY, _metadata(item)))
     statistics = getattr(item, "hypothesis_statistics", None)
     if report.when == "teardown" and isinstance(statistics, str):
@@ -467,6 +477,21 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
 
     item.cancel_timeout = cancel  # type: ignore[attr-defined]
     return True
+
+
+def _pause_alarm(item: pytest.Item) -> tuple[float, float] | None:
+    """Stop the check's alarm (set above) for a moment; what to resume it with."""
+    if getattr(item, "cancel_timeout", None) is None:
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, 0)
+    return (remaining, interval) if remaining > 0 else None
+
+
+def _resume_alarm(item: pytest.Item, paused: tuple[float, float] | None) -> None:
+    if paused is not None and getattr(item, "cancel_timeout", None) is not None:
+        signal.setitimer(signal.ITIMER_REAL, *paused)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

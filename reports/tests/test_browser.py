@@ -153,8 +153,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=600,
         check=False,
     )
-    assert results.is_file(), suite.stdout[-5000:] + suite.stderr[-5000:]
-    assert suite.returncode == 1, "the broken backend fails the run"
+    output = suite.stdout[-5000:] + suite.stderr[-5000:]
+    assert results.is_file(), output
+    assert suite.returncode == 1, f"the broken backend fails the run:\n{output}"
     assert "nnspec: " in suite.stdout, "progress lines are printed"
     site = work / "site"
     build = subprocess.run(
