@@ -716,6 +716,17 @@ class PrecisionTable:
     def get(self, row: str, column: tuple[str, str]) -> PrecisionCell | None:
         return self.cells.get((row, *column))
 
+    @property
+    def groups(self) -> list[tuple[str, int]]:
+        """Each backend with its number of dtype columns, in the columns' order."""
+        groups: list[tuple[str, int]] = []
+        for backend, _ in self.columns:
+            if groups and groups[-1][0] == backend:
+                groups[-1] = (backend, groups[-1][1] + 1)
+            else:
+                groups.append((backend, 1))
+        return groups
+
 
 def _backend_columns(
     document: dict[str, Any], checks: list[Check]

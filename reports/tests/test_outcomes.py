@@ -288,6 +288,29 @@ def test_precision_table_shows_the_worst_ratio_coloured_by_closeness_to_one(
     assert 'href="precision.html"' in site.html("index")
 
 
+def test_precision_headers_stand_over_their_backends_cells(site: Site):
+    """Each backend's header spans exactly the columns of that backend's cells.
+
+    The reference's column comes first (the matrix's order), not in the
+    alphabetical order a template's ``groupby`` would impose.
+    """
+    elements = site.elements("precision")
+    head = find(elements, "thead")[0]
+    first, second = find(head.children, "tr")[:2]
+    spans = [
+        (cell.text.strip(), int(cell.attributes["colspan"]))
+        for cell in first.children
+        if "colspan" in cell.attributes
+    ]
+    expected = [name for name, span in spans for _ in range(span)]
+    assert len(expected) == len(find(second.children, "th"))
+    rows = [e for e in find(elements, "tr") if "data-op" in e.attributes]
+    assert rows, "the precision table has rows"
+    for row in rows:
+        backends = [c.attributes.get("data-backend") for c in row.children][1:]
+        assert backends == expected, (row.attributes["data-op"], backends, expected)
+
+
 def test_precision_is_the_worst_over_an_ops_checks_and_nan_is_worst():
     def record(nodeid: str, family: str, ratio: float) -> dict[str, Any]:
         return {
