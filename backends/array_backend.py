@@ -79,7 +79,6 @@ from reference._checks import (
     require_non_negative_values,
     require_positive,
     require_probabilities,
-    require_seed,
     require_shape,
 )
 from reference.initializers import HYPER_DEFAULTS, UNIFORM_INITIALIZERS
@@ -671,10 +670,6 @@ register_conv_algorithm(_winograd_algorithm("winograd2x2", winograd.F2X2_3X3))
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
-
-
-#: The shared seed check, under the name the mutants of this backend import.
-_require_seed = require_seed
 
 
 def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.array_backend import _require_seed
 from backends.numpy_backend import NumpyBackend
-from reference._checks import require_in_range
+from reference.shapes import dropout_mask_hyper
 
 __all__ = [
     "BackwardNotRescaled",
@@ -76,10 +75,8 @@ class MaskKeepsWithProbabilityP(NumpyBackend):
     expected_killers = ("dropout",)
 
     def dropout_mask(self, shape: Any, *, p: float, seed: int) -> Any:
-        if isinstance(shape, int):
-            shape = (shape,)
-        p = require_in_range("p", p, 0.0, 1.0)
-        return self._uniform(_require_seed(seed), tuple(int(d) for d in shape)) < p
+        dims, p, seed = dropout_mask_hyper(shape, p, seed)
+        return self._uniform(seed, dims) < p
 
 
 class BackwardNotRescaled(NumpyBackend):

@@ -10,22 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from backends.numpy_backend import NumpyBackend
-from reference._checks import require_in_range, require_non_negative, require_positive
-from reference.shapes import require_flag
+from reference import optimizers
 
 __all__ = ["SgdDecayOutsideMomentum", "SgdNesterovOnOldBuffer"]
 
 
 def _validated(backend, param, grad, state, lr, momentum, nesterov, weight_decay):
-    """The NumPy backend's argument checks of ``sgd_step``."""
+    """The NumPy backend's argument checks of ``sgd_step`` (the shared ones)."""
     param, grad = backend._check_step("sgd", param, grad, state)
-    lr = require_positive("lr", lr)
-    momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-    nesterov = require_flag("nesterov", nesterov)
-    if nesterov and momentum == 0.0:
-        raise ValueError("nesterov requires momentum > 0, got momentum=0")
-    weight_decay = require_non_negative("weight_decay", weight_decay)
-    return param, grad, lr, momentum, nesterov, weight_decay
+    return (
+        param,
+        grad,
+        *optimizers.sgd_hyperparameters(lr, momentum, nesterov, weight_decay),
+    )
 
 
 class SgdNesterovOnOldBuffer(NumpyBackend):

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from backends.numpy_backend import NumpyBackend
-from reference._checks import require_in_range, require_non_negative, require_positive
-from reference.shapes import require_flag
+from reference import optimizers
 
 __all__ = [
     "AdagradAccumulatesAfterStep",
@@ -47,11 +46,9 @@ class AdamWithoutBiasCorrection(NumpyBackend):
         weight_decay: float = 0.0,
     ) -> tuple[Any, dict[str, Any]]:
         param, grad = self._check_step("adam", param, grad, state)
-        lr = require_positive("lr", lr)
-        beta1 = require_in_range("beta1", beta1, 0.0, 1.0)
-        beta2 = require_in_range("beta2", beta2, 0.0, 1.0)
-        eps = require_positive("eps", eps)
-        weight_decay = require_non_negative("weight_decay", weight_decay)
+        lr, beta1, beta2, eps, weight_decay = optimizers.adam_hyperparameters(
+            lr, beta1, beta2, eps, weight_decay
+        )
         state["step"] += 1
         self._adam_update(param, grad, state, lr, beta1, beta2, eps, 1.0, weight_decay)
         return param, state
@@ -85,12 +82,9 @@ class SgdMomentumDampened(NumpyBackend):
         weight_decay: float = 0.0,
     ) -> tuple[Any, dict[str, Any]]:
         param, grad = self._check_step("sgd", param, grad, state)
-        lr = require_positive("lr", lr)
-        momentum = require_in_range("momentum", momentum, 0.0, 1.0)
-        nesterov = require_flag("nesterov", nesterov)
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov requires momentum > 0, got momentum=0")
-        weight_decay = require_non_negative("weight_decay", weight_decay)
+        lr, momentum, nesterov, weight_decay = optimizers.sgd_hyperparameters(
+            lr, momentum, nesterov, weight_decay
+        )
         direction = grad + param * weight_decay if weight_decay else grad
         if momentum:
             buffer = state["momentum_buffer"]
@@ -126,8 +120,7 @@ class AdagradAccumulatesAfterStep(NumpyBackend):
         eps: float = 1e-10,
     ) -> tuple[Any, dict[str, Any]]:
         param, grad = self._check_step("adagrad", param, grad, state)
-        lr = require_positive("lr", lr)
-        eps = require_positive("eps", eps)
+        lr, eps = optimizers.adagrad_hyperparameters(lr, eps)
         total = state["sum"]
         with np.errstate(over="ignore", invalid="ignore"):
             param -= grad / (np.sqrt(total) + eps) * lr
@@ -162,9 +155,7 @@ class RmspropDecayComplement(NumpyBackend):
         eps: float = 1e-8,
     ) -> tuple[Any, dict[str, Any]]:
         param, grad = self._check_step("rmsprop", param, grad, state)
-        lr = require_positive("lr", lr)
-        alpha = require_in_range("alpha", alpha, 0.0, 1.0)
-        eps = require_positive("eps", eps)
+        lr, alpha, eps = optimizers.rmsprop_hyperparameters(lr, alpha, eps)
         square_avg = state["square_avg"]
         square_avg *= 1 - alpha
         square_avg += grad * grad * alpha
