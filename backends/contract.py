@@ -120,8 +120,8 @@ DEVICES: tuple[str, ...] = ("cpu", "gpu")
 #: Built-in backends: name -> import path of the backend object.
 BUILTIN: dict[str, str] = {
     "numpy": "backends.numpy_backend:backend",
-    "torch": "backends.torch_backend:backend",
-    "torch-cuda": "backends.torch_backend:cuda_backend",
+    "torch": "backends.torch:backend",
+    "torch-cuda": "backends.torch:cuda_backend",
     "cupy": "backends.cupy_backend:backend",
 }
 

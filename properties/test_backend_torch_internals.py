@@ -37,7 +37,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract, torch_backend
+from backends import contract
+from backends import torch as torch_backend
 
 torch = pytest.importorskip("torch")
 
@@ -131,7 +132,8 @@ def test_module_loads_and_says_why_without_torch() -> None:
     program = (
         "import sys\n"
         "sys.modules['torch'] = None\n"
-        "from backends import contract, torch_backend\n"
+        "from backends import contract\n"
+        "from backends import torch as torch_backend\n"
         "print(repr(torch_backend.backend.unavailable_reason))\n"
         "print(repr(torch_backend.cuda_backend.unavailable_reason))\n"
         "print(contract.load('torch').name, contract.load('torch-cuda').name)\n"
@@ -146,7 +148,7 @@ def test_module_loads_and_says_why_without_torch() -> None:
         check=False,
     )
     assert result.returncode == 0, (
-        f"backend torch: importing backends.torch_backend without torch failed:\n"
+        f"backend torch: importing backends.torch without torch failed:\n"
         f"{result.stderr}"
     )
     lines = result.stdout.splitlines()
