@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends.array_backend import _offset_index
+from backends.array.core import _offset_index
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
