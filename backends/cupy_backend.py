@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from backends.array import ArrayBackend
-from backends.array.core import _Unavailable
+from backends.array.core import UnavailableNamespace
 
 __all__ = ["CupyBackend", "backend"]
 
@@ -125,7 +125,7 @@ class CupyBackend(ArrayBackend):
     def __init__(self) -> None:
         cupy, reason = _load_cupy()
         self.unavailable_reason = reason
-        super().__init__(cupy if reason is None else _Unavailable(reason))
+        super().__init__(cupy if reason is None else UnavailableNamespace(reason))
         # Device memory is not a CPU cache: one pass over the whole batch.
         self.conv_chunk_bytes = None
         self._kernels: dict[str, Any] = {}
