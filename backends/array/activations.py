@@ -1,9 +1,9 @@
 """The activations of the array backend, each forward with its backward.
 
 relu, leaky_relu, prelu, elu, selu, sigmoid, tanh, softplus and abs_rectify,
-elementwise over any shape (prelu's slope per channel, axis 1). The numerically
-stable forms (sigmoid and softplus through ``exp(-|x|)``, which never
-overflows) are the private :meth:`ActivationOps._sigmoid` and
+elementwise over any shape (prelu's slope one for all, or one per channel on
+axis 1). The numerically stable forms (sigmoid and softplus through
+``exp(-|x|)``, which never overflows) are the private :meth:`ActivationOps._sigmoid` and
 :meth:`ActivationOps._softplus`, which the losses reuse.
 """
 
@@ -21,8 +21,6 @@ __all__ = ["ActivationOps"]
 
 class ActivationOps(ArrayCore):
     """The activations and their backwards (see the module)."""
-
-    # -- activations --------------------------------------------------------
 
     def relu(self, x: Array) -> Array:
         x = self._float("x", x)

@@ -1,6 +1,6 @@
 """The weight initializers of the array backend.
 
-Every initializer draws on the host, in float64, from
+Every initializer but zeros draws on the host, in float64, from
 ``numpy.random.default_rng(seed)``, exactly as the reference does, then rounds
 to the requested dtype and moves the result to the device: the same seed gives
 the same weights on every backend built on :class:`backends.array.ArrayBackend`.
@@ -22,8 +22,6 @@ __all__ = ["InitializerOps"]
 
 class InitializerOps(ArrayCore):
     """``initialize``: the reference's draw, rounded to the dtype."""
-
-    # -- initializers ---------------------------------------------------------
 
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
