@@ -1,9 +1,9 @@
-"""The CuPy backend: :class:`~backends.array_backend.ArrayBackend` over ``cupy``.
+"""The CuPy backend: :class:`~backends.array.ArrayBackend` over ``cupy``.
 
 The shared implementation runs unchanged with ``xp = cupy``. Convolution uses
 the same algorithm table as NumPy: Winograd F(4x4, 3x3) for 3x3 stride-1
 layers of 32 channels or more, F(2x2, 3x3) from 8, im2col elsewhere (see
-``backends.array_backend.WINOGRAD_MIN_CHANNELS``), every GEMM a cuBLAS call
+``backends.array.conv.WINOGRAD_MIN_CHANNELS``), every GEMM a cuBLAS call
 (``cupy.matmul``; batched GEMMs for the Winograd tile positions) and every
 gather or scatter one strided-copy kernel; the whole batch at once (no cache
 chunking: ``conv_chunk_bytes = None``). cuDNN is deliberately not used:
@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.array_backend import ArrayBackend, _Unavailable
+from backends.array import ArrayBackend
+from backends.array.core import UnavailableNamespace
 
 __all__ = ["CupyBackend", "backend"]
 
@@ -124,7 +125,7 @@ class CupyBackend(ArrayBackend):
     def __init__(self) -> None:
         cupy, reason = _load_cupy()
         self.unavailable_reason = reason
-        super().__init__(cupy if reason is None else _Unavailable(reason))
+        super().__init__(cupy if reason is None else UnavailableNamespace(reason))
         # Device memory is not a CPU cache: one pass over the whole batch.
         self.conv_chunk_bytes = None
         self._kernels: dict[str, Any] = {}

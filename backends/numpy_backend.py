@@ -1,7 +1,7 @@
-"""The NumPy backend: :class:`~backends.array_backend.ArrayBackend` over ``numpy``.
+"""The NumPy backend: :class:`~backends.array.ArrayBackend` over ``numpy``.
 
 Vectorised and float32-first: conv2d is im2col from strided views and one
-GEMM (see :mod:`backends.array_backend` for the algorithm table), the optimizer
+GEMM (see :mod:`backends.array` for the algorithm table), the optimizer
 steps update ``param`` and their state in place. Importing it needs only NumPy.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.array_backend import ArrayBackend
+from backends.array import ArrayBackend
 
 __all__ = ["NumpyBackend", "backend"]
 

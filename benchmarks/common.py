@@ -17,7 +17,7 @@ seconds with torch). Hence:
   ``"numpy[winograd]"``, ... (an algorithm forced), ``"torch"``,
   ``"torch-cuda"``, ``"cupy"``, ``"cupy[im2col]"``, ... Built from the fixed
   built-in list and the array backend's algorithm table
-  (:data:`backends.array_backend.CONV_ALGORITHMS`, importable without torch or
+  (:data:`backends.array.CONV_ALGORITHMS`, importable without torch or
   CuPy), never from what is installed, so that results recorded on different
   machines line up (:func:`conv_grid`);
 * the implementations that compute only some layers (the Winograd algorithms:
@@ -69,7 +69,8 @@ from typing import Any
 
 import numpy as np
 
-from backends import array_backend, contract
+from backends import contract
+from backends.array import CONV_ALGORITHMS, ConvGeometry
 
 SMOKE_VARIABLE = "NNSPEC_BENCH_SMOKE"
 THREADS_VARIABLE = "NNSPEC_BENCH_THREADS"
@@ -190,9 +191,9 @@ class ConvLayer:
             width=size,
         )
 
-    def geometry(self, itemsize: int = 4) -> array_backend.ConvGeometry:
+    def geometry(self, itemsize: int = 4) -> ConvGeometry:
         """The array backend's description of this call (what its algorithms test)."""
-        return array_backend.ConvGeometry(
+        return ConvGeometry(
             batch=self.batch,
             in_channels=self.in_channels,
             out_channels=self.out_channels,
@@ -288,7 +289,7 @@ def optimizer_size(name: str) -> int:
 # Parameter grids
 # --------------------------------------------------------------------------- #
 
-#: Built-in backends written over :mod:`backends.array_backend`: the conv
+#: Built-in backends written over :mod:`backends.array`: the conv
 #: algorithms they let a caller choose are its table.
 ARRAY_BACKENDS: tuple[str, ...] = ("numpy", "cupy")
 #: Built-in backends that run on a GPU.
@@ -341,7 +342,7 @@ def _torch_gpu_build() -> bool:
 
 
 def _builtin_backend(spec: str) -> GridBackend:
-    algorithms = tuple(array_backend.CONV_ALGORITHMS) if spec in ARRAY_BACKENDS else ()
+    algorithms = tuple(CONV_ALGORITHMS) if spec in ARRAY_BACKENDS else ()
     if spec == "torch-cuda":
         may_run = _torch_gpu_build()
     elif spec == "cupy":
@@ -423,7 +424,7 @@ def conv_applies(implementation: str, layer: ConvLayer) -> bool:
     backend, algorithm = split_implementation(implementation)
     if algorithm is None or backend not in ARRAY_BACKENDS:
         return True
-    entry = array_backend.CONV_ALGORITHMS.get(algorithm)
+    entry = CONV_ALGORITHMS.get(algorithm)
     return entry is None or entry.supports(layer.geometry())
 
 

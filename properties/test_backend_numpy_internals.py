@@ -1,7 +1,7 @@
 """Internals of the NumPy backend that the generic, catalog-driven suite cannot see.
 
 The generic properties compare what an operation returns with the reference.
-These tests look behind the interface of :mod:`backends.array_backend`:
+These tests look behind the interface of :mod:`backends.array`:
 
 * every registered conv algorithm agrees with every other, forward and
   backward, and the per-shape dispatch picks what it promises;
@@ -27,8 +27,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import array_backend, blocked, contract, fused, winograd
-from backends.array_backend import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
+from backends import blocked, contract, fused, winograd
+from backends.array import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
+from backends.array import conv as array_conv
 from backends.numpy_backend import NumpyBackend
 from properties.assertions import tolerance as suite_tolerance
 from reference import layers as reference_layers
@@ -557,7 +558,7 @@ def test_conv_chunks_cover_the_batch_within_the_budget() -> None:
     for budget, min_columns in [(None, 1), (1, 1), (3000, 1), (3000, 250), (10**9, 1)]:
         backend.conv_chunk_bytes, backend.conv_chunk_min_columns = budget, min_columns
         per_image = 1000
-        parts = list(array_backend._chunks(backend, geometry, per_image))
+        parts = list(array_conv._chunks(backend, geometry, per_image))
         covered = [i for part in parts for i in range(7)[part]]
         assert covered == list(range(7)), (
             f"conv2d chunks, budget {budget}: {parts} do not partition the batch of 7"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends.array_backend import _offset_index
+from backends.array.core import offset_index
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
@@ -51,7 +51,7 @@ class MaxPoolGradientToEveryTie(NumpyBackend):
         dx_padded = xp.zeros(x_padded.shape, dtype=dout.dtype)
         for i in range(kernel[0]):
             for j in range(kernel[1]):
-                index = _offset_index(i, j, stride, size_out)
+                index = offset_index(i, j, stride, size_out)
                 dx_padded[index] += xp.where(x_padded[index] == best, dout, 0)
         return (xp.ascontiguousarray(self._crop(dx_padded, padding, *x.shape[2:])),)
 
@@ -78,11 +78,11 @@ class MaxPoolZeroPadding(NumpyBackend):
             x, kernel_size, stride, padding
         )
         x_padded = self._pad(x, padding, value=0.0)
-        y = x_padded[_offset_index(0, 0, stride, size_out)].copy()
+        y = x_padded[offset_index(0, 0, stride, size_out)].copy()
         for i in range(kernel[0]):
             for j in range(kernel[1]):
                 self.xp.maximum(
-                    y, x_padded[_offset_index(i, j, stride, size_out)], out=y
+                    y, x_padded[offset_index(i, j, stride, size_out)], out=y
                 )
         return y
 

@@ -1,0 +1,143 @@
+"""The activations of the array backend, each forward with its backward.
+
+relu, leaky_relu, prelu, elu, selu, sigmoid, tanh, softplus and abs_rectify,
+elementwise over any shape (prelu's slope one for all, or one per channel on
+axis 1). The numerically stable forms (sigmoid and softplus through
+``exp(-|x|)``, which never overflows) are the private :meth:`ActivationOps._sigmoid` and
+:meth:`ActivationOps._softplus`, which the losses reuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.array.core import Array, ArrayCore
+from reference._checks import require_non_negative
+from reference.activations import SELU_ALPHA, SELU_LAMBDA
+from reference.shapes import prelu_alpha_shape
+
+__all__ = ["ActivationOps"]
+
+
+class ActivationOps(ArrayCore):
+    """The activations and their backwards (see the module)."""
+
+    def relu(self, x: Array) -> Array:
+        x = self._float("x", x)
+        return self.xp.maximum(x, 0)
+
+    def relu_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (self.xp.where(x > 0, dout, 0),)
+
+    def leaky_relu(self, x: Array, *, alpha: float = 0.01) -> Array:
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        return self.xp.where(x > 0, x, x * alpha)
+
+    def leaky_relu_backward(
+        self, dout: Array, x: Array, *, alpha: float = 0.01
+    ) -> tuple[Array]:
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        dout = self._upstream(dout, x.shape)
+        return (self.xp.where(x > 0, dout, dout * alpha),)
+
+    def _prelu_slope(self, x: Array, alpha: Any) -> Array:
+        alpha = self._float("alpha", alpha, ndim=1)
+        prelu_alpha_shape(x.shape, alpha.shape)
+        if alpha.shape == (1,):
+            return alpha.reshape((1,) * x.ndim)
+        return alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def prelu(self, x: Array, alpha: Array) -> Array:
+        x = self._float("x", x)
+        slope = self._prelu_slope(x, alpha)
+        return self.xp.where(x > 0, x, x * slope)
+
+    def prelu_backward(
+        self, dout: Array, x: Array, alpha: Array
+    ) -> tuple[Array, Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        slope = self._prelu_slope(x, alpha)
+        dout = self._upstream(dout, x.shape)
+        positive = x > 0
+        dx = xp.where(positive, dout, dout * slope)
+        dslope = xp.where(positive, 0, dout * x)
+        summed = tuple(axis for axis in range(x.ndim) if slope.shape[axis] == 1)
+        return dx, dslope.sum(axis=summed).reshape(-1)
+
+    def elu(self, x: Array, *, alpha: float = 1.0) -> Array:
+        xp = self.xp
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * alpha)
+
+    def elu_backward(
+        self, dout: Array, x: Array, *, alpha: float = 1.0
+    ) -> tuple[Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        alpha = require_non_negative("alpha", alpha)
+        dout = self._upstream(dout, x.shape)
+        return (xp.where(x > 0, dout, dout * (xp.exp(xp.minimum(x, 0)) * alpha)),)
+
+    def selu(self, x: Array) -> Array:
+        xp = self.xp
+        x = self._float("x", x)
+        negative = xp.expm1(xp.minimum(x, 0)) * (SELU_LAMBDA * SELU_ALPHA)
+        return xp.where(x > 0, x * SELU_LAMBDA, negative)
+
+    def selu_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        negative = xp.exp(xp.minimum(x, 0)) * (SELU_LAMBDA * SELU_ALPHA)
+        return (dout * xp.where(x > 0, SELU_LAMBDA, negative),)
+
+    def _sigmoid(self, x: Array) -> Array:
+        # Both branches written with e = exp(-|x|) in (0, 1]: nothing overflows.
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        reciprocal = 1 / (1 + e)
+        return xp.where(x >= 0, reciprocal, e * reciprocal)
+
+    def sigmoid(self, x: Array) -> Array:
+        return self._sigmoid(self._float("x", x))
+
+    def sigmoid_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        s = self._sigmoid(x)
+        return (dout * s * (1 - s),)
+
+    def tanh(self, x: Array) -> Array:
+        return self.xp.tanh(self._float("x", x))
+
+    def tanh_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        t = self.xp.tanh(x)
+        return (dout * (1 - t * t),)
+
+    def _softplus(self, x: Array) -> Array:
+        xp = self.xp
+        return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
+
+    def softplus(self, x: Array) -> Array:
+        return self._softplus(self._float("x", x))
+
+    def softplus_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (dout * self._sigmoid(x),)
+
+    def abs_rectify(self, x: Array) -> Array:
+        return self.xp.abs(self._float("x", x))
+
+    def abs_rectify_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (dout * self.xp.sign(x),)

@@ -1,0 +1,177 @@
+"""What every op family of the array backend stands on.
+
+:class:`ArrayCore` is the base of the family mixins that
+:class:`backends.array.ArrayBackend` is composed of. It holds:
+
+* construction: the array namespace ``xp``, the ``accelerator`` and the
+  thread settings (each family mixin adds its own tuning attributes);
+* moving arrays between host and device (:meth:`ArrayCore.asarray`,
+  :meth:`ArrayCore.to_numpy`, :meth:`ArrayCore._from_host`), waiting for the
+  device (:meth:`ArrayCore.synchronize`), strided views
+  (:meth:`ArrayCore._as_strided`) and the random generator
+  (:meth:`ArrayCore._uniform`): what a subclass for another array library
+  overrides;
+* the argument checks every op runs first (:meth:`ArrayCore._float`,
+  :meth:`ArrayCore._upstream`), over the reference's shared checks;
+* the helpers more than one family uses: padding (:meth:`ArrayCore._pad`),
+  the window of a kernel offset (:func:`offset_index`), and running
+  independent copies on threads (:meth:`ArrayCore._split`,
+  :meth:`ArrayCore._parallel`, :meth:`ArrayCore.thread_count`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backends import blocked, fused
+from reference._checks import (
+    require_array_fits,
+    require_float_kind,
+    require_given,
+    require_ndim,
+    require_shape,
+)
+
+__all__ = ["Array", "ArrayCore", "UnavailableNamespace", "offset_index"]
+
+Array = Any
+
+#: Copies of fewer elements run on one thread: waking one costs tens of
+#: microseconds, about what copying 2**17 float32 in cache takes.
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+def offset_index(i: int, j: int, stride: tuple[int, int], size_out: tuple[int, int]):
+    """The input rows and columns that offset ``(i, j)`` meets in every window."""
+    rows = slice(i, i + stride[0] * (size_out[0] - 1) + 1, stride[0])
+    cols = slice(j, j + stride[1] * (size_out[1] - 1) + 1, stride[1])
+    return (slice(None), slice(None), rows, cols)
+
+
+class UnavailableNamespace:
+    """Stands in for an array namespace that cannot be used here."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise RuntimeError(f"backend unavailable: {self._reason}")
+
+
+class ArrayCore:
+    """Construction, moving arrays, argument checks and threads (see the module)."""
+
+    name: str = "array"
+    device: str = "cpu"
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    unavailable_reason: str | None = None
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.accelerator: str | None = fused.default_accelerator() if xp is np else None
+        self.threads: int | None = None
+        self.parallel_min_elements = PARALLEL_MIN_ELEMENTS
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} device={self.device!r}>"
+
+    # -- moving arrays ------------------------------------------------------
+
+    def asarray(self, a: np.ndarray, dtype: str) -> Array:
+        """A new native array holding ``a`` as ``dtype`` (never a view of ``a``)."""
+        return self.xp.array(a, dtype=dtype, copy=True)
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        """A new host array holding ``a`` (never a view of ``a``)."""
+        return np.array(a, copy=True)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work: nothing to wait for on the CPU."""
+
+    def _from_host(self, a: np.ndarray) -> Array:
+        return self.xp.asarray(a)
+
+    def _as_strided(self, a: Array, shape: tuple[int, ...], strides: tuple[int, ...]):
+        return np.lib.stride_tricks.as_strided(
+            a, shape=shape, strides=strides, writeable=False
+        )
+
+    def _uniform(self, seed: int, shape: tuple[int, ...]) -> Array:
+        """``U[0, 1)`` draws (float64) from a generator seeded by ``seed``."""
+        return np.random.default_rng(seed).random(shape)
+
+    # -- argument checks ------------------------------------------------------
+
+    def _float(self, name: str, value: Any, ndim: int | Sequence[int] | None = None):
+        """``value`` as a native floating-point array (the shared checks)."""
+        require_given(name, value)
+        array = self.xp.asarray(value)
+        require_float_kind(name, array.dtype.kind, array.dtype)
+        if ndim is not None:
+            require_ndim(name, array.shape, ndim)
+        require_array_fits(name, array.shape, array.dtype.itemsize)
+        return array
+
+    def _all(self, condition: Array) -> bool:
+        """Whether ``condition`` holds everywhere (one read-back on a GPU)."""
+        return bool(self.xp.all(condition))
+
+    def _upstream(self, dout: Any, shape: tuple[int, ...]) -> Array:
+        dout = self._float("dout", dout)
+        require_shape("dout", dout, shape)
+        return dout
+
+    # -- padding and parallel copies --------------------------------------------
+
+    def _pad(self, x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
+        """``x`` (NCHW) with ``padding`` rows and columns of ``value`` on both sides."""
+        ph, pw = padding
+        if ph == 0 and pw == 0:
+            return x
+        n, c, h, w = x.shape
+        padded = self.xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+
+        def copy(part: slice) -> None:
+            padded[part, :, ph : ph + h, pw : pw + w] = x[part]
+
+        parts = self._split(n, padded.size)
+        self._parallel([functools.partial(copy, part) for part in parts])
+        return padded
+
+    def _split(self, length: int, elements: int) -> list[slice]:
+        """An axis of ``length`` cut for :meth:`_parallel` (``elements``: the work).
+
+        One slice unless this is NumPy, more than one thread is allowed and
+        the work reaches ``parallel_min_elements``; else twice as many
+        slices as threads, so that a thread slowed by a busy core takes fewer.
+        """
+        if self.xp is not np or elements < self.parallel_min_elements:
+            return [slice(0, length)]
+        threads = self.thread_count()
+        if threads <= 1:
+            return [slice(0, length)]
+        return blocked.split(length, 2 * threads)
+
+    def _parallel(self, calls: Sequence[Callable[[], object]], elements=None) -> None:
+        """Run independent NumPy copies or ufunc passes on :meth:`thread_count` threads.
+
+        (Never BLAS calls: BLAS has threads of its own.) With ``elements``
+        below ``parallel_min_elements``, or on another array library, in
+        order on this thread.
+        """
+        small = elements is not None and elements < self.parallel_min_elements
+        if self.xp is not np or small or len(calls) < 2:
+            for call in calls:
+                call()
+            return
+        blocked.parallel(calls, self.thread_count())
+
+    def thread_count(self) -> int:
+        """Threads for the optimizer passes and the copies: ``threads``, else BLAS's."""
+        if self.threads is not None:
+            return max(1, int(self.threads))
+        return blocked.blas_threads()
