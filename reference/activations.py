@@ -15,23 +15,29 @@ one-sided value so that backends agree exactly):
 * ``elu`` and ``selu``: the negative branch at 0;
 * ``abs_rectify``: :math:`f'(0) = \operatorname{sign}(0) = 0`.
 
+``gelu`` and ``silu`` are smooth: no convention is needed.
+
 The lecture notes cited as "notes 000" … "notes 004" are described in
 ``docs/bibliography.md``, with the papers.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from reference._checks import as_float64, require_non_negative, upstream
-from reference.shapes import prelu_alpha_shape
+from reference.shapes import gelu_hyper, prelu_alpha_shape
 
 __all__ = [
     "abs_rectify",
     "abs_rectify_backward",
     "elu",
     "elu_backward",
+    "gelu",
+    "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "prelu",
@@ -42,6 +48,8 @@ __all__ = [
     "selu_backward",
     "sigmoid",
     "sigmoid_backward",
+    "silu",
+    "silu_backward",
     "softplus",
     "softplus_backward",
     "tanh",
@@ -644,3 +652,217 @@ def abs_rectify_backward(dout: ArrayLike, x: ArrayLike) -> tuple[np.ndarray]:
     x = as_float64("x", x)
     dout = upstream(dout, x.shape)
     return (dout * np.sign(x),)
+
+
+# ---------------------------------------------------------------------------
+# GELU
+# ---------------------------------------------------------------------------
+
+#: :math:`\sqrt{2 / \pi}`, the slope at 0 of the inner polynomial of GELU's tanh form.
+GELU_TANH_SCALE = math.sqrt(2.0 / math.pi)
+#: The cubic coefficient of GELU's tanh form (Hendrycks and Gimpel 2016, section 2).
+GELU_TANH_CUBIC = 0.044715
+
+#: Where ``x`` enters a square or a cube, GELU uses it clipped to this magnitude.
+#: Beyond :math:`|x| \approx 40` every Gaussian factor :math:`e^{-x^2/2}` of the
+#: exact form and every sigmoid factor of the tanh form is exactly 0 or 1 in
+#: float64, so the clipping changes no result; it keeps :math:`x^2` and
+#: :math:`x^3` finite (they overflow past :math:`|x| \approx 10^{102}`).
+_GELU_CLIP = 1e3
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    r""":math:`\Phi(x) = \tfrac12 \operatorname{erfc}(-x / \sqrt{2})`, accurate in
+    both tails (``1 + erf`` would lose every digit of :math:`\Phi` below -8)."""
+    return 0.5 * _erfc(-x / math.sqrt(2.0))
+
+
+def _normal_pdf(x: np.ndarray) -> np.ndarray:
+    r""":math:`\varphi(x) = e^{-x^2/2} / \sqrt{2 \pi}` (0 in float64 past 39)."""
+    clipped = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+    return np.exp(-0.5 * clipped * clipped) / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_tanh_inner(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The tanh form's :math:`u(x)` and its derivative :math:`u'(x)`."""
+    clipped = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+    square = clipped * clipped
+    u = GELU_TANH_SCALE * clipped * (1.0 + GELU_TANH_CUBIC * square)
+    du = GELU_TANH_SCALE * (1.0 + 3.0 * GELU_TANH_CUBIC * square)
+    return u, du
+
+
+def gelu(x: ArrayLike, *, approximate: str = "none") -> np.ndarray:
+    r"""Gaussian error linear unit: the input weighted by its Gaussian CDF.
+
+    .. math::
+
+        \operatorname{gelu}(x) = x \, \Phi(x)
+            = \frac{x}{2} \operatorname{erfc}\Big(-\frac{x}{\sqrt{2}}\Big)
+            = \frac{x}{2} \Big(1 + \operatorname{erf}\frac{x}{\sqrt{2}}\Big)
+
+    with :math:`\Phi` the standard normal CDF (``approximate="none"``). The
+    paper motivates it as the expected value of a stochastic mask that keeps
+    :math:`x` with probability :math:`\Phi(x)`: a smooth, non-monotone ReLU
+    (it dips to about -0.17 near :math:`x = -0.75`). The reference evaluates
+    :math:`\Phi` with ``erfc``, which keeps its relative accuracy in the left
+    tail where :math:`1 + \operatorname{erf}` cancels.
+
+    ``approximate="tanh"`` is the paper's cheaper approximation, torch's
+    ``approximate="tanh"``:
+
+    .. math::
+
+        \operatorname{gelu}_{\tanh}(x) = \frac{x}{2} \big(1 + \tanh u\big)
+            = x \, \sigma(2u), \qquad
+        u = \sqrt{2/\pi} \, (x + 0.044715 \, x^{3})
+
+    The reference uses the second form, :math:`\tfrac12 (1 + \tanh u) =
+    \sigma(2u)` with the overflow-free :func:`sigmoid`, which again avoids the
+    cancellation of :math:`1 + \tanh u` for negative :math:`x`. The two forms
+    differ by at most about :math:`2 \cdot 10^{-4}`, so they are separate
+    contracts, never interchangeable.
+
+    Parameters
+    ----------
+    x : array_like of any shape
+        The pre-activations.
+    approximate : {"none", "tanh"}, default "none"
+        The exact form or the tanh approximation (torch's names).
+
+    Returns
+    -------
+    y : ndarray, shape of ``x``, float64
+
+    References
+    ----------
+    Hendrycks, D. and Gimpel, K. (2016). "Gaussian error linear units (GELUs)."
+    arXiv:1606.08415, section 2 (both forms).
+    """
+    x = as_float64("x", x)
+    approximate = gelu_hyper(approximate)
+    if approximate == "tanh":
+        u, _ = _gelu_tanh_inner(x)
+        return x * sigmoid(2.0 * u)
+    return x * _normal_cdf(x)
+
+
+def gelu_backward(
+    dout: ArrayLike, x: ArrayLike, *, approximate: str = "none"
+) -> tuple[np.ndarray]:
+    r"""Gradient of :func:`gelu`.
+
+    Exact form: by the product rule, with :math:`\Phi' = \varphi` the standard
+    normal density,
+
+    .. math::
+
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+            \big(\Phi(x) + x \, \varphi(x)\big), \qquad
+        \varphi(x) = \frac{e^{-x^{2}/2}}{\sqrt{2\pi}}
+
+    Tanh form: with :math:`y = x \, \sigma(2u)` and
+    :math:`\sigma' = \sigma (1 - \sigma)`, :math:`1 - \sigma(a) = \sigma(-a)`,
+
+    .. math::
+
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+            \big(\sigma(2u) + 2 x \, \sigma(2u) \, \sigma(-2u) \, u'(x)\big),
+        \qquad u'(x) = \sqrt{2/\pi} \, (1 + 3 \cdot 0.044715 \, x^{2})
+
+    which is torch's :math:`\tfrac12 (1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u)
+    u'(x)` term by term (:math:`\tfrac12 (1 - \tanh^2 u) = 2 \sigma(2u)
+    \sigma(-2u)`).
+
+    Parameters
+    ----------
+    dout : array_like, shape of ``x``
+        Upstream gradient.
+    x : array_like of any shape
+        The forward's input.
+    approximate : {"none", "tanh"}, default "none"
+        The forward's form.
+
+    Returns
+    -------
+    (dx,) : tuple of one ndarray, shape of ``x``
+    """
+    x = as_float64("x", x)
+    approximate = gelu_hyper(approximate)
+    dout = upstream(dout, x.shape)
+    if approximate == "tanh":
+        u, du = _gelu_tanh_inner(x)
+        s = sigmoid(2.0 * u)
+        return (dout * (s + x * (2.0 * s * sigmoid(-2.0 * u) * du)),)
+    return (dout * (_normal_cdf(x) + x * _normal_pdf(x)),)
+
+
+# ---------------------------------------------------------------------------
+# SiLU
+# ---------------------------------------------------------------------------
+
+
+def silu(x: ArrayLike) -> np.ndarray:
+    r"""Sigmoid-weighted linear unit (SiLU, also called swish).
+
+    .. math::
+
+        \operatorname{silu}(x) = x \, \sigma(x) = \frac{x}{1 + e^{-x}}
+
+    with the overflow-free :func:`sigmoid`. Like GELU (which is
+    :math:`x \, \Phi(x)`), the input is weighted by a CDF, here the logistic
+    one; it is smooth, non-monotone, with its minimum of about -0.28 near
+    :math:`x = -1.28`. Swish with :math:`\beta = 1` (the fixed-slope case
+    torch's ``silu`` computes).
+
+    Parameters
+    ----------
+    x : array_like of any shape
+        The pre-activations.
+
+    Returns
+    -------
+    y : ndarray, shape of ``x``, float64
+
+    References
+    ----------
+    Elfwing, S., Uchibe, E. and Doya, K. (2018). "Sigmoid-weighted linear units
+    for neural network function approximation in reinforcement learning."
+    Neural Networks 107 (the SiL unit). Ramachandran, P., Zoph, B. and Le, Q.
+    (2017). "Searching for activation functions." arXiv:1710.05941 (swish).
+    """
+    x = as_float64("x", x)
+    return x * sigmoid(x)
+
+
+def silu_backward(dout: ArrayLike, x: ArrayLike) -> tuple[np.ndarray]:
+    r"""Gradient of :func:`silu`.
+
+    By the product rule with :math:`\sigma' = \sigma (1 - \sigma)` and
+    :math:`1 - \sigma(x) = \sigma(-x)`:
+
+    .. math::
+
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+            \big(\sigma(x) + x \, \sigma(x) \, \sigma(-x)\big)
+            = \frac{\partial L}{\partial y} \, \sigma(x) \big(1 + x \, \sigma(-x)\big)
+
+    (Elfwing et al. 2018, the derivative of the SiL unit; torch writes
+    :math:`\sigma(x) (1 + x (1 - \sigma(x)))`, the same number up to rounding).
+
+    Parameters
+    ----------
+    dout : array_like, shape of ``x``
+        Upstream gradient.
+    x : array_like of any shape
+        The forward's input.
+
+    Returns
+    -------
+    (dx,) : tuple of one ndarray, shape of ``x``
+    """
+    x = as_float64("x", x)
+    dout = upstream(dout, x.shape)
+    return (dout * sigmoid(x) * (1.0 + x * sigmoid(-x)),)

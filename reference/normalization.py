@@ -1,9 +1,12 @@
-r"""Batch normalization and dropout: the layers that behave differently in training.
+r"""Normalization and dropout: batch norm, layer norm, dropout.
 
-Both take an explicit ``training`` flag and no hidden state: batch norm
-receives the running statistics and returns their update, dropout receives its
-mask (drawn by :func:`dropout_mask` from an integer ``seed``). Each forward is
-followed by its backward, which takes ``dout`` and the forward's own inputs.
+Batch norm and dropout behave differently in training, so both take an
+explicit ``training`` flag; neither keeps hidden state: batch norm receives the
+running statistics and returns their update, dropout receives its mask (drawn
+by :func:`dropout_mask` from an integer ``seed``). Layer norm normalizes each
+sample by its own statistics, the same in training and evaluation. Each
+forward is followed by its backward, which takes ``dout`` and the forward's own
+inputs.
 
 The lecture notes cited as "notes 000" … "notes 004" are described in
 ``docs/bibliography.md``, with the papers.
@@ -24,7 +27,12 @@ from reference._checks import (
     require_shape,
     upstream,
 )
-from reference.shapes import batch_norm_hyper, dropout_hyper, dropout_mask_hyper
+from reference.shapes import (
+    batch_norm_hyper,
+    dropout_hyper,
+    dropout_mask_hyper,
+    layer_norm_hyper,
+)
 
 __all__ = [
     "batch_norm",
@@ -32,6 +40,8 @@ __all__ = [
     "dropout",
     "dropout_backward",
     "dropout_mask",
+    "layer_norm",
+    "layer_norm_backward",
 ]
 
 
@@ -259,6 +269,186 @@ def batch_norm_backward(
     if not training:
         return dx_hat * inverse_std, dgamma, dbeta
     m = x.size // x.shape[1]
+    sum_dx_hat = dx_hat.sum(axis=axes, keepdims=True)
+    sum_dx_hat_x_hat = (dx_hat * x_hat).sum(axis=axes, keepdims=True)
+    dx = inverse_std / m * (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------
+# Layer normalization
+# ---------------------------------------------------------------------------
+
+
+def _check_layer_norm(
+    x: ArrayLike,
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    normalized_ndim: int,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], float]:
+    """The arrays as float64, the normalized axes of ``x`` and ``eps``, checked."""
+    x = as_float64("x", x)
+    gamma = as_float64("gamma", gamma)
+    beta = as_float64("beta", beta)
+    normalized_ndim, eps = layer_norm_hyper(
+        x.shape, (gamma.shape, beta.shape), normalized_ndim, eps
+    )
+    axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
+    return x, gamma, beta, axes, eps
+
+
+def _layer_statistics(
+    x: np.ndarray, axes: tuple[int, ...], eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each sample's :math:`\hat{x}` and :math:`1 / \sqrt{\sigma^{2} + \varepsilon}`.
+
+    The mean and the *biased* variance run over ``axes``; both results keep
+    those axes (of length 1 in the inverse standard deviation).
+    """
+    centred = x - x.mean(axis=axes, keepdims=True)
+    variance = (centred**2).mean(axis=axes, keepdims=True)
+    inverse_std = 1.0 / np.sqrt(variance + eps)
+    return centred * inverse_std, inverse_std
+
+
+def layer_norm(
+    x: ArrayLike,
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    *,
+    normalized_ndim: int,
+    eps: float = 1e-5,
+) -> np.ndarray:
+    r"""Layer normalization over the last ``normalized_ndim`` axes of ``x``.
+
+    Each sample (an index :math:`n` into the leading axes) is normalized by the
+    mean and the *biased* variance of its own :math:`M` values :math:`x_{n,j}`
+    (:math:`j` runs over the last ``normalized_ndim`` axes, whose shape
+    ``x.shape[-normalized_ndim:]`` is torch's ``normalized_shape``), then scaled
+    and shifted elementwise:
+
+    .. math::
+
+        \mu_{n} = \frac{1}{M} \sum_{j} x_{n,j}
+
+        \sigma^{2}_{n} = \frac{1}{M} \sum_{j} (x_{n,j} - \mu_{n})^{2}
+
+        \hat{x}_{n,j} = \frac{x_{n,j} - \mu_{n}}{\sqrt{\sigma^{2}_{n} + \varepsilon}}
+
+        y_{n,j} = \gamma_{j} \hat{x}_{n,j} + \beta_{j}
+
+    Unlike :func:`batch_norm`, the statistics never mix samples: there are no
+    running statistics, training and evaluation compute the same thing, and a
+    batch of one is fine. :math:`\gamma` and :math:`\beta` have one entry per
+    normalized *element* (torch's ``elementwise_affine``), not one per channel.
+    With :math:`\gamma = 1, \beta = 0` every sample of ``y`` has mean 0 and
+    biased variance :math:`\sigma^{2}_{n} / (\sigma^{2}_{n} + \varepsilon)`,
+    just under 1. The conventions are torch's ``F.layer_norm``: biased variance,
+    :math:`\varepsilon` inside the square root.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(*leading, *normalized_shape)``
+        The activations; ``leading`` may be empty (one sample).
+    gamma : array_like, shape ``normalized_shape``
+        Learned scale.
+    beta : array_like, shape ``normalized_shape``
+        Learned shift.
+    normalized_ndim : int in ``[1, x.ndim]``
+        How many trailing axes the statistics run over (they must hold at least
+        one value).
+    eps : float > 0, default 1e-5
+        Added to the variance before the square root.
+
+    Returns
+    -------
+    y : ndarray, shape of ``x``, float64
+
+    References
+    ----------
+    Ba, J., Kiros, J. and Hinton, G. (2016). "Layer normalization."
+    arXiv:1607.06450, section 3 (the statistics of one layer's summed inputs,
+    eq. 3, and the per-unit gain and bias).
+    """
+    x, gamma, beta, axes, eps = _check_layer_norm(x, gamma, beta, normalized_ndim, eps)
+    x_hat, _ = _layer_statistics(x, axes, eps)
+    return gamma * x_hat + beta
+
+
+def layer_norm_backward(
+    dout: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    *,
+    normalized_ndim: int,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradient of :func:`layer_norm` with respect to ``x``, ``gamma`` and ``beta``.
+
+    The parameters are shared by every sample, so their gradients sum over the
+    leading axes:
+
+    .. math::
+
+        \frac{\partial L}{\partial \gamma_{j}} = \sum_{n}
+            \frac{\partial L}{\partial y_{n,j}} \hat{x}_{n,j}
+        \qquad
+        \frac{\partial L}{\partial \beta_{j}} = \sum_{n}
+            \frac{\partial L}{\partial y_{n,j}}
+        \qquad
+        \frac{\partial L}{\partial \hat{x}_{n,j}}
+            = \gamma_{j} \frac{\partial L}{\partial y_{n,j}}
+
+    Each sample's statistics depend on all of its :math:`M` values. Write
+    :math:`g_{j} = \partial L / \partial \hat{x}_{n,j}` and
+    :math:`s = 1 / \sqrt{\sigma^{2}_{n} + \varepsilon}` for one sample. From
+    :math:`\partial \mu / \partial x_{k} = 1 / M` and
+    :math:`\partial \sigma^{2} / \partial x_{k} = 2 (x_{k} - \mu) / M`
+    (its part through :math:`\mu` vanishes, as :math:`\sum_{j} (x_{j} - \mu) = 0`),
+
+    .. math::
+
+        \frac{\partial \hat{x}_{j}}{\partial x_{k}}
+            = s \Big(\delta_{jk} - \frac{1}{M}\Big)
+            - \frac{s}{M} \hat{x}_{j} \hat{x}_{k}
+
+    and summing :math:`g_{j}` against it:
+
+    .. math::
+
+        \frac{\partial L}{\partial x_{n,k}}
+            = \frac{s}{M} \Big(M g_{k} - \sum_{j} g_{j}
+            - \hat{x}_{n,k} \sum_{j} g_{j} \hat{x}_{n,j}\Big)
+
+    the formula of :func:`batch_norm_backward` in training, with the sum over
+    a sample's normalized axes in place of the sum over the batch.
+
+    Parameters
+    ----------
+    dout : array_like, shape of ``x``
+        Upstream gradient.
+    x, gamma, beta, normalized_ndim, eps
+        The forward's arguments (see :func:`layer_norm`).
+
+    Returns
+    -------
+    (dx, dgamma, dbeta) : tuple of ndarrays, shapes of ``x``, ``gamma``, ``beta``
+
+    References
+    ----------
+    Ba, Kiros and Hinton (2016); the chain rule is that of Ioffe and Szegedy
+    (2015), section 3, with the roles of the batch and the features exchanged.
+    """
+    x, gamma, beta, axes, eps = _check_layer_norm(x, gamma, beta, normalized_ndim, eps)
+    dout = upstream(dout, x.shape)
+    x_hat, inverse_std = _layer_statistics(x, axes, eps)
+    leading_axes = tuple(range(x.ndim - len(axes)))
+    dgamma = (dout * x_hat).sum(axis=leading_axes)
+    dbeta = dout.sum(axis=leading_axes)
+    dx_hat = gamma * dout
+    m = gamma.size
     sum_dx_hat = dx_hat.sum(axis=axes, keepdims=True)
     sum_dx_hat_x_hat = (dx_hat * x_hat).sum(axis=axes, keepdims=True)
     dx = inverse_std / m * (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)

@@ -2,8 +2,9 @@ r"""Optimizer steps: the readable reference (NumPy, float64).
 
 ``init_state(name, param) -> state`` and ``<name>_step(param, grad, state, **hyper)
 -> (new_param, new_state)``. The update rules and defaults are those of
-``torch.optim`` (``SGD``, ``Adagrad``, ``RMSprop``, ``Adadelta``, ``Adam``; torch
-2.x, ``maximize=False``, ``foreach`` irrelevant), written for one parameter array.
+``torch.optim`` (``SGD``, ``Adagrad``, ``RMSprop``, ``Adadelta``, ``Adam``,
+``AdamW``; torch 2.x, ``maximize=False``, ``amsgrad=False``, ``foreach``
+irrelevant), written for one parameter array.
 Each docstring shows how the rule matches the form in the lecture notes (notes
 002, "Optimizers"), and where the notes differ.
 
@@ -51,6 +52,8 @@ __all__ = [
     "adagrad_step",
     "adam_hyperparameters",
     "adam_step",
+    "adamw_hyperparameters",
+    "adamw_step",
     "clip_grad_norm",
     "init_state",
     "require_gradient_list",
@@ -68,16 +71,19 @@ OPTIMIZER_NAMES: tuple[str, ...] = (
     "rmsprop",
     "adadelta",
     "adam",
+    "adamw",
     "sgd_momentum_notes",
 )
 
-#: The arrays each optimizer keeps per parameter (``adam`` also keeps ``step``).
+#: The arrays each optimizer keeps per parameter (``adam`` and ``adamw`` also
+#: keep ``step``).
 _STATE_ARRAYS: dict[str, tuple[str, ...]] = {
     "sgd": ("momentum_buffer",),
     "adagrad": ("sum",),
     "rmsprop": ("square_avg",),
     "adadelta": ("square_avg", "acc_delta"),
     "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
     "sgd_momentum_notes": ("velocity",),
 }
 
@@ -85,8 +91,9 @@ _STATE_ARRAYS: dict[str, tuple[str, ...]] = {
 def init_state(name: str, param: np.ndarray) -> dict[str, np.ndarray | int]:
     r"""The initial state of optimizer ``name`` for ``param``.
 
-    Every buffer is an array of zeros shaped like ``param``; Adam also counts its
-    steps from ``step = 0`` (its bias correction needs :math:`t`).
+    Every buffer is an array of zeros shaped like ``param``; Adam and AdamW also
+    count their steps from ``step = 0`` (their bias correction needs :math:`t`).
+    AdamW's state is Adam's.
 
     Parameters
     ----------
@@ -112,7 +119,7 @@ def init_state(name: str, param: np.ndarray) -> dict[str, np.ndarray | int]:
     state: dict[str, np.ndarray | int] = {
         key: np.zeros_like(param) for key in _STATE_ARRAYS[name]
     }
-    if name == "adam":
+    if name in ("adam", "adamw"):
         state["step"] = 0
     return state
 
@@ -204,6 +211,14 @@ def adam_hyperparameters(
         require_positive("eps", eps),
         require_non_negative("weight_decay", weight_decay),
     )
+
+
+def adamw_hyperparameters(
+    lr: object, beta1: object, beta2: object, eps: object, weight_decay: object
+) -> tuple[float, float, float, float, float]:
+    """AdamW's ranges are Adam's (:func:`adam_hyperparameters`): ``lr``, ``eps``
+    > 0; ``beta1``, ``beta2`` in [0, 1); ``weight_decay >= 0``."""
+    return adam_hyperparameters(lr, beta1, beta2, eps, weight_decay)
 
 
 def require_gradient_list(grads: object) -> list:
@@ -564,8 +579,8 @@ def adam_step(
     eps : float, default 1e-8
         :math:`\epsilon > 0`.
     weight_decay : float, default 0
-        :math:`\lambda \ge 0`, L2 added to the gradient (torch's ``Adam``; AdamW
-        would decay the weights directly).
+        :math:`\lambda \ge 0`, L2 added to the gradient (torch's ``Adam``;
+        :func:`adamw_step` decays the weights directly).
 
     Returns
     -------
@@ -575,18 +590,107 @@ def adam_step(
     lr, beta1, beta2, eps, weight_decay = adam_hyperparameters(
         lr, beta1, beta2, eps, weight_decay
     )
-    buffers = _buffers("adam", state, param.shape)
+    g = grad + weight_decay * param
+    direction, new_state = _adam_direction("adam", g, state, beta1, beta2, eps)
+    return param - lr * direction, new_state
+
+
+def _adam_direction(
+    name: str, g: np.ndarray, state: object, beta1: float, beta2: float, eps: float
+) -> tuple[np.ndarray, dict]:
+    r"""Adam's direction :math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)` for the
+    gradient ``g``, and the new state; ``state`` is checked as optimizer ``name``'s.
+    """
+    buffers = _buffers(name, state, g.shape)
     step = state.get("step")
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
         raise ValueError(f"state['step'] must be a non-negative int, got {step!r}")
     t = int(step) + 1
-    g = grad + weight_decay * param
     exp_avg = beta1 * buffers["exp_avg"] + (1.0 - beta1) * g
     exp_avg_sq = beta2 * buffers["exp_avg_sq"] + (1.0 - beta2) * g**2
     m_hat = exp_avg / (1.0 - beta1**t)
     v_hat = exp_avg_sq / (1.0 - beta2**t)
-    new_param = param - lr * m_hat / (np.sqrt(v_hat) + eps)
-    return new_param, {"step": t, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    direction = m_hat / (np.sqrt(v_hat) + eps)
+    return direction, {"step": t, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+
+
+# -------------------------------------------------------------------------- AdamW
+
+
+def adamw_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state: dict,
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+) -> tuple[np.ndarray, dict]:
+    r"""One step of AdamW, as ``torch.optim.AdamW``: Adam with decoupled decay.
+
+    .. math::
+
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t
+
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2
+
+        \hat m_t = m_t / (1 - \beta_1^t), \qquad \hat v_t = v_t / (1 - \beta_2^t)
+
+        w_t = (1 - \eta \lambda) \, w_{t-1}
+            - \eta \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}
+
+    with :math:`g_t = \nabla_w L(w_{t-1})` the plain gradient,
+    :math:`m_0 = v_0 = 0` and :math:`t` counted from 1. The moments are
+    :func:`adam_step`'s; only the weight decay moves. Adam's L2 term
+    :math:`\lambda w` is added to the gradient, so it passes through the
+    moments and gets divided by :math:`\sqrt{\hat v_t}`: weights with large
+    gradients are decayed less. AdamW shrinks the weights directly, by the same
+    factor :math:`1 - \eta \lambda` for every coordinate, as plain SGD's weight
+    decay would; for adaptive methods the two are not the same (Loshchilov and
+    Hutter 2019, section 2), and decoupling the decay makes the best
+    :math:`\lambda` less dependent on :math:`\eta`.
+
+    The paper's Algorithm 2 writes the update as :math:`w_t = w_{t-1} - \eta_t
+    (\alpha \hat m_t / (\sqrt{\hat v_t} + \epsilon) + \lambda w_{t-1})`, with a
+    schedule multiplier :math:`\eta_t` apart from Adam's rate :math:`\alpha`.
+    torch (and this reference) use one rate :math:`\eta` = ``lr`` (the paper's
+    :math:`\eta_t \alpha`) for both terms, so torch's :math:`\lambda` is the
+    paper's divided by :math:`\alpha`.
+    With ``weight_decay = 0`` this is :func:`adam_step` with
+    ``weight_decay = 0``, number for number.
+
+    Parameters
+    ----------
+    param, grad : ndarray, one shape
+    state : dict
+        From ``init_state("adamw", param)`` (Adam's state; ``step`` counts the
+        steps taken).
+    lr : float, default 1e-3
+        :math:`\eta > 0`.
+    beta1, beta2 : float, default 0.9 and 0.999
+        Each in [0, 1) (torch's ``betas``).
+    eps : float, default 1e-8
+        :math:`\epsilon > 0`.
+    weight_decay : float, default 1e-2
+        :math:`\lambda \ge 0`, the decoupled decay rate (torch's default).
+
+    Returns
+    -------
+    (param, state) : new arrays; ``state["step"]`` is one more.
+
+    References
+    ----------
+    Loshchilov, I. and Hutter, F. (2019). "Decoupled weight decay
+    regularization." ICLR, Algorithm 2. Kingma and Ba (2015) for the moments.
+    """
+    param, grad = _param_and_grad(param, grad)
+    lr, beta1, beta2, eps, weight_decay = adamw_hyperparameters(
+        lr, beta1, beta2, eps, weight_decay
+    )
+    direction, new_state = _adam_direction("adamw", grad, state, beta1, beta2, eps)
+    return param * (1.0 - lr * weight_decay) - lr * direction, new_state
 
 
 # ----------------------------------------------------------------------- clipping

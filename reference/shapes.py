@@ -37,11 +37,15 @@ from reference._checks import (
 
 __all__ = [
     "BATCH_NORM_PARAMETERS",
+    "GELU_APPROXIMATIONS",
+    "LAYER_NORM_PARAMETERS",
     "UPSAMPLE_MODES",
     "batch_norm_hyper",
     "conv2d_geometry",
     "dropout_hyper",
     "dropout_mask_shape",
+    "gelu_hyper",
+    "layer_norm_hyper",
     "linear_shapes",
     "max_pool2d_geometry",
     "maxout_shapes",
@@ -117,6 +121,21 @@ def prelu_alpha_shape(x_shape: Shape, alpha_shape: Shape) -> None:
             f"alpha must have shape (1,) or (C,) with C = x.shape[1] for x of "
             f"shape {tuple(x_shape)}, got {tuple(alpha_shape)}"
         )
+
+
+# ---------------------------------------------------------------- gelu
+
+#: GELU's forms: the exact one (``"none"``, no approximation) and torch's tanh one.
+GELU_APPROXIMATIONS: tuple[str, ...] = ("none", "tanh")
+
+
+def gelu_hyper(approximate: object) -> str:
+    """Check GELU's ``approximate``: one of :data:`GELU_APPROXIMATIONS`."""
+    if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}"
+        )
+    return approximate
 
 
 # ---------------------------------------------------------------- linear
@@ -286,6 +305,41 @@ def batch_norm_hyper(
             f"batch variance divides by m - 1), got shape {tuple(x_shape)}"
         )
     return training, momentum, eps
+
+
+# ---------------------------------------------------------------- layer norm
+
+LAYER_NORM_PARAMETERS = ("gamma", "beta")
+
+
+def layer_norm_hyper(
+    x_shape: Shape,
+    parameter_shapes: Sequence[Shape],
+    normalized_ndim: object,
+    eps: float,
+) -> tuple[int, float]:
+    """Check layer norm's shapes and hyperparameters; ``(normalized_ndim, eps)``.
+
+    ``normalized_ndim`` is an int in ``[1, x.ndim]``: the statistics run over
+    the last ``normalized_ndim`` axes of ``x``, which must hold at least one
+    value, and ``parameter_shapes`` (of gamma and beta) are each that trailing
+    shape, ``x.shape[-normalized_ndim:]``.
+    """
+    normalized_ndim = require_int("normalized_ndim", normalized_ndim, minimum=1)
+    if normalized_ndim > len(x_shape):
+        raise ValueError(
+            f"normalized_ndim must be at most x.ndim = {len(x_shape)} for x of "
+            f"shape {tuple(x_shape)}, got {normalized_ndim}"
+        )
+    normalized_shape = tuple(int(n) for n in x_shape[len(x_shape) - normalized_ndim :])
+    if math.prod(normalized_shape) < 1:
+        raise ValueError(
+            f"x must hold at least one value in its last {normalized_ndim} axes "
+            f"(the normalized ones), got shape {tuple(x_shape)}"
+        )
+    for name, shape in zip(LAYER_NORM_PARAMETERS, parameter_shapes, strict=True):
+        require_shape_of(name, shape, normalized_shape)
+    return normalized_ndim, require_positive("eps", eps)
 
 
 # ---------------------------------------------------------------- dropout
