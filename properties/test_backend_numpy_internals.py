@@ -11,7 +11,7 @@ These tests look behind the interface of :mod:`backends.array`:
   generic suite accepts any maximum);
 * the optimizer steps update ``param`` and the state arrays in place, return
   those same objects, and allocate no full-size temporary;
-* the compiled kernels of :mod:`backends.fused` (where numba is installed)
+* the compiled kernels of :mod:`backends.array.fused` (where numba is installed)
   give the plain NumPy path's results: the optimizer steps bit for bit;
 * the CuPy backend imports without CuPy and says why it is unavailable.
 """
@@ -27,8 +27,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import blocked, contract, fused, winograd
-from backends.array import CONV_ALGORITHMS, ConvAlgorithm, ConvGeometry
+from backends import contract
+from backends.array import (
+    CONV_ALGORITHMS,
+    ConvAlgorithm,
+    ConvGeometry,
+    blocked,
+    fused,
+    winograd,
+)
 from backends.array import conv as array_conv
 from backends.numpy_backend import NumpyBackend
 from properties.assertions import tolerance as suite_tolerance
@@ -74,7 +81,7 @@ def _assert_close(got: np.ndarray, want: np.ndarray, dtype: str, what: str) -> N
 #   C_out kH kW for dx, N H_out W_out for dw and db.
 # * Winograd: ``|error| <= f u E`` with ``E`` the algorithm run on absolute
 #   values (its transform magnitudes) and ``f`` the summed dot lengths
-#   (backends.winograd.error_factors; 84 + C_in for the forward of
+#   (backends.array.winograd.error_factors; 84 + C_in for the forward of
 #   F(4x4, 3x3)). ``E`` is at most 114 ``S`` for F(4x4, 3x3) and 4 ``S`` for
 #   F(2x2, 3x3) (``WinogradTiling.amplification``, over the tile window).
 #

@@ -76,12 +76,12 @@ class ArrayBackend(
       keeps (``conv_chunk_bytes = None``: the whole batch at once);
     * ``threads``: threads for what BLAS does not run (the optimizer passes,
       the copies of the conv algorithms), ``None`` (default) for as many as
-      NumPy's BLAS uses now (:func:`backends.blocked.blas_threads`);
+      NumPy's BLAS uses now (:func:`backends.array.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
     * ``optimizer_block_bytes``: bytes of each array in one optimizer block;
     * ``accelerator``: ``"numba"`` runs the optimizer updates and im2col's
       copies (and its forward for few output channels) as the compiled
-      kernels of :mod:`backends.fused` (the default on NumPy where numba is
+      kernels of :mod:`backends.array.fused` (the default on NumPy where numba is
       installed, unless ``NNSPEC_NUMPY_ACCEL=0``), ``None`` the plain NumPy
       path. The optimizer updates give the same bits either way.
     """

@@ -16,10 +16,10 @@ stay in cache:
   loops, and a stride-1 forward with few output channels
   (:data:`DIRECT_MAX_OUT_CHANNELS`) sums the same products without the
   columns: blocks of output pixels and channels summed in vector registers
-  over every tap (:func:`backends.fused.direct_conv`), where the columns
+  over every tap (:func:`backends.array.fused.direct_conv`), where the columns
   would cost more to copy than the GEMM saves.
 * ``winograd`` and ``winograd2x2``: Winograd F(4x4, 3x3) and F(2x2, 3x3) for
-  3x3 kernels at stride 1 (:mod:`backends.winograd`): 2.25 and 4 multiplies
+  3x3 kernels at stride 1 (:mod:`backends.array.winograd`): 2.25 and 4 multiplies
   per output instead of 9, the transforms as GEMMs; ``dx`` is the same
   algorithm on the flipped kernel, ``dw`` its adjoint. Chosen automatically:
   F(4x4) from 32 channels in and out and 8x8 outputs, F(2x2) from 8 channels
@@ -33,7 +33,7 @@ stay in cache:
 ``conv_workspace_limit`` bytes), or the one named by ``conv_algorithm``;
 :func:`register_conv_algorithm` adds one. The algorithms' functions take the
 backend (``backend``, for its namespace, threads and chunk sizes) and the
-call's :class:`ConvGeometry` as ``g``, as :mod:`backends.winograd` does.
+call's :class:`ConvGeometry` as ``g``, as :mod:`backends.array.winograd` does.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends import fused, winograd
+from backends.array import fused, winograd
 from backends.array.core import Array, ArrayCore, offset_index
 from reference._checks import require_fits
 from reference.shapes import conv2d_geometry
@@ -526,7 +526,7 @@ DIRECT_MAX_OUT_CHANNELS = 16
 
 
 def _compiled(backend: ConvOps, *arrays: Array) -> bool:
-    """Whether ``backend`` runs :mod:`backends.fused` kernels on ``arrays``."""
+    """Whether ``backend`` runs :mod:`backends.array.fused` kernels on ``arrays``."""
     return (
         backend.accelerator == "numba"
         and backend.xp is np
@@ -537,7 +537,7 @@ def _compiled(backend: ConvOps, *arrays: Array) -> bool:
 def _direct_applies(
     backend: ConvOps, x: Array, w: Array, b: Array | None, g: ConvGeometry
 ) -> bool:
-    """Whether the im2col forward runs as :func:`backends.fused.direct_conv`."""
+    """Whether the im2col forward runs as :func:`backends.array.fused.direct_conv`."""
     return (
         _compiled(backend, x, w, *(() if b is None else (b,)))
         and g.stride == (1, 1)
@@ -573,7 +573,7 @@ register_conv_algorithm(
     )
 )
 #: F(4x4, 3x3): 2.25 multiplies per output instead of 9 (float32 error about
-#: 1e2 times the direct sum's, see :mod:`backends.winograd`).
+#: 1e2 times the direct sum's, see :mod:`backends.array.winograd`).
 register_conv_algorithm(_winograd_algorithm("winograd", winograd.F4X4_3X3))
 #: F(2x2, 3x3): 4 multiplies per output, every transform entry 0 or +-1.
 register_conv_algorithm(_winograd_algorithm("winograd2x2", winograd.F2X2_3X3))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import blocked, fused
+from backends.array import blocked, fused
 from reference._checks import (
     require_array_fits,
     require_float_kind,

@@ -5,10 +5,10 @@ init_state, sgd_step, adagrad_step, rmsprop_step, adadelta_step, adam_step
 and the state in place. The arguments are checked here; the update itself is
 ``_<name>_update``, which a subclass for another array library overrides
 (the CuPy backend: one fused kernel each). Here it is the kernel of
-:mod:`backends.blocked` (``out=`` ufuncs, run block by block so that a step's
+:mod:`backends.array.blocked` (``out=`` ufuncs, run block by block so that a step's
 passes stay in the L2 cache, on as many threads as NumPy's BLAS), or, where
 numba is installed (``accelerator = "numba"``), the same update compiled into
-one pass per block (:mod:`backends.fused`), with the same bits.
+one pass per block (:mod:`backends.array.fused`), with the same bits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import blocked, fused
+from backends.array import blocked, fused
 from backends.array.core import Array, ArrayCore
 from reference import optimizers as reference_optimizers
 from reference._checks import require_positive, require_shape

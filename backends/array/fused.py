@@ -3,7 +3,7 @@
 The plain NumPy path needs NumPy alone; each kernel here computes what a
 part of it computes, in fewer passes over memory:
 
-* the optimizer updates (:mod:`backends.blocked`: a handful of ``out=``
+* the optimizer updates (:mod:`backends.array.blocked`: a handful of ``out=``
   ufunc passes per cache-sized block, Adam twelve): one pass doing each
   element's whole step, through the very operations of the ufunc kernel,
   in the same order and dtype (the hyperparameters rounded to it as NumPy
@@ -94,7 +94,7 @@ def _jit(function: Callable) -> Callable:
 
 
 # ---------------------------------------------------------------------------
-# Optimizer updates: the ufunc kernels of backends.blocked, one element at a
+# Optimizer updates: the ufunc kernels of backends.array.blocked, one element at a
 # time. ``p``, ``g`` and the state are equally long 1-d arrays; every scalar
 # comes in the arrays' dtype.
 # ---------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def optimizer_kernel(
 ) -> tuple[Callable, tuple] | None:
     """The compiled update for optimizer ``name`` and its scalar arguments.
 
-    ``args`` are the hyperparameters the ufunc kernel of :mod:`backends.blocked`
+    ``args`` are the hyperparameters the ufunc kernel of :mod:`backends.array.blocked`
     takes; the returned kernel takes ``(param, grad, *state, *scalars)``.
     None when numba does not import (the caller keeps the plain path).
     """

@@ -17,7 +17,7 @@ ufunc calls in the same order whichever block it falls in, so the blocked
 update is bit-for-bit the unblocked one (the suite checks it).
 
 :func:`run` takes any kernel of that form: the NumPy backend hands it the
-compiled one-pass updates of :mod:`backends.fused` (with no scratch rows)
+compiled one-pass updates of :mod:`backends.array.fused` (with no scratch rows)
 where numba is installed.
 
 The number of threads follows NumPy's BLAS (:func:`blas_threads`): pinning
