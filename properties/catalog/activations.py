@@ -115,3 +115,9 @@ ENTRIES: tuple[OpInfo, ...] = (
     elementwise("softplus", elementwise_samples(), "x in [-6, 6]"),
     elementwise("abs_rectify", elementwise_samples(kink=True), AWAY_FROM_KINK),
 )
+
+#: The elementwise activations ``f(x, **hyper)``, for the tests that call each
+#: one on a fixed input.
+ELEMENTWISE: tuple[str, ...] = tuple(
+    op.name for op in ENTRIES if op.arguments == ("x",)
+)
