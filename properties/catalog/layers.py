@@ -189,6 +189,9 @@ FLATTEN = OpInfo(
 # -- softmax, log_softmax ----------------------------------------------------
 
 
+_SOFTMAX_DOMAIN = "1 to 3 axes, any axis (or the default), values in [-6, 6]"
+
+
 @st.composite
 def _softmax_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     shape = draw(s.shapes(max_dims=3, max_side=4))
@@ -218,7 +221,7 @@ SOFTMAX = OpInfo(
     arguments=("x",),
     gradients=("x",),
     samples=_softmax_samples,
-    domain="1 to 3 axes, any axis (or the default), values in [-6, 6]",
+    domain=_SOFTMAX_DOMAIN,
     rounding=_softmax_rounding,
 )
 
@@ -244,7 +247,7 @@ LOG_SOFTMAX = OpInfo(
     arguments=("x",),
     gradients=("x",),
     samples=_softmax_samples,
-    domain="1 to 3 axes, any axis (or the default), values in [-6, 6]",
+    domain=_SOFTMAX_DOMAIN,
     rounding=_log_softmax_rounding,
 )
 
