@@ -301,7 +301,7 @@ class ReferenceImplementation:
 
     def __init__(self) -> None:
         # Imported here: the catalog imports this module.
-        from properties.catalog import REFERENCE_MODULES
+        from properties.catalog.entry import REFERENCE_MODULES
 
         self._modules = [importlib.import_module(name) for name in REFERENCE_MODULES]
 

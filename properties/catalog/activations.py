@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from properties import strategies as s
-from properties.catalog import OpInfo, Sample
+from properties.catalog.entry import OpInfo, Sample
 
 #: The domain of the ops drawn with ``kink=True`` (see :func:`elementwise_samples`).
 AWAY_FROM_KINK = "inputs at least 1e-3 from the kink at 0"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from backends import contract
 from properties import strategies as s
-from properties.catalog import OpInfo, Sample
+from properties.catalog.entry import OpInfo, Sample
 from properties.catalog.sanity import initialize_sanity
 
 INITIALIZER_HYPER: dict[str, dict[str, st.SearchStrategy[Any]]] = {

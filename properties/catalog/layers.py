@@ -15,8 +15,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from properties import strategies as s
-from properties.catalog import OpInfo, Sample
 from properties.catalog.bounds import by_absolute_values
+from properties.catalog.entry import OpInfo, Sample
 from reference import layers as reference_layers
 
 # -- linear ------------------------------------------------------------------

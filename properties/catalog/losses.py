@@ -16,9 +16,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from properties import strategies as s
-from properties.catalog import OpInfo, Sample
 from properties.catalog.activations import AWAY_FROM_KINK
 from properties.catalog.bounds import same_sign_sum_bound
+from properties.catalog.entry import OpInfo, Sample
 from reference import losses as reference_losses
 
 

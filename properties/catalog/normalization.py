@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from properties import strategies as s
-from properties.catalog import OpInfo, Sample
+from properties.catalog.entry import OpInfo, Sample
 from properties.catalog.sanity import dropout_mask_sanity
 
 # -- batch_norm --------------------------------------------------------------

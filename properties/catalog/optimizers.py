@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from backends import contract
 from properties import draws
 from properties import strategies as s
-from properties.catalog import TRAJECTORY_STEPS, OpInfo, Sample
+from properties.catalog.entry import TRAJECTORY_STEPS, OpInfo, Sample
 
 # -- init_state and the steps ------------------------------------------------
 
