@@ -27,6 +27,7 @@ too.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -45,6 +46,7 @@ __all__ = [
     "block_length",
     "parallel",
     "run",
+    "single_threaded_blas",
     "split",
 ]
 
@@ -351,25 +353,48 @@ def _default_threads() -> int:
     return _usable_cores()
 
 
-def _blas_probe() -> Callable[[], int] | None:
-    """``get_num_threads`` of NumPy's BLAS, through threadpoolctl when installed."""
-    if "probe" in _probe_state:
-        return _probe_state["probe"]
-    probe = None
+def _blas_controllers() -> tuple[Any, Any] | None:
+    """threadpoolctl's controller of every loaded library and NumPy's BLAS's own.
+
+    ``None`` when threadpoolctl is not installed or finds no BLAS.
+    """
+    if "controllers" in _probe_state:
+        return _probe_state["controllers"]
+    found = None
     try:
         from threadpoolctl import ThreadpoolController
 
-        controllers = [
-            c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"
-        ]
+        everything = ThreadpoolController()
+        controllers = [c for c in everything.lib_controllers if c.user_api == "blas"]
         numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
         controllers.sort(key=lambda c: not str(c.filepath).startswith(numpy_dir))
         if controllers:
-            probe = controllers[0].get_num_threads
+            found = (everything, controllers[0])
     except Exception:  # not installed, or an unusual BLAS: fall back
-        probe = None
-    _probe_state["probe"] = probe
-    return probe
+        found = None
+    _probe_state["controllers"] = found
+    return found
+
+
+def _blas_probe() -> Callable[[], int] | None:
+    """``get_num_threads`` of NumPy's BLAS, through threadpoolctl when installed."""
+    controllers = _blas_controllers()
+    return None if controllers is None else controllers[1].get_num_threads
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager | None:
+    """A context holding the BLAS libraries to one thread, ``None`` if none can.
+
+    For BLAS calls made from several threads at once, each on its own core:
+    OpenBLAS (pthreads build) and MKL run a call on the calling thread alone
+    when limited to one, and may be called concurrently. The limit is
+    process-wide while the context lasts (threadpoolctl restores the previous
+    one on leaving it).
+    """
+    controllers = _blas_controllers()
+    if controllers is None:
+        return None
+    return controllers[0].limit(limits=1, user_api="blas")
 
 
 def blas_threads() -> int:

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from backends.array import blocked
+
 __all__ = [
     "F2X2_3X3",
     "F4X4_3X3",
@@ -325,6 +327,11 @@ def _output_tiles(
     return out.reshape(m * m, k, n * th * tw)
 
 
+#: The backward's ``dw`` sums its chunks' terms in at most this many groups
+#: (see :func:`conv2d_backward`): enough for the threads of a few cores to share.
+DW_GROUPS = 8
+
+
 def chunk_images(
     batch: int,
     per_image_bytes: int,
@@ -380,8 +387,25 @@ def correlate(
     that many cropped); ``out_size`` is the output's (H_out, W_out). The batch
     goes in chunks of at most ``chunk = (bytes, min_columns)`` of workspace
     (see :func:`chunk_images`), so that each chunk's transforms and GEMMs
-    stay in cache.
+    stay in cache; the chunks run on ``backend``'s threads
+    (:meth:`~backends.array.core.ArrayCore._parallel_blas`).
     """
+    y, tasks = _correlate_tasks(backend, x, w, bias, pads, out_size, tiling, chunk)
+    backend._parallel_blas(tasks)
+    return y
+
+
+def _correlate_tasks(
+    backend: Any,
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    pads: tuple[int, int],
+    out_size: tuple[int, int],
+    tiling: WinogradTiling,
+    chunk: tuple[int | None, int] | None,
+) -> tuple[Array, list]:
+    """:func:`correlate`'s output, not yet written, and the chunk tasks writing it."""
     xp = backend.xp
     n, c = x.shape[:2]
     k = w.shape[0]
@@ -390,15 +414,17 @@ def correlate(
     u = filter_transform(xp, w.astype(dtype, copy=False), tiling)
     y = xp.empty((n, k, *out_size), dtype=dtype)
     step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, y.itemsize), chunk)
-    for start in range(0, n, step):
+
+    def run_chunk(start: int, worker: Any) -> None:
         part = x[start : start + step].astype(dtype, copy=False)
-        v = input_transform(backend, part, pads, tiles, tiling)
+        v = input_transform(worker, part, pads, tiles, tiling)
         m_product = xp.matmul(u, v)  # (alpha^2, K, P)
         del v
         output_transform(
-            backend, m_product, tiling, tiles, bias, y[start : start + step]
+            worker, m_product, tiling, tiles, bias, y[start : start + step]
         )
-    return y
+
+    return y, [functools.partial(run_chunk, start) for start in range(0, n, step)]
 
 
 def conv2d_forward(
@@ -430,7 +456,7 @@ def conv2d_backward(
     # dx: dout padded by 2 - p (cropped where p > 2) against the flipped,
     # channel-transposed kernel; its output is exactly (H, W).
     w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = correlate(
+    dx, dx_tasks = _correlate_tasks(
         backend,
         dout,
         w_flipped,
@@ -445,16 +471,34 @@ def conv2d_backward(
     _, kron_g, kron_a = tiling.constants(xp, dout.dtype)
     n, c, k = g.batch, g.in_channels, g.out_channels
     step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, dx.itemsize), chunk)
+    starts = range(0, n, step)
+    # Chunks in at most DW_GROUPS consecutive groups, each summing its own
+    # chunks' terms in order; the groups' sums are added in order at the end:
+    # the same additions whichever threads ran them.
+    groups = [starts[part] for part in blocked.split(len(starts), DW_GROUPS)]
+    sums: list[Array] = [None] * len(groups)
+
+    def run_group(index: int, worker: Any) -> None:
+        for start in groups[index]:
+            v = input_transform(
+                worker, x[start : start + step], g.padding, tiles, tiling
+            )
+            dy_tiles = _output_tiles(worker, dout[start : start + step], tiling, tiles)
+            m2, _, p = dy_tiles.shape
+            dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
+            del dy_tiles
+            term = xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
+            del dy_hat, v
+            if sums[index] is None:
+                sums[index] = term
+            else:
+                sums[index] += term
+
+    # dw's groups first: they are the longer tasks.
+    dw_tasks = [functools.partial(run_group, i) for i in range(len(groups))]
+    backend._parallel_blas(dw_tasks + dx_tasks)
     du = None
-    for start in range(0, n, step):
-        part = x[start : start + step]
-        v = input_transform(backend, part, g.padding, tiles, tiling)
-        dy_tiles = _output_tiles(backend, dout[start : start + step], tiling, tiles)
-        m2, _, p = dy_tiles.shape
-        dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
-        del dy_tiles
-        term = xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
-        del dy_hat, v
+    for term in sums:
         if du is None:
             du = term
         else:
@@ -483,6 +527,10 @@ class _Host:
     def _parallel(calls: list, elements: int | None = None) -> None:
         for call in calls:
             call()
+
+    def _parallel_blas(self, tasks: list) -> None:
+        for task in tasks:
+            task(self)
 
 
 def absolute_bound(
