@@ -28,6 +28,7 @@ too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -44,6 +45,7 @@ __all__ = [
     "SCRATCH_ROWS",
     "blas_threads",
     "block_length",
+    "grouped_sum",
     "parallel",
     "run",
     "single_threaded_blas",
@@ -301,6 +303,46 @@ def parallel(calls: Sequence[Callable[[], object]], threads: int) -> None:
             call()
         return
     _run_tasks(_Tasks(len(calls), lambda index: calls[index]()), threads)
+
+
+#: :func:`grouped_sum` adds its terms in at most this many groups: enough for
+#: the threads of a few cores to share.
+SUM_GROUPS = 8
+
+
+def grouped_sum(
+    count: int, term: Callable[[int, Any], Any]
+) -> tuple[list[Callable[[Any], None]], Callable[[], Any]]:
+    """Tasks summing ``term(i, worker)`` for ``i < count``, and the sum's getter.
+
+    The terms go in at most :data:`SUM_GROUPS` consecutive groups, one task
+    each (called with the ``worker`` backend to compute on), each adding its
+    own terms in order; the getter adds the groups' sums in order (``None``
+    when ``count`` is 0). The same additions whichever threads ran the tasks,
+    so the sum is the same from run to run and from one thread count to another.
+    """
+    groups = split(count, SUM_GROUPS)
+    sums: list[Any] = [None] * len(groups)
+
+    def task(index: int, worker: Any) -> None:
+        for i in range(groups[index].start, groups[index].stop):
+            value = term(i, worker)
+            if sums[index] is None:
+                sums[index] = value
+            else:
+                sums[index] += value
+
+    def total() -> Any:
+        result = None
+        for value in sums:
+            if result is None:
+                result = value
+            else:
+                result += value
+        return result
+
+    tasks = [functools.partial(task, index) for index in range(len(groups))]
+    return tasks, total
 
 
 def split(length: int, pieces: int) -> list[slice]:

@@ -327,11 +327,6 @@ def _output_tiles(
     return out.reshape(m * m, k, n * th * tw)
 
 
-#: The backward's ``dw`` sums its chunks' terms in at most this many groups
-#: (see :func:`conv2d_backward`): enough for the threads of a few cores to share.
-DW_GROUPS = 8
-
-
 def chunk_images(
     batch: int,
     per_image_bytes: int,
@@ -472,37 +467,20 @@ def conv2d_backward(
     n, c, k = g.batch, g.in_channels, g.out_channels
     step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, dx.itemsize), chunk)
     starts = range(0, n, step)
-    # Chunks in at most DW_GROUPS consecutive groups, each summing its own
-    # chunks' terms in order; the groups' sums are added in order at the end:
-    # the same additions whichever threads ran them.
-    groups = [starts[part] for part in blocked.split(len(starts), DW_GROUPS)]
-    sums: list[Array] = [None] * len(groups)
 
-    def run_group(index: int, worker: Any) -> None:
-        for start in groups[index]:
-            v = input_transform(
-                worker, x[start : start + step], g.padding, tiles, tiling
-            )
-            dy_tiles = _output_tiles(worker, dout[start : start + step], tiling, tiles)
-            m2, _, p = dy_tiles.shape
-            dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
-            del dy_tiles
-            term = xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
-            del dy_hat, v
-            if sums[index] is None:
-                sums[index] = term
-            else:
-                sums[index] += term
+    def term(index: int, worker: Any) -> Array:
+        start = starts[index]
+        v = input_transform(worker, x[start : start + step], g.padding, tiles, tiling)
+        dy_tiles = _output_tiles(worker, dout[start : start + step], tiling, tiles)
+        m2, _, p = dy_tiles.shape
+        dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
+        del dy_tiles
+        return xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
 
-    # dw's groups first: they are the longer tasks.
-    dw_tasks = [functools.partial(run_group, i) for i in range(len(groups))]
+    # dw's tasks first: they are the longer ones.
+    dw_tasks, dw_sum = blocked.grouped_sum(len(starts), term)
     backend._parallel_blas(dw_tasks + dx_tasks)
-    du = None
-    for term in sums:
-        if du is None:
-            du = term
-        else:
-            du += term
+    du = dw_sum()
     if du is None:  # an empty batch
         du = xp.zeros((tiling.alpha**2, k, c), dtype=dx.dtype)
     r = tiling.r
