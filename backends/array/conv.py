@@ -3,7 +3,12 @@ r"""conv2d and conv2d_backward of the array backend: a table of algorithms.
 Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
 each pads the input itself and, for large batches, works through it in chunks
 of a few MiB of workspace (``conv_chunk_bytes``) so that its copies and GEMMs
-stay in cache:
+stay in cache. The Winograd algorithms and im2col's backward run their chunks
+on the backend's threads, one chunk per thread with BLAS held to one thread
+(:meth:`~backends.array.core.ArrayCore._parallel_blas`): a chunk's GEMMs are
+too small for BLAS to split them itself. Their ``dW`` adds the chunks' terms
+in fixed groups (:func:`backends.array.blocked.grouped_sum`): the same sum
+whichever thread ran which chunk.
 
 * ``im2col``: the input windows as one strided view, copied into columns
   ``(C kH kW, N H_out W_out)`` (channels and taps outermost, so one GEMM with
