@@ -75,7 +75,10 @@ class ArrayBackend(
       batch chunk of im2col and Winograd, and the fewest GEMM columns a chunk
       keeps (``conv_chunk_bytes = None``: the whole batch at once);
     * ``threads``: threads for what BLAS does not run (the optimizer passes,
-      the copies of the conv algorithms), ``None`` (default) for as many as
+      the copies of the conv algorithms) and for the batch chunks of the
+      Winograd conv and of im2col's backward (each chunk on one thread, BLAS
+      held to one thread meanwhile, where threadpoolctl is installed),
+      ``None`` (default) for as many as
       NumPy's BLAS uses now (:func:`backends.array.blocked.blas_threads`);
       ``parallel_min_elements``: copies smaller than this stay on one thread;
     * ``optimizer_block_bytes``: bytes of each array in one optimizer block;

@@ -27,6 +27,8 @@ too.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import math
 import os
@@ -43,8 +45,10 @@ __all__ = [
     "SCRATCH_ROWS",
     "blas_threads",
     "block_length",
+    "grouped_sum",
     "parallel",
     "run",
+    "single_threaded_blas",
     "split",
 ]
 
@@ -301,6 +305,46 @@ def parallel(calls: Sequence[Callable[[], object]], threads: int) -> None:
     _run_tasks(_Tasks(len(calls), lambda index: calls[index]()), threads)
 
 
+#: :func:`grouped_sum` adds its terms in at most this many groups: enough for
+#: the threads of a few cores to share.
+SUM_GROUPS = 8
+
+
+def grouped_sum(
+    count: int, term: Callable[[int, Any], Any]
+) -> tuple[list[Callable[[Any], None]], Callable[[], Any]]:
+    """Tasks summing ``term(i, worker)`` for ``i < count``, and the sum's getter.
+
+    The terms go in at most :data:`SUM_GROUPS` consecutive groups, one task
+    each (called with the ``worker`` backend to compute on), each adding its
+    own terms in order; the getter adds the groups' sums in order (``None``
+    when ``count`` is 0). The same additions whichever threads ran the tasks,
+    so the sum is the same from run to run and from one thread count to another.
+    """
+    groups = split(count, SUM_GROUPS)
+    sums: list[Any] = [None] * len(groups)
+
+    def task(index: int, worker: Any) -> None:
+        for i in range(groups[index].start, groups[index].stop):
+            value = term(i, worker)
+            if sums[index] is None:
+                sums[index] = value
+            else:
+                sums[index] += value
+
+    def total() -> Any:
+        result = None
+        for value in sums:
+            if result is None:
+                result = value
+            else:
+                result += value
+        return result
+
+    tasks = [functools.partial(task, index) for index in range(len(groups))]
+    return tasks, total
+
+
 def split(length: int, pieces: int) -> list[slice]:
     """``length`` cut into at most ``pieces`` nearly equal, non-empty slices."""
     pieces = max(1, min(pieces, length))
@@ -351,25 +395,48 @@ def _default_threads() -> int:
     return _usable_cores()
 
 
-def _blas_probe() -> Callable[[], int] | None:
-    """``get_num_threads`` of NumPy's BLAS, through threadpoolctl when installed."""
-    if "probe" in _probe_state:
-        return _probe_state["probe"]
-    probe = None
+def _blas_controllers() -> tuple[Any, Any] | None:
+    """threadpoolctl's controller of every loaded library and NumPy's BLAS's own.
+
+    ``None`` when threadpoolctl is not installed or finds no BLAS.
+    """
+    if "controllers" in _probe_state:
+        return _probe_state["controllers"]
+    found = None
     try:
         from threadpoolctl import ThreadpoolController
 
-        controllers = [
-            c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"
-        ]
+        everything = ThreadpoolController()
+        controllers = [c for c in everything.lib_controllers if c.user_api == "blas"]
         numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
         controllers.sort(key=lambda c: not str(c.filepath).startswith(numpy_dir))
         if controllers:
-            probe = controllers[0].get_num_threads
+            found = (everything, controllers[0])
     except Exception:  # not installed, or an unusual BLAS: fall back
-        probe = None
-    _probe_state["probe"] = probe
-    return probe
+        found = None
+    _probe_state["controllers"] = found
+    return found
+
+
+def _blas_probe() -> Callable[[], int] | None:
+    """``get_num_threads`` of NumPy's BLAS, through threadpoolctl when installed."""
+    controllers = _blas_controllers()
+    return None if controllers is None else controllers[1].get_num_threads
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager | None:
+    """A context holding the BLAS libraries to one thread, ``None`` if none can.
+
+    For BLAS calls made from several threads at once, each on its own core:
+    OpenBLAS (pthreads build) and MKL run a call on the calling thread alone
+    when limited to one, and may be called concurrently. The limit is
+    process-wide while the context lasts (threadpoolctl restores the previous
+    one on leaving it).
+    """
+    controllers = _blas_controllers()
+    if controllers is None:
+        return None
+    return controllers[0].limit(limits=1, user_api="blas")
 
 
 def blas_threads() -> int:

@@ -3,7 +3,12 @@ r"""conv2d and conv2d_backward of the array backend: a table of algorithms.
 Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
 each pads the input itself and, for large batches, works through it in chunks
 of a few MiB of workspace (``conv_chunk_bytes``) so that its copies and GEMMs
-stay in cache:
+stay in cache. The Winograd algorithms and im2col's backward run their chunks
+on the backend's threads, one chunk per thread with BLAS held to one thread
+(:meth:`~backends.array.core.ArrayCore._parallel_blas`): a chunk's GEMMs are
+too small for BLAS to split them itself. Their ``dW`` adds the chunks' terms
+in fixed groups (:func:`backends.array.blocked.grouped_sum`): the same sum
+whichever thread ran which chunk.
 
 * ``im2col``: the input windows as one strided view, copied into columns
   ``(C kH kW, N H_out W_out)`` (channels and taps outermost, so one GEMM with
@@ -45,7 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends.array import fused, winograd
+from backends.array import blocked, fused, winograd
 from backends.array.core import Array, ArrayCore, offset_index
 from reference._checks import require_fits
 from reference.shapes import conv2d_geometry
@@ -383,32 +388,37 @@ def _im2col_backward(
             )
         return dx, dw.reshape(w.shape)
     dx = xp.empty((g.batch, g.in_channels, g.height, g.width), dtype=dtype)
-    dw = None
     per_image = (2 * g.columns + g.out_channels) * g.pixels * g.itemsize
-    for part in _chunks(backend, g, per_image):
-        columns = _im2col_columns(backend, x[part], g)
+    parts = list(_chunks(backend, g, per_image))
+
+    def chunk(index: int, worker: ConvOps) -> Array:
+        """Write the chunk's ``dx``; return its term of ``dw``."""
+        part = parts[index]
+        columns = _im2col_columns(worker, x[part], g)
         dout2 = xp.ascontiguousarray(dout[part].transpose(1, 0, 2, 3)).reshape(
             g.out_channels, -1
         )
         term = xp.matmul(dout2, columns.T)  # one GEMM reducing over the chunk
         del columns
-        if dw is None:
-            dw = term
-        else:
-            dw += term
         dcolumns = xp.matmul(w2.T, dout2).reshape(
             g.in_channels, *g.kernel, -1, g.out_height, g.out_width
         )
-        if _compiled(backend, dcolumns, dx):
+        if _compiled(worker, dcolumns, dx):
             add = functools.partial(
                 fused.add_windows, dcolumns, g.padding, g.stride, dx[part]
             )
-            parts = backend._split(g.in_channels, dcolumns.size)
-            backend._parallel([functools.partial(add, p) for p in parts])
+            pieces = worker._split(g.in_channels, dcolumns.size)
+            worker._parallel([functools.partial(add, p) for p in pieces])
         elif _short_rows(g):
-            _col2im_by_rows(backend, dcolumns, g, dx[part])
+            _col2im_by_rows(worker, dcolumns, g, dx[part])
         else:
-            _col2im(backend, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
+            _col2im(worker, dcolumns.transpose(3, 0, 1, 2, 4, 5), g, dx[part])
+        return term
+
+    # The chunks on the backend's threads, dw's terms summed in fixed groups.
+    tasks, dw_sum = blocked.grouped_sum(len(parts), chunk)
+    backend._parallel_blas(tasks)
+    dw = dw_sum()
     if dw is None:  # an empty batch
         dw = xp.zeros((g.out_channels, g.columns), dtype=dtype)
     return dx, dw.reshape(w.shape)

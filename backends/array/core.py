@@ -16,7 +16,8 @@
 * the helpers more than one family uses: padding (:meth:`ArrayCore._pad`),
   the window of a kernel offset (:func:`offset_index`), and running
   independent copies on threads (:meth:`ArrayCore._split`,
-  :meth:`ArrayCore._parallel`, :meth:`ArrayCore.thread_count`).
+  :meth:`ArrayCore._parallel`, :meth:`ArrayCore.thread_count`) and
+  independent BLAS-calling tasks on threads (:meth:`ArrayCore._parallel_blas`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ class UnavailableNamespace:
 
     def __getattr__(self, attribute: str) -> Any:
         raise RuntimeError(f"backend unavailable: {self._reason}")
+
+
+class _OneThread:
+    """A backend whose copies run in order on the calling thread.
+
+    What :meth:`ArrayCore._parallel_blas` hands each task that runs on a
+    thread of its own; everything else is the wrapped backend's.
+    """
+
+    def __init__(self, backend: ArrayCore) -> None:
+        self._backend = backend
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._backend, attribute)
+
+    def thread_count(self) -> int:
+        return 1
+
+    def _split(self, length: int, elements: int) -> list[slice]:
+        return [slice(0, length)]
+
+    def _parallel(self, calls: Sequence[Callable[[], object]], elements=None) -> None:
+        for call in calls:
+            call()
 
 
 class ArrayCore:
@@ -169,6 +194,27 @@ class ArrayCore:
                 call()
             return
         blocked.parallel(calls, self.thread_count())
+
+    def _parallel_blas(self, tasks: Sequence[Callable[[Any], object]]) -> None:
+        """Run independent ``tasks`` that call BLAS, each on one thread.
+
+        Each task is called with the backend to run its work on. With NumPy,
+        more than one thread and more than one task (and ``threadpoolctl``
+        to hold BLAS to one thread), the tasks run on :meth:`thread_count`
+        threads, each given this backend run on one thread (its copies in
+        order), while BLAS is held to one thread: many small GEMMs, which
+        BLAS runs on one thread anyway, then use every core. Otherwise in
+        order on this thread, each given this backend.
+        """
+        threads = self.thread_count() if self.xp is np and len(tasks) > 1 else 1
+        limit = blocked.single_threaded_blas() if threads > 1 else None
+        if limit is None:
+            for task in tasks:
+                task(self)
+            return
+        one_thread = _OneThread(self)
+        with limit:
+            blocked.parallel([functools.partial(t, one_thread) for t in tasks], threads)
 
     def thread_count(self) -> int:
         """Threads for the optimizer passes and the copies: ``threads``, else BLAS's."""

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from backends.array import blocked
+
 __all__ = [
     "F2X2_3X3",
     "F4X4_3X3",
@@ -380,8 +382,25 @@ def correlate(
     that many cropped); ``out_size`` is the output's (H_out, W_out). The batch
     goes in chunks of at most ``chunk = (bytes, min_columns)`` of workspace
     (see :func:`chunk_images`), so that each chunk's transforms and GEMMs
-    stay in cache.
+    stay in cache; the chunks run on ``backend``'s threads
+    (:meth:`~backends.array.core.ArrayCore._parallel_blas`).
     """
+    y, tasks = _correlate_tasks(backend, x, w, bias, pads, out_size, tiling, chunk)
+    backend._parallel_blas(tasks)
+    return y
+
+
+def _correlate_tasks(
+    backend: Any,
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    pads: tuple[int, int],
+    out_size: tuple[int, int],
+    tiling: WinogradTiling,
+    chunk: tuple[int | None, int] | None,
+) -> tuple[Array, list]:
+    """:func:`correlate`'s output, not yet written, and the chunk tasks writing it."""
     xp = backend.xp
     n, c = x.shape[:2]
     k = w.shape[0]
@@ -390,15 +409,17 @@ def correlate(
     u = filter_transform(xp, w.astype(dtype, copy=False), tiling)
     y = xp.empty((n, k, *out_size), dtype=dtype)
     step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, y.itemsize), chunk)
-    for start in range(0, n, step):
+
+    def run_chunk(start: int, worker: Any) -> None:
         part = x[start : start + step].astype(dtype, copy=False)
-        v = input_transform(backend, part, pads, tiles, tiling)
+        v = input_transform(worker, part, pads, tiles, tiling)
         m_product = xp.matmul(u, v)  # (alpha^2, K, P)
         del v
         output_transform(
-            backend, m_product, tiling, tiles, bias, y[start : start + step]
+            worker, m_product, tiling, tiles, bias, y[start : start + step]
         )
-    return y
+
+    return y, [functools.partial(run_chunk, start) for start in range(0, n, step)]
 
 
 def conv2d_forward(
@@ -430,7 +451,7 @@ def conv2d_backward(
     # dx: dout padded by 2 - p (cropped where p > 2) against the flipped,
     # channel-transposed kernel; its output is exactly (H, W).
     w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = correlate(
+    dx, dx_tasks = _correlate_tasks(
         backend,
         dout,
         w_flipped,
@@ -445,20 +466,21 @@ def conv2d_backward(
     _, kron_g, kron_a = tiling.constants(xp, dout.dtype)
     n, c, k = g.batch, g.in_channels, g.out_channels
     step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, dx.itemsize), chunk)
-    du = None
-    for start in range(0, n, step):
-        part = x[start : start + step]
-        v = input_transform(backend, part, g.padding, tiles, tiling)
-        dy_tiles = _output_tiles(backend, dout[start : start + step], tiling, tiles)
+    starts = range(0, n, step)
+
+    def term(index: int, worker: Any) -> Array:
+        start = starts[index]
+        v = input_transform(worker, x[start : start + step], g.padding, tiles, tiling)
+        dy_tiles = _output_tiles(worker, dout[start : start + step], tiling, tiles)
         m2, _, p = dy_tiles.shape
         dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
         del dy_tiles
-        term = xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
-        del dy_hat, v
-        if du is None:
-            du = term
-        else:
-            du += term
+        return xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
+
+    # dw's tasks first: they are the longer ones.
+    dw_tasks, dw_sum = blocked.grouped_sum(len(starts), term)
+    backend._parallel_blas(dw_tasks + dx_tasks)
+    du = dw_sum()
     if du is None:  # an empty batch
         du = xp.zeros((tiling.alpha**2, k, c), dtype=dx.dtype)
     r = tiling.r
@@ -483,6 +505,10 @@ class _Host:
     def _parallel(calls: list, elements: int | None = None) -> None:
         for call in calls:
             call()
+
+    def _parallel_blas(self, tasks: list) -> None:
+        for task in tasks:
+            task(self)
 
 
 def absolute_bound(
