@@ -94,7 +94,14 @@ INITIALIZER_NAMES: tuple[str, ...] = (
     "he_normal",
     "he_uniform",
 )
-OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adagrad", "rmsprop", "adadelta", "adam")
+OPTIMIZER_NAMES: tuple[str, ...] = (
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+)
 OPTIMIZERS: tuple[str, ...] = (
     "init_state",
     *(f"{name}_step" for name in OPTIMIZER_NAMES),

@@ -99,11 +99,13 @@ _KERNELS: dict[str, tuple[str, str, str]] = {
         param = param - lr * delta;
         """,
     ),
+    # AdamW too: decay = 1 - lr wd with weight_decay = 0 (Adam: decay = 1).
     "adam": (
         "T grad, T step_size, T beta1, T beta2, T eps, T bias_correction2_sqrt, "
-        "T weight_decay",
+        "T weight_decay, T decay",
         "T param, T exp_avg, T exp_avg_sq",
         """
+        param = decay * param;
         T g = grad + weight_decay * param;
         exp_avg = exp_avg + ((T)1 - beta1) * (g - exp_avg);
         exp_avg_sq = beta2 * exp_avg_sq + ((T)1 - beta2) * g * g;
@@ -194,8 +196,17 @@ class CupyBackend(ArrayBackend):
         eps,
         bias_correction2_sqrt,
         weight_decay,
+        decay=1.0,
     ):
-        scalars = (step_size, beta1, beta2, eps, bias_correction2_sqrt, weight_decay)
+        scalars = (
+            step_size,
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt,
+            weight_decay,
+            decay,
+        )
         outputs = (state["exp_avg"], state["exp_avg_sq"])
         self._launch("adam", param, grad, scalars, outputs)
 

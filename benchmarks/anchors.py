@@ -41,6 +41,17 @@ DESCRIPTIONS: dict[str, str] = {
     "foreach": "torch.optim with foreach=True",
 }
 
+
+def _adam_arguments(h: dict[str, Any]) -> dict[str, Any]:
+    """Adam's and AdamW's keyword arguments (``weight_decay``: L2, resp. decoupled)."""
+    return {
+        "lr": h["lr"],
+        "betas": (h["beta1"], h["beta2"]),
+        "eps": h["eps"],
+        "weight_decay": h["weight_decay"],
+    }
+
+
 #: The torch.optim class and the keyword arguments of each optimizer.
 _TORCH_OPTIM: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "sgd": (
@@ -61,15 +72,8 @@ _TORCH_OPTIM: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] 
         "Adadelta",
         lambda h: {"lr": h["lr"], "rho": h["rho"], "eps": h["eps"]},
     ),
-    "adam": (
-        "Adam",
-        lambda h: {
-            "lr": h["lr"],
-            "betas": (h["beta1"], h["beta2"]),
-            "eps": h["eps"],
-            "weight_decay": h["weight_decay"],
-        },
-    ),
+    "adam": ("Adam", _adam_arguments),
+    "adamw": ("AdamW", _adam_arguments),
 }
 
 

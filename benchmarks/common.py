@@ -256,8 +256,8 @@ class OptimizerConfig:
     arrays_moved: int
 
 
-#: SGD with momentum, Nesterov, Adagrad, RMSProp, Adadelta, Adam (torch.optim
-#: formulas and defaults, as the reference).
+#: SGD with momentum, Nesterov, Adagrad, RMSProp, Adadelta, Adam, AdamW
+#: (torch.optim formulas and defaults, as the reference).
 OPTIMIZERS: dict[str, OptimizerConfig] = {
     "sgd-momentum": OptimizerConfig(
         "sgd", {"lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}, 5
@@ -271,6 +271,11 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
     "adam": OptimizerConfig(
         "adam",
         {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+        7,
+    ),
+    "adamw": OptimizerConfig(
+        "adamw",
+        {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
         7,
     ),
 }

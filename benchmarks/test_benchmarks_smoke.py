@@ -94,7 +94,14 @@ def test_throughput_accounting() -> None:
     assert layer.flops("backward") == 2 * expected, (layer, layer.flops("backward"))
     for name, config in common.OPTIMIZERS.items():
         # param and grad, plus each state array, read; param and state written.
-        states = {"sgd": 1, "adagrad": 1, "rmsprop": 1, "adadelta": 2, "adam": 2}
+        states = {
+            "sgd": 1,
+            "adagrad": 1,
+            "rmsprop": 1,
+            "adadelta": 2,
+            "adam": 2,
+            "adamw": 2,
+        }
         assert config.arrays_moved == 3 + 2 * states[config.name], (name, config)
     for name in common.CONV_LAYERS:
         shrunk = common.CONV_LAYERS[name].shrunk()

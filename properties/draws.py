@@ -28,6 +28,24 @@ import pytest
 SMALLEST_MOMENTUM = 0.1
 SMALLEST_WEIGHT_DECAY = 1e-3
 
+
+def _decay_categories(default: float) -> tuple[tuple[str, Any], ...]:
+    """Adam's and AdamW's categories: weight decay that shows, or that is too small.
+
+    ``default`` is the optimizer's ``weight_decay`` when a draw leaves it out.
+    """
+    return (
+        (
+            "weight decay >= 1e-3",
+            lambda h: h.get("weight_decay", default) >= SMALLEST_WEIGHT_DECAY,
+        ),
+        (
+            "weight decay in (0, 1e-3): too small to matter",
+            lambda h: 0.0 < h.get("weight_decay", default) < SMALLEST_WEIGHT_DECAY,
+        ),
+    )
+
+
 #: Every category, by optimizer: (name, predicate on the hyperparameters).
 CATEGORIES: dict[str, tuple[tuple[str, Any], ...]] = {
     "sgd": (
@@ -65,16 +83,8 @@ CATEGORIES: dict[str, tuple[tuple[str, Any], ...]] = {
             lambda h: 0.0 < h.get("weight_decay", 0.0) < SMALLEST_WEIGHT_DECAY,
         ),
     ),
-    "adam": (
-        (
-            "weight decay >= 1e-3",
-            lambda h: h.get("weight_decay", 0.0) >= SMALLEST_WEIGHT_DECAY,
-        ),
-        (
-            "weight decay in (0, 1e-3): too small to matter",
-            lambda h: 0.0 < h.get("weight_decay", 0.0) < SMALLEST_WEIGHT_DECAY,
-        ),
-    ),
+    "adam": _decay_categories(0.0),
+    "adamw": _decay_categories(1e-2),  # AdamW decays by default
 }
 
 #: The least fraction of draws each category must get (the most, for the
@@ -86,11 +96,13 @@ MINIMUM_FRACTIONS: dict[tuple[str, str], float] = {
     ("sgd", "momentum >= 0.1 with weight decay >= 1e-3"): 0.2,
     ("sgd", "nesterov with weight decay >= 1e-3"): 0.1,
     ("adam", "weight decay >= 1e-3"): 0.2,
+    ("adamw", "weight decay >= 1e-3"): 0.5,
 }
 MAXIMUM_FRACTIONS: dict[tuple[str, str], float] = {
     ("sgd", "momentum in (0, 0.1): too small to matter"): 0.0,
     ("sgd", "weight decay in (0, 1e-3): too small to matter"): 0.0,
     ("adam", "weight decay in (0, 1e-3): too small to matter"): 0.0,
+    ("adamw", "weight decay in (0, 1e-3): too small to matter"): 0.0,
 }
 
 #: The draws of this process: (optimizer, category or "total") -> count.

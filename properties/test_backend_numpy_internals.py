@@ -648,6 +648,8 @@ OPTIMIZER_CASES = [
     ("adadelta", {}),
     ("adam", {"lr": 0.001}),
     ("adam", {"lr": 0.001, "weight_decay": 0.01}),
+    ("adamw", {"lr": 0.01, "weight_decay": 0.1}),
+    ("adamw", {"weight_decay": 0.0}),
 ]
 OPTIMIZER_IDS = [
     f"{name}-{'-'.join(map(str, hyper.values()))}" for name, hyper in OPTIMIZER_CASES

@@ -403,6 +403,7 @@ OPTIMIZER_REQUIRED: dict[str, dict[str, Any]] = {
     "rmsprop": {"lr": 0.01},
     "adadelta": {},
     "adam": {"lr": 0.01},
+    "adamw": {},
 }
 
 

@@ -224,6 +224,7 @@ LIVE_CALLS = {
         np.array([[0.0, 0.5]]), np.array([[1.0, 0.0]])
     ),
     "mutant-adam-no-bias-correction": _steps("adam", lr=0.1),
+    "mutant-adamw-decay-in-gradient": _steps("adamw", lr=0.1, weight_decay=0.1),
     "mutant-sgd-momentum-dampened": _steps("sgd", lr=0.1, momentum=0.9),
     "mutant-adagrad-accumulates-after-step": _steps("adagrad", lr=0.1),
     "mutant-rmsprop-decay-complement": _steps("rmsprop", lr=0.1),

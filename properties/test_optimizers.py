@@ -671,6 +671,298 @@ def test_adam_first_step_is_lr_reference(case) -> None:
 
 
 # ---------------------------------------------------------------------------
+# AdamW: Adam with the weight decay taken out of the gradient
+# ---------------------------------------------------------------------------
+
+
+def _same_numbers(
+    actual: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray],
+    context: Context,
+    what: str,
+) -> None:
+    """Every step's parameter equal, number for number (NaN where NaN)."""
+    for t, (got, want) in enumerate(zip(actual, expected, strict=True), start=1):
+        if not np.array_equal(got, want, equal_nan=True):
+            differ = np.argwhere(~((got == want) | (np.isnan(got) & np.isnan(want))))
+            index = tuple(int(i) for i in differ[0])
+            raise context.fail(
+                f"{what}: the parameters differ after step {t} of {len(expected)} "
+                f"({len(differ)} of {got.size} elements)",
+                f"at index {index}: {got[index]!r} against {want[index]!r}",
+            )
+
+
+def check_adamw_without_decay_is_adam(
+    impl: Any, dtype: str, case: dict[str, Any]
+) -> None:
+    r"""AdamW with ``weight_decay = 0`` is Adam with ``weight_decay = 0``, exactly.
+
+    With :math:`\lambda = 0` AdamW's decay factor :math:`1 - \eta\lambda` is 1
+    and Adam adds no L2 term, so the two rules are one rule: the same
+    implementation of it gives the same numbers, step after step (``STEPS``
+    steps, Adam's hyperparameters drawn as for its trajectory, both with
+    ``weight_decay=0`` explicitly).
+
+    Bugs caught: an AdamW whose moments, bias correction or ``eps`` differ from
+    the backend's own Adam (a second, subtly different copy of the update), a
+    decay factor applied even at ``weight_decay = 0`` (``1 - lr`` in place of
+    ``1 - lr wd``), AdamW's default decay (0.01) used where 0 was passed.
+    """
+    param = _rounded(case["param"], dtype)
+    grads = [_rounded(g, dtype) for g in case["grads"]]
+    hyper = {**case["hyper"], "weight_decay": 0.0}
+    context = Context(
+        op="adamw_step",
+        backend=impl.name,
+        dtype=dtype,
+        inputs={"param": param.shape},
+        hyper={**hyper, "steps": STEPS},
+        variant="weight_decay=0 against adam_step",
+    )
+    adamw = run_trajectory(impl, dtype, "adamw", param, grads, hyper, context)
+    adam = run_trajectory(impl, dtype, "adam", param, grads, hyper, context)
+    _same_numbers(adamw, adam, context, "adamw_step against adam_step")
+
+
+@fixtures_shared
+@given(data=st.data())
+def test_adamw_without_decay_is_adam(backend: Any, dtype: str, data) -> None:
+    """See :func:`check_adamw_without_decay_is_adam`."""
+    _require(backend, "init_state", "adam_step", "adamw_step")
+    check_adamw_without_decay_is_adam(
+        backend, dtype, data.draw(trajectory_cases("adam"))
+    )
+
+
+@given(data=st.data())
+def test_adamw_without_decay_is_adam_reference(data) -> None:
+    """The reference's AdamW at ``weight_decay = 0`` is its Adam."""
+    check_adamw_without_decay_is_adam(
+        REFERENCE, "float64", data.draw(trajectory_cases("adam"))
+    )
+
+
+#: Steps of the gradient-scale property: its bound grows with each step.
+SCALE_STEPS = 10
+
+
+@st.composite
+def adamw_scale_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """A parameter, ``SCALE_STEPS`` gradients with 0.1 <= |g| <= 10, a scale 2^k.
+
+    ``k`` in [-8, 8] but 0, so scaling a gradient is exact in either dtype; the
+    decay is at least 0.01, ``eps`` at most 1e-8 (its default).
+    """
+    shape = draw(s.shapes(max_dims=2, max_side=4))
+    rng = np.random.default_rng(draw(s.seeds()))
+    magnitude = 10.0 ** rng.uniform(-1.0, 1.0, (SCALE_STEPS, *shape))
+    grads = magnitude * rng.choice([-1.0, 1.0], (SCALE_STEPS, *shape))
+    hyper = {
+        "lr": draw(s.floats(1e-3, 0.1)),
+        "weight_decay": draw(s.floats(1e-2, 0.1)),
+    } | draw(
+        s.hyperparameters(
+            beta1=s.optional(s.floats(0.0, 0.99)),
+            beta2=s.optional(s.floats(0.9, 0.9999)),
+            eps=s.optional(s.floats(1e-10, 1e-8)),
+        )
+    )
+    return {
+        "param": draw(s.arrays(shape)),
+        "grads": list(grads),
+        "scale": 2.0 ** draw(st.integers(-8, 8).filter(bool)),
+        "hyper": hyper,
+    }
+
+
+def check_adamw_gradient_scale(impl: Any, dtype: str, case: dict[str, Any]) -> None:
+    r"""Scaling every gradient by :math:`c > 0` changes AdamW's steps only via ``eps``.
+
+    The moments of :math:`c g` are :math:`c \hat m` and :math:`c^2 \hat v`, so
+    the Adam part of the step is :math:`\hat m / (\sqrt{\hat v} +
+    \epsilon/c)`: the same as for :math:`g` but with :math:`\epsilon/c`, and
+    the decay :math:`(1 - \eta\lambda) w` does not see the gradient at all. If
+    every :math:`|g_\tau|` of a coordinate lies in :math:`[\gamma, G]` then
+    :math:`|\hat m_t| \le G` and :math:`\hat v_t \ge \gamma^2` (both are
+    weighted means of the gradients, resp. their squares, with weights summing
+    to 1), so each step's direction moves by at most
+
+    .. math::
+
+        \frac{|\hat m|\,|\epsilon - \epsilon/c|}
+             {(\sqrt{\hat v} + \epsilon)(\sqrt{\hat v} + \epsilon/c)}
+        \le \frac{G}{\gamma^2}\,\epsilon\,|1 - 1/c|
+
+    and, the decay being a contraction (:math:`0 < 1 - \eta\lambda \le 1`),
+    the parameter after :math:`t` steps by at most :math:`t\eta` times that.
+    The backend runs both trajectories (:math:`c = 2^k`: the scaled
+    gradients are exact); each may be off its exact value by the trajectory
+    tolerance (:func:`trajectory_tolerance`), which is added. With the drawn
+    ranges the ``eps`` term is at most :math:`2.6 \cdot 10^{-3}\,t\eta`.
+
+    Bugs caught: Adam's L2 decay in AdamW (``g + wd w`` fed to the moments:
+    the decay's weight relative to the gradient then changes with :math:`c`),
+    ``eps`` inside the square root or scaled wrongly where it matters, a
+    decay multiplied by the gradient.
+    """
+    param = _rounded(case["param"], dtype)
+    grads = [_rounded(g, dtype) for g in case["grads"]]
+    c, hyper = case["scale"], case["hyper"]
+    lr, eps = hyper["lr"], hyper.get("eps", 1e-8)
+    context = Context(
+        op="adamw_step",
+        backend=impl.name,
+        dtype=dtype,
+        inputs={"param": param.shape},
+        hyper={**hyper, "scale": c, "steps": SCALE_STEPS},
+        variant="gradients scaled by c",
+    )
+    plain = run_trajectory(
+        impl, dtype, "adamw", param, grads, hyper, context, steps=SCALE_STEPS
+    )
+    scaled = run_trajectory(
+        impl, dtype, "adamw", param, [c * g for g in grads], hyper, context,
+        steps=SCALE_STEPS,
+    )  # fmt: skip
+    magnitudes = np.abs(np.stack(grads))
+    per_step = (
+        magnitudes.max(axis=0) / magnitudes.min(axis=0) ** 2 * eps * abs(1 - 1 / c)
+    )
+    rounding = zip(
+        trajectory_tolerance(param, plain, dtype),
+        trajectory_tolerance(param, scaled, dtype),
+        strict=True,
+    )
+    for t, (got, want, (slack_plain, slack_scaled)) in enumerate(
+        zip(scaled, plain, rounding, strict=True), start=1
+    ):
+        assert_close(
+            got,
+            want,
+            dtype=dtype,
+            what=f"param after step {t} of {SCALE_STEPS}, gradients times {c:g}",
+            context=context,
+            allowed=t * lr * per_step + slack_plain + slack_scaled,
+            expected_label="the same backend's AdamW on the unscaled gradients",
+            explain="tolerance: t lr (G / gamma^2) eps |1 - 1/c| (the eps term) plus "
+            "each trajectory's rounding",
+        )
+
+
+@fixtures_shared
+@given(case=adamw_scale_cases())
+def test_adamw_step_ignores_gradient_scale(backend: Any, dtype: str, case) -> None:
+    """See :func:`check_adamw_gradient_scale`."""
+    _require(backend, "init_state", "adamw_step")
+    check_adamw_gradient_scale(backend, dtype, case)
+
+
+@given(case=adamw_scale_cases())
+def test_adamw_step_ignores_gradient_scale_reference(case) -> None:
+    """The reference's AdamW steps do not depend on the gradients' scale."""
+    check_adamw_gradient_scale(REFERENCE, "float64", case)
+
+
+@st.composite
+def adamw_first_steps(draw: st.DrawFn) -> dict[str, Any]:
+    """0.5 <= |w| <= 1, 1 <= |g| <= 100, lr in [0.01, 1], decay in [0.01, 0.1]."""
+    shape = draw(s.shapes(max_dims=2, max_side=5))
+    rng = np.random.default_rng(draw(s.seeds()))
+
+    def signed(low: float, high: float) -> np.ndarray:
+        return 10.0 ** rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
+
+    hyper = {
+        "lr": draw(s.floats(1e-2, 1.0)),
+        "weight_decay": draw(s.floats(1e-2, 0.1)),
+    } | draw(
+        s.hyperparameters(
+            beta1=s.optional(s.floats(0.0, 0.99)),
+            beta2=s.optional(s.floats(0.9, 0.9999)),
+            eps=s.optional(s.floats(1e-10, 1e-6)),
+        )
+    )
+    return {
+        "param": signed(math.log10(0.5), 0.0),
+        "grad": signed(0.0, 2.0),
+        "hyper": hyper,
+    }
+
+
+def check_adamw_is_not_adam_l2(impl: Any, dtype: str, case: dict[str, Any]) -> None:
+    r"""AdamW's first step differs from Adam's with L2 decay by :math:`-\eta\lambda w`.
+
+    From a fresh state both steps are :math:`-\eta\, h/(|h| + \epsilon)`
+    for the gradient :math:`h` that enters the moments, plus AdamW's decay:
+    AdamW's :math:`h = g` and :math:`w_1 = (1 - \eta\lambda) w_0 - \eta\,
+    g/(|g| + \epsilon)`; Adam's :math:`h = g + \lambda w_0`, which has
+    :math:`g`'s sign as :math:`|\lambda w_0| \le 0.1 < 1 \le |g|`. So
+    ``adamw_step`` minus ``adam_step(weight_decay=wd)`` is :math:`-\eta\lambda
+    w_0` up to :math:`\eta\epsilon (1/|g| + 1/|h|)`, while
+    :math:`\eta\lambda|w_0| \ge 5 \cdot 10^{-5}`. Tolerance: that, plus the
+    rounding of :math:`w_0` and of both results (:math:`4u` each) and the
+    dtype's ``rtol`` on the difference.
+
+    Bugs caught: AdamW computed as Adam with L2 decay (``g + wd w`` in the
+    moments), the decay applied after the update (off by
+    :math:`\eta^2\lambda\, g/|g|`) or twice, the decay factor :math:`1 -
+    \lambda` without the learning rate.
+    """
+    param = _rounded(case["param"], dtype)
+    grad = _rounded(case["grad"], dtype)
+    hyper = case["hyper"]
+    lr, decay, eps = hyper["lr"], hyper["weight_decay"], hyper.get("eps", 1e-8)
+    context = Context(
+        op="adamw_step",
+        backend=impl.name,
+        dtype=dtype,
+        inputs={"param": param.shape},
+        hyper=hyper,
+        variant="first step against adam_step with L2 decay",
+    )
+    (adamw,) = run_trajectory(
+        impl, dtype, "adamw", param, [grad], hyper, context, steps=1
+    )
+    (adam,) = run_trajectory(
+        impl, dtype, "adam", param, [grad], hyper, context, steps=1
+    )
+    coupled = grad + decay * param
+    u = UNIT_ROUNDOFF[dtype]
+    expected = -lr * decay * param
+    allowed = (
+        lr * eps * (1 / np.abs(grad) + 1 / np.abs(coupled))
+        + 4 * u * (np.abs(param) + np.abs(adamw) + np.abs(adam))
+        + RTOL[dtype] * np.abs(expected)
+    )
+    assert_close(
+        adamw.astype(np.float64) - adam,  # the difference, computed in float64
+        expected,
+        dtype="float64",
+        what="adamw_step - adam_step(weight_decay=wd) after one step",
+        context=context,
+        allowed=allowed,
+        expected_label="-lr wd w (the decoupled decay)",
+        explain="tolerance: lr eps (1/|g| + 1/|g + wd w|) + 4u (|w0| + |w_adamw| + "
+        "|w_adam|) + rtol lr wd |w0|",
+    )
+
+
+@fixtures_shared
+@given(case=adamw_first_steps())
+def test_adamw_is_not_adam_with_l2(backend: Any, dtype: str, case) -> None:
+    """See :func:`check_adamw_is_not_adam_l2`."""
+    _require(backend, "init_state", "adam_step", "adamw_step")
+    check_adamw_is_not_adam_l2(backend, dtype, case)
+
+
+@given(case=adamw_first_steps())
+def test_adamw_is_not_adam_with_l2_reference(case) -> None:
+    """The reference's AdamW and Adam with L2 decay differ by the decoupled decay."""
+    check_adamw_is_not_adam_l2(REFERENCE, "float64", case)
+
+
+# ---------------------------------------------------------------------------
 # A convex quadratic
 # ---------------------------------------------------------------------------
 

@@ -149,10 +149,13 @@ def adadelta(p, g, square_avg, acc_delta, s, t, lr, rho, eps) -> None:
 
 
 def adam(
-    p, g, exp_avg, exp_avg_sq, s, t, step_size, beta1, beta2, eps, bc2_sqrt, wd
+    p, g, exp_avg, exp_avg_sq, s, t, step_size, beta1, beta2, eps, bc2_sqrt, wd, decay
 ) -> None:
-    """torch.optim.Adam (L2 decay added to g), 12 ufunc calls without decay.
+    """torch.optim.Adam (L2 decay added to g), 12 ufunc calls without decay;
+    torch.optim.AdamW with ``wd = 0`` and ``decay = 1 - lr wd``.
 
+    AdamW first shrinks the weights, ``p *= decay`` (Adam passes ``decay =
+    1``: no pass), then takes Adam's step with the plain gradient.
     ``m = beta1 m + (1 - beta1) g``; ``v = beta2 v + (sqrt(1 - beta2) g)^2``;
     ``p -= step_size m / (sqrt(v) / bc2_sqrt + eps)``, computed as
     ``m / (sqrt(v) c + eps / step_size)`` with ``c = 1 / (bc2_sqrt step_size)``:
@@ -161,6 +164,8 @@ def adam(
     one-operand, which run about twice as fast as two-operand ones (9% off a
     step on 1M parameters).
     """
+    if decay != 1.0:
+        p *= decay
     if wd:
         np.multiply(p, wd, out=t)
         t += g
@@ -195,6 +200,7 @@ SCRATCH_ROWS: dict[str, int] = {
     "rmsprop": 1,
     "adadelta": 2,
     "adam": 2,
+    "adamw": 2,  # adamw_step runs adam with wd = 0 and decay = 1 - lr wd
 }
 
 

@@ -147,17 +147,20 @@ def _adadelta(p, g, square_avg, acc_delta, lr, rho, one_minus_rho, eps, use_lr):
 
 
 def _adam(p, g, exp_avg, exp_avg_sq, one_minus_beta1, beta1, root, beta2, scale,
-          shift, wd, use_decay):  # fmt: skip
+          shift, wd, use_decay, decay, use_decoupled):  # fmt: skip
     for i in range(p.shape[0]):
+        pi = p[i]
+        if use_decoupled:
+            pi = pi * decay
         gi = g[i]
         if use_decay:
-            gi = p[i] * wd + gi
+            gi = pi * wd + gi
         m = exp_avg[i] * beta1 + gi * one_minus_beta1
         exp_avg[i] = m
         r = gi * root
         v = exp_avg_sq[i] * beta2 + r * r
         exp_avg_sq[i] = v
-        p[i] = p[i] - m / (np.sqrt(v) * scale + shift)
+        p[i] = pi - m / (np.sqrt(v) * scale + shift)
 
 
 def _sgd_args(dtype, lr, momentum, nesterov, weight_decay) -> tuple:
@@ -180,7 +183,7 @@ def _adadelta_args(dtype, lr, rho, eps) -> tuple:
     return (f(lr), f(rho), f(1 - rho), f(eps), lr != 1.0)
 
 
-def _adam_args(dtype, step_size, beta1, beta2, eps, bc2_sqrt, wd) -> tuple:
+def _adam_args(dtype, step_size, beta1, beta2, eps, bc2_sqrt, wd, decay) -> tuple:
     # The scalars of blocked.adam, computed as there, then rounded to dtype.
     f = dtype.type
     return (
@@ -192,6 +195,8 @@ def _adam_args(dtype, step_size, beta1, beta2, eps, bc2_sqrt, wd) -> tuple:
         f(eps / step_size),
         f(wd),
         bool(wd),
+        f(decay),
+        decay != 1.0,
     )
 
 

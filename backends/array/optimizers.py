@@ -1,7 +1,7 @@
 """The optimizer steps and gradient clipping of the array backend.
 
-init_state, sgd_step, adagrad_step, rmsprop_step, adadelta_step, adam_step
-(torch.optim's update rules) and clip_grad_norm. The steps update ``param``
+init_state, sgd_step, adagrad_step, rmsprop_step, adadelta_step, adam_step,
+adamw_step (torch.optim's update rules) and clip_grad_norm. The steps update ``param``
 and the state in place. The arguments are checked here; the update itself is
 ``_<name>_update``, which a subclass for another array library overrides
 (the CuPy backend: one fused kernel each). Here it is the kernel of
@@ -32,6 +32,7 @@ OPTIMIZER_BUFFERS: dict[str, tuple[str, ...]] = {
     "rmsprop": ("square_avg",),
     "adadelta": ("square_avg", "acc_delta"),
     "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
 }
 
 
@@ -52,7 +53,8 @@ class OptimizerOps(ArrayCore):
     # -- optimizers -----------------------------------------------------------
 
     def init_state(self, name: str, param: Array) -> dict[str, Array]:
-        """Zero buffers shaped like ``param`` (torch's names), Adam's step count.
+        """Zero buffers shaped like ``param`` (torch's names), Adam's and AdamW's
+        step count.
 
         ``step`` is a 0-d int64 host array updated in place (the bias
         correction is computed on the host). Where the updates are ufunc
@@ -70,7 +72,7 @@ class OptimizerOps(ArrayCore):
         }
         if self.scratch_buffers:
             self._block_scratch(state, name, param)
-        if name == "adam":
+        if name in ("adam", "adamw"):
             state["step"] = np.zeros((), dtype=np.int64)
         return state
 
@@ -293,17 +295,9 @@ class OptimizerOps(ArrayCore):
         lr, beta1, beta2, eps, weight_decay = reference_optimizers.adam_hyperparameters(
             lr, beta1, beta2, eps, weight_decay
         )
-        step = state.get("step")
-        if step is None or np.ndim(step) != 0 or int(step) < 0:
-            raise ValueError(
-                f"state['step'] must be a non-negative count, got {step!r}"
-            )
-        state["step"] += 1
-        t = int(state["step"])
-        # As torch: step_size = lr / (1 - beta1^t), denominator
-        # sqrt(v) / sqrt(1 - beta2^t) + eps.
-        step_size = lr / (1.0 - beta1**t)
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        step_size, bias_correction2_sqrt = self._adam_count_step(
+            state, lr, beta1, beta2
+        )
         self._adam_update(
             param,
             grad,
@@ -317,6 +311,22 @@ class OptimizerOps(ArrayCore):
         )
         return param, state
 
+    def _adam_count_step(
+        self, state: dict[str, Array], lr: float, beta1: float, beta2: float
+    ) -> tuple[float, float]:
+        """Count the step in ``state["step"]``; torch's ``step_size`` and
+        ``bias_correction2_sqrt`` at that step (Adam's and AdamW's)."""
+        step = state.get("step")
+        if step is None or np.ndim(step) != 0 or int(step) < 0:
+            raise ValueError(
+                f"state['step'] must be a non-negative count, got {step!r}"
+            )
+        state["step"] += 1
+        t = int(state["step"])
+        # As torch: step_size = lr / (1 - beta1^t), denominator
+        # sqrt(v) / sqrt(1 - beta2^t) + eps.
+        return lr / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t)
+
     def _adam_update(
         self,
         param: Array,
@@ -328,10 +338,49 @@ class OptimizerOps(ArrayCore):
         eps: float,
         bias_correction2_sqrt: float,
         weight_decay: float,
+        decay: float = 1.0,
     ) -> None:
+        """Adam's update with L2 ``weight_decay``, after ``param *= decay``
+        (AdamW's decoupled decay; 1 for Adam)."""
         buffers = (state["exp_avg"], state["exp_avg_sq"])
         args = (step_size, beta1, beta2, eps, bias_correction2_sqrt, weight_decay)
-        self._update("adam", param, grad, state, buffers, args)
+        self._update("adam", param, grad, state, buffers, (*args, decay))
+
+    def adamw_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        *,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> tuple[Array, dict[str, Array]]:
+        """Adam's update with no L2 term, after ``param *= 1 - lr weight_decay``."""
+        param, grad = self._check_step("adamw", param, grad, state)
+        lr, beta1, beta2, eps, weight_decay = (
+            reference_optimizers.adamw_hyperparameters(
+                lr, beta1, beta2, eps, weight_decay
+            )
+        )
+        step_size, bias_correction2_sqrt = self._adam_count_step(
+            state, lr, beta1, beta2
+        )
+        self._adam_update(
+            param,
+            grad,
+            state,
+            step_size,
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt,
+            0.0,
+            decay=1.0 - lr * weight_decay,
+        )
+        return param, state
 
     def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:
         """Scale by ``max_norm / total_norm`` when the global norm exceeds ``max_norm``.

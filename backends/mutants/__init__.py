@@ -78,6 +78,9 @@ MUTANTS: dict[str, str] = {
     "mutant-adam-no-bias-correction": (
         "backends.mutants.optimizers:adam_no_bias_correction"
     ),
+    "mutant-adamw-decay-in-gradient": (
+        "backends.mutants.optimizers:adamw_decay_in_gradient"
+    ),
     "mutant-sgd-momentum-dampened": "backends.mutants.optimizers:sgd_momentum_dampened",
     "mutant-adagrad-accumulates-after-step": (
         "backends.mutants.optimizers:adagrad_accumulates_after_step"

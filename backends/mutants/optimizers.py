@@ -12,6 +12,7 @@ from reference import optimizers
 __all__ = [
     "AdagradAccumulatesAfterStep",
     "AdamWithoutBiasCorrection",
+    "AdamwDecayInGradient",
     "RmspropDecayComplement",
     "SgdMomentumDampened",
 ]
@@ -51,6 +52,56 @@ class AdamWithoutBiasCorrection(NumpyBackend):
         )
         state["step"] += 1
         self._adam_update(param, grad, state, lr, beta1, beta2, eps, 1.0, weight_decay)
+        return param, state
+
+
+class AdamwDecayInGradient(NumpyBackend):
+    """adamw_step adds ``wd w`` to the gradient: Adam's L2 decay, not AdamW's.
+
+    The bug: the weight decay coupled to the gradient, ``g + wd w``, so it
+    passes through the moments and is divided by ``sqrt(v_hat)`` (what
+    ``adam_step(weight_decay=wd)`` computes), where AdamW shrinks the weights
+    directly, ``w *= 1 - lr wd``. Exact at ``wd = 0``.
+
+    Caught by: optimizers (trajectories against the reference, the step's
+    independence of the gradient's scale) and agreement (the ``adamw_step``
+    trajectory).
+    """
+
+    name = "mutant-adamw-decay-in-gradient"
+    family = "optimizers"
+    expected_killers = ("optimizers", "agreement")
+
+    def adamw_step(
+        self,
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        *,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> tuple[Any, dict[str, Any]]:
+        param, grad = self._check_step("adamw", param, grad, state)
+        lr, beta1, beta2, eps, weight_decay = optimizers.adamw_hyperparameters(
+            lr, beta1, beta2, eps, weight_decay
+        )
+        step_size, bias_correction2_sqrt = self._adam_count_step(
+            state, lr, beta1, beta2
+        )
+        self._adam_update(
+            param,
+            grad,
+            state,
+            step_size,
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt,
+            weight_decay,
+        )
         return param, state
 
 
@@ -164,6 +215,7 @@ class RmspropDecayComplement(NumpyBackend):
 
 
 adam_no_bias_correction = AdamWithoutBiasCorrection()
+adamw_decay_in_gradient = AdamwDecayInGradient()
 sgd_momentum_dampened = SgdMomentumDampened()
 adagrad_accumulates_after_step = AdagradAccumulatesAfterStep()
 rmsprop_decay_complement = RmspropDecayComplement()

@@ -31,6 +31,7 @@ _OPTIMIZER_CLASSES = {
     "rmsprop": "RMSprop",
     "adadelta": "Adadelta",
     "adam": "Adam",
+    "adamw": "AdamW",
 }
 
 
@@ -197,6 +198,31 @@ class Optimizers(TorchCore):
             "amsgrad": False,
         }
         return self._optimizer_step("adam", param, grad, state, hyper)
+
+    def adamw_step(
+        self,
+        param: Tensor,
+        grad: Tensor,
+        state: dict[str, Any],
+        *,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> tuple[Tensor, dict[str, Any]]:
+        # torch.optim.AdamW: param *= 1 - lr weight_decay, then Adam's step.
+        lr, beta1, beta2, eps, weight_decay = optimizers.adamw_hyperparameters(
+            lr, beta1, beta2, eps, weight_decay
+        )
+        hyper = {
+            "lr": lr,
+            "betas": (beta1, beta2),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": False,
+        }
+        return self._optimizer_step("adamw", param, grad, state, hyper)
 
     def clip_grad_norm(
         self, grads: Sequence[Tensor], *, max_norm: float

@@ -36,6 +36,17 @@ def _weight_decay() -> st.SearchStrategy[Any]:
     return st.one_of(s.floats(1e-3, 0.1), st.just(s.OMITTED), st.just(0.0))
 
 
+def _adam_hyper(lr: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
+    """Adam's and AdamW's hyperparameters, ``lr`` drawn by ``lr``; decay first."""
+    return s.hyperparameters(
+        lr=lr,
+        beta1=s.optional(s.floats(0.0, 0.99)),
+        beta2=s.optional(s.floats(0.9, 0.9999)),
+        eps=s.optional(s.floats(1e-8, 1e-4)),
+        weight_decay=_weight_decay(),
+    )
+
+
 OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
     "adagrad": lambda: s.hyperparameters(
         lr=s.floats(1e-3, 1.0), eps=s.optional(s.floats(1e-10, 1e-6))
@@ -50,13 +61,10 @@ OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
         rho=s.optional(s.floats(0.5, 0.99)),
         eps=s.optional(s.floats(1e-6, 1e-3)),
     ),
-    "adam": lambda: s.hyperparameters(
-        lr=s.floats(1e-4, 1.0),
-        beta1=s.optional(s.floats(0.0, 0.99)),
-        beta2=s.optional(s.floats(0.9, 0.9999)),
-        eps=s.optional(s.floats(1e-8, 1e-4)),
-        weight_decay=_weight_decay(),
-    ),
+    "adam": lambda: _adam_hyper(s.floats(1e-4, 1.0)),
+    # AdamW's lr has a default (1e-3), and so has its decay (1e-2): an omitted
+    # weight_decay still decays.
+    "adamw": lambda: _adam_hyper(st.one_of(s.floats(1e-4, 1.0), st.just(s.OMITTED))),
 }
 
 
