@@ -5,7 +5,7 @@ make the formula matter: Nesterov with a momentum that changes the trajectory
 (at least 0.1), momentum together with weight decay, a weight decay large
 enough to show (at least 1e-3, not 1e-300). :func:`categories` sorts one draw
 into the categories of :data:`CATEGORIES`; :func:`record` (called by
-:func:`properties.catalog.optimizer_hyper` on every draw) tallies them; and,
+:func:`properties.catalog.optimizers.optimizer_hyper` on every draw) tallies them; and,
 loaded as a pytest plugin (``-p properties.draws`` in pyproject's addopts),
 ``--nnspec-coverage`` prints at the end of the run the fraction of the drawn
 samples of each optimizer in each category. Under pytest-xdist each worker

@@ -284,15 +284,6 @@ def bernstein_deviation(
 
 # -- the reference behind the backend interface ------------------------------
 
-_REFERENCE_MODULES: tuple[str, ...] = (
-    "reference.activations",
-    "reference.layers",
-    "reference.normalization",
-    "reference.losses",
-    "reference.initializers",
-    "reference.optimizers",
-)
-
 
 class ReferenceImplementation:
     """The ``reference`` package with the backend interface (float64, NumPy).
@@ -309,7 +300,10 @@ class ReferenceImplementation:
     unavailable_reason: str | None = None
 
     def __init__(self) -> None:
-        self._modules = [importlib.import_module(name) for name in _REFERENCE_MODULES]
+        # Imported here: the catalog imports this module.
+        from properties.catalog import REFERENCE_MODULES
+
+        self._modules = [importlib.import_module(name) for name in REFERENCE_MODULES]
 
     def __repr__(self) -> str:
         return "<reference>"

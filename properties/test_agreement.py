@@ -1,6 +1,6 @@
 """Every backend agrees with the reference, op by op, in every dtype it has.
 
-Catalog-driven (``properties/catalog.py``): each test is parametrised over the
+Catalog-driven (``properties/catalog/``): each test is parametrised over the
 selected backends (``backend``), their dtypes (``dtype``) and the catalog's
 cases (``op``), so a test id reads ``test_forward[numpy-float32-conv2d]``.
 
@@ -205,7 +205,7 @@ def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> N
         )
     else:
         result = (result,)
-    bounds = op.bounds_of(sample, None)
+    bounds = op.rounding_bounds(sample, None)
     for name, value, reference in zip(op.outputs, result, expected, strict=True):
         what = f"{op.name} forward" + (
             f" output {name!r}" if len(op.outputs) > 1 else ""
@@ -245,7 +245,7 @@ def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> 
         name,
         call.context,
     )
-    bounds = op.bounds_of(sample, dout)
+    bounds = op.rounding_bounds(sample, dout)
     if all(
         value is None
         for argument, value in zip(op.gradients, result, strict=True)

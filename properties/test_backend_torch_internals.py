@@ -39,6 +39,8 @@ from hypothesis import strategies as st
 
 from backends import contract
 from backends import torch as torch_backend
+from properties import catalog
+from properties.catalog.activations import ELEMENTWISE
 
 torch = pytest.importorskip("torch")
 
@@ -220,24 +222,39 @@ def test_asarray_converts_between_dtypes() -> None:
 # ----------------------------------------------- every op: dtype, no mutation
 
 
-def _catalog(rng: np.random.Generator) -> list[tuple[str, list[Any], dict[str, Any]]]:
-    """Small valid inputs for every forward op (labels and masks marked)."""
+#: Activation calls other than ``f(x)`` with the defaults, as ``(scale of x,
+#: hyperparameters)``: a hyperparameter set; softplus on inputs past 20, where
+#: torch's softplus returns its input.
+_ACTIVATION_CALLS: dict[str, tuple[float, dict[str, Any]]] = {
+    "leaky_relu": (1.0, {"alpha": 0.1}),
+    "elu": (1.0, {"alpha": 0.5}),
+    "softplus": (30.0, {}),
+}
+
+
+def _calls_of_every_op(
+    rng: np.random.Generator,
+) -> list[tuple[str, list[Any], dict[str, Any]]]:
+    """Small valid inputs for every differentiable op (labels and masks marked).
+
+    The elementwise activations come from the catalog
+    (:data:`properties.catalog.activations.ELEMENTWISE`), each on the same
+    input; ``test_every_differentiable_op_has_a_call`` checks that the rest
+    covers the catalog.
+    """
     x4 = rng.standard_normal((2, 3, 5, 4))
     x2 = rng.standard_normal((4, 3))
     labels = ("labels", np.array([0, 2, 1, 2]))
     mask = ("mask", rng.random(x2.shape) >= 0.3)
     bn = [x4, rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3)]
     bn.append(rng.random(3) + 0.5)
+    activations = []
+    for name in ELEMENTWISE:
+        scale, hyper = _ACTIVATION_CALLS.get(name, (1.0, {}))
+        activations.append((name, [x2 * scale], hyper))
     return [
-        ("relu", [x2], {}),
-        ("leaky_relu", [x2], {"alpha": 0.1}),
+        *activations,
         ("prelu", [x4, rng.random(3)], {}),
-        ("elu", [x2], {"alpha": 0.5}),
-        ("selu", [x2], {}),
-        ("sigmoid", [x2], {}),
-        ("tanh", [x2], {}),
-        ("softplus", [x2 * 30], {}),
-        ("abs_rectify", [x2], {}),
         ("linear", [x2, rng.standard_normal((5, 3)), rng.standard_normal(5)], {}),
         (
             "conv2d",
@@ -281,9 +298,18 @@ def _native(value: Any, dtype: str) -> Any:
     return CPU.asarray(value, dtype)
 
 
+def test_every_differentiable_op_has_a_call() -> None:
+    called = {op for op, _, _ in _calls_of_every_op(np.random.default_rng(0))}
+    wanted = {op.name for op in catalog.cases("deterministic", differentiable=True)}
+    assert called == wanted, (
+        f"_calls_of_every_op lacks {sorted(wanted - called)} and has "
+        f"{sorted(called - wanted)}, which the catalog does not"
+    )
+
+
 def test_every_op_keeps_the_dtype_and_mutates_nothing(dtype: str) -> None:
     rng = np.random.default_rng(7)
-    for op, arrays, hyper in _catalog(rng):
+    for op, arrays, hyper in _calls_of_every_op(rng):
         inputs = [_native(a, dtype) for a in arrays]
         before = [CPU.to_numpy(t) for t in inputs]
         shapes = [tuple(t.shape) for t in inputs]

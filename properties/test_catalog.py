@@ -81,8 +81,10 @@ def test_entry_is_well_formed(op: OpInfo) -> None:
         problems.append(f"a {op.kind} op cannot have gradients")
     if op.kind == "random" and op.sanity is None:
         problems.append("a random op needs a sanity check")
-    if set(op.bounds) - set(op.arguments):
-        problems.append(f"bounds {sorted(op.bounds)} name unknown arguments")
+    if set(op.argument_ranges) - set(op.arguments):
+        problems.append(
+            f"argument_ranges {sorted(op.argument_ranges)} name unknown arguments"
+        )
     if len(set(op.variants)) != len(op.variants):
         problems.append(f"variants {op.variants} repeat")
     if not op.outputs or not op.domain:

@@ -24,7 +24,7 @@ keep the inputs at least 1e-3 from any kink or tie, a hundred steps away. A
 wrong gradient (a missing term, a wrong sign or factor, a transposed axis)
 errs by the size of the gradient itself, orders of magnitude above.
 
-At the closed end of an argument's domain (``OpInfo.bounds``: a target of 0
+At the closed end of an argument's domain (``OpInfo.argument_ranges``: a target of 0
 or 1) the difference is one-sided; the catalog declares bounds only where the
 forward is linear in that argument, so the one-sided quotient is exact too.
 
@@ -73,7 +73,7 @@ def finite_differences(
     """``d <dout, f> / d a`` for the argument named ``argument``, element by element."""
     position = op.arguments.index(argument)
     a = sample.arguments[position]
-    low, high = op.bounds.get(argument, (-np.inf, np.inf))
+    low, high = op.argument_ranges.get(argument, (-np.inf, np.inf))
     gradient = np.zeros_like(a)
     for index in np.ndindex(a.shape):
         h = STEP * max(1.0, abs(a[index]))

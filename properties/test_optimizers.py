@@ -57,7 +57,8 @@ from properties.assertions import (
     init_state,
     to_numpy,
 )
-from properties.catalog import OPTIMIZER_HYPER, TRAJECTORY_STEPS, optimizer_hyper
+from properties.catalog import TRAJECTORY_STEPS
+from properties.catalog.optimizers import OPTIMIZER_HYPER, optimizer_hyper
 from properties.statistics import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules

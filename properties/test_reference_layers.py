@@ -7,12 +7,15 @@ differences are the catalog's generic property, not repeated here.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from properties import catalog
+from properties.catalog.activations import ELEMENTWISE
 from reference import activations, layers
 from reference.activations import (
     SELU_ALPHA,
@@ -354,16 +357,7 @@ BACKWARD_CASES: dict[str, tuple[Callable, Callable, tuple, dict, int | None]] = 
             {},
             None,
         )
-        for name in (
-            "relu",
-            "leaky_relu",
-            "elu",
-            "selu",
-            "sigmoid",
-            "tanh",
-            "softplus",
-            "abs_rectify",
-        )
+        for name in ELEMENTWISE
     },
     "prelu": (prelu, prelu_backward, (IMAGE, RNG.random(CHANNELS)), {}, None),
     "prelu shared": (prelu, prelu_backward, (IMAGE, RNG.random(1)), {}, None),
@@ -429,6 +423,46 @@ BACKWARD_CASES: dict[str, tuple[Callable, Callable, tuple, dict, int | None]] = 
         for training in (True, False)
     },
 }
+
+
+#: The catalog's entries whose reference is tested here.
+COVERED = tuple(
+    op
+    for op in catalog.CATALOG
+    if op.family in ("activation", "layer", "normalization")
+)
+
+
+def _op_of(case: str) -> str:
+    """The op a case of :data:`INVALID` or :data:`BACKWARD_CASES` names first."""
+    return case.split()[0].removesuffix("_backward")
+
+
+def test_every_differentiable_op_has_a_backward_case() -> None:
+    wanted = {op.name for op in COVERED if op.gradients}
+    present = {_op_of(case) for case in BACKWARD_CASES}
+    assert wanted <= present, f"no BACKWARD_CASES for {sorted(wanted - present)}"
+
+
+def test_every_op_with_something_to_reject_has_an_invalid_case() -> None:
+    """Ops with a hyperparameter or several arrays (shapes that must match)."""
+    wanted = {
+        op.name
+        for op in COVERED
+        if len(op.arguments) > 1
+        or any(
+            p.kind is inspect.Parameter.KEYWORD_ONLY
+            for p in inspect.signature(op.forward).parameters.values()
+        )
+    }
+    present = {_op_of(case) for case in INVALID}
+    assert wanted <= present, f"no INVALID case for {sorted(wanted - present)}"
+
+
+def test_the_tables_name_catalog_ops() -> None:
+    names = {op.name for op in COVERED}
+    stale = {_op_of(case) for case in (*INVALID, *BACKWARD_CASES)} - names
+    assert not stale, f"INVALID or BACKWARD_CASES name unknown ops {sorted(stale)}"
 
 
 def _expected_gradient_shapes(name: str, arrays: tuple) -> list[tuple[int, ...] | None]:

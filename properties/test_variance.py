@@ -66,7 +66,7 @@ from reference import initializers as reference_initializers
 # here so that the reference's own expected_moments is checked too.
 # ---------------------------------------------------------------------------
 
-UNIFORM_INITIALIZERS = frozenset({"uniform_fan_in", "xavier_uniform", "he_uniform"})
+UNIFORM_INITIALIZERS = reference_initializers.UNIFORM_INITIALIZERS
 RANDOM_INITIALIZERS = tuple(n for n in contract.INITIALIZER_NAMES if n != "zeros")
 
 
@@ -969,7 +969,7 @@ def _false_alarms() -> dict[str, float]:
     inequality each rests on, at the sizes the strategies draw (the worst
     over the range's ends and a middle).
     """
-    from properties import catalog
+    from properties.catalog.sanity import initialize_sanity_bounds
     from properties.test_dropout import DROP_PROBABILITIES
 
     alarms: dict[str, float] = {}
@@ -979,7 +979,7 @@ def _false_alarms() -> dict[str, float]:
             _initializer_bounds(
                 kind,
                 n,
-                lambda n, name=name: catalog.initialize_sanity_bounds(name, n, 1.0),
+                lambda n, name=name: initialize_sanity_bounds(name, n, 1.0),
             )
             for n in sizes
         )

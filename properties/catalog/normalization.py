@@ -1,0 +1,180 @@
+"""Catalog entries of batch normalization and dropout (``reference/normalization.py``).
+
+Batch norm has four variants (1d/2d x training/eval) and a rounding bound
+derived beside it; dropout two (training/eval) and no sums. ``dropout_mask`` is
+a random op: never compared by value, it is held to the distribution sanity
+check :func:`properties.catalog.sanity.dropout_mask_sanity`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from properties import strategies as s
+from properties.catalog import OpInfo, Sample
+from properties.catalog.sanity import dropout_mask_sanity
+
+# -- batch_norm --------------------------------------------------------------
+
+BATCH_NORM_VARIANTS = ("1d-train", "1d-eval", "2d-train", "2d-eval")
+
+
+@st.composite
+def _batch_norm_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    layout, mode = (variant or "2d-train").split("-")
+    training = mode == "train"
+    channels = draw(st.integers(1, 3))
+    if layout == "1d":
+        shape: tuple[int, ...] = (draw(st.integers(2 if training else 1, 8)), channels)
+    else:
+        height, width = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        least = 1 if height * width >= 2 or not training else 2
+        shape = (draw(st.integers(least, 3)), channels, height, width)
+    x = s.spread_channels(draw(s.arrays(shape, -4.0, 4.0)))
+    gamma = draw(s.arrays((channels,), -2.0, 2.0))
+    beta = draw(s.arrays((channels,), -2.0, 2.0))
+    running_mean = draw(s.arrays((channels,), -2.0, 2.0))
+    running_var = draw(s.arrays((channels,), 0.05, 4.0))
+    hyper = {"training": training} | draw(
+        s.hyperparameters(
+            momentum=s.optional(s.floats(0.0, 1.0)),
+            eps=s.optional(
+                st.one_of(st.sampled_from([1e-5, 1e-3]), s.floats(1e-6, 0.5))
+            ),
+        )
+    )
+    return Sample((x, gamma, beta, running_mean, running_var), hyper)
+
+
+def _batch_norm_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
+    """Batch norm's rounding bound (``properties/catalog/bounds.py``).
+
+    Per channel of ``m`` values with ``R = max|x| / sigma`` (how much the mean's
+    and the variance's rounding is magnified in ``x_hat``): the mean and the
+    variance carry ``m u`` relative errors of ``max|x|`` and of the variance,
+    ``x_hat`` an error of ``m u (R + |x_hat|)``, and each output inherits it
+    through the formula that computes it.
+    """
+    x, gamma, beta, running_mean, running_var = sample.arguments
+    training = sample.hyper["training"]
+    momentum = sample.hyper.get("momentum", 0.1)
+    eps = sample.hyper.get("eps", 1e-5)
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    m = x.size // x.shape[1]
+
+    def channel(values: np.ndarray) -> np.ndarray:
+        return values.reshape(shape)
+
+    if training:
+        mean = x.mean(axis=axes)
+        variance = x.var(axis=axes)
+    else:
+        mean, variance = running_mean, running_var
+    sigma = np.sqrt(variance + eps)
+    x_hat = (x - channel(mean)) / channel(sigma)
+    g, b = channel(np.abs(gamma)), channel(np.abs(beta))
+    bounds: dict[str, Any] = {}
+    if training:
+        ratio = channel(np.abs(x).max(axis=axes) / sigma)
+        bounds["y"] = (m + 2) * g * (ratio + np.abs(x_hat)) + b
+        bounds["running_mean"] = np.abs(running_mean) + momentum * m * np.abs(x).max(
+            axis=axes
+        )
+        unbiased = variance * m / (m - 1)
+        bounds["running_var"] = np.abs(running_var) + momentum * (m + 2) * unbiased * (
+            2 + 2 * ratio.reshape(-1)
+        )
+    else:
+        ratio = channel((np.abs(x).max(axis=axes) + np.abs(mean)) / sigma)
+        bounds["y"] = 4 * (g * (np.abs(x) + channel(np.abs(mean))) / channel(sigma) + b)
+    if dout is not None:
+        d = np.abs(dout)
+        bounds["dbeta"] = m * d.sum(axis=axes)
+        bounds["dgamma"] = (m + 2) * (d * (2 * np.abs(x_hat) + ratio)).sum(axis=axes)
+        if training:
+            mean_d = channel(d.mean(axis=axes))
+            mean_dx = channel((d * (np.abs(x_hat) + ratio)).mean(axis=axes))
+            bounds["dx"] = (
+                (m + 2)
+                * g
+                / channel(sigma)
+                * (1 + ratio)
+                * (d + mean_d + (np.abs(x_hat) + ratio) * mean_dx)
+            )
+    return bounds
+
+
+BATCH_NORM = OpInfo(
+    name="batch_norm",
+    family="normalization",
+    kind="deterministic",
+    arguments=("x", "gamma", "beta", "running_mean", "running_var"),
+    gradients=("x", "gamma", "beta"),
+    outputs=("y", "running_mean", "running_var"),
+    samples=_batch_norm_samples,
+    domain=(
+        "(N, C) or (N, C, H, W), >= 2 values per channel in training; every "
+        "channel's std >= 0.3 (well-conditioned); running_var in [0.05, 4]"
+    ),
+    rounding=_batch_norm_rounding,
+    argument_ranges={"running_var": (0.0, math.inf)},
+    variants=BATCH_NORM_VARIANTS,
+)
+
+
+# -- dropout_mask, dropout ---------------------------------------------------
+
+DROPOUT_VARIANTS = ("train", "eval")
+
+
+def _drop_probabilities() -> st.SearchStrategy[float]:
+    return st.one_of(st.just(0.0), s.floats(0.0, 0.9))
+
+
+@st.composite
+def _dropout_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    shape = draw(s.shapes(max_dims=4, max_side=3))
+    x = draw(s.arrays(shape, -4.0, 4.0))
+    mask = draw(s.masks(shape))
+    hyper = {"p": draw(_drop_probabilities()), "training": variant != "eval"}
+    return Sample((x, mask), hyper)
+
+
+@st.composite
+def _dropout_mask_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    shape = draw(s.shapes(max_dims=3, max_side=12))
+    hyper = {
+        "p": draw(st.one_of(_drop_probabilities(), s.floats(0.0, 0.99))),
+        "seed": draw(s.seeds()),
+    }
+    return Sample((shape,), hyper)
+
+
+DROPOUT_MASK = OpInfo(
+    name="dropout_mask",
+    family="normalization",
+    kind="random",
+    arguments=("shape",),
+    samples=_dropout_mask_samples,
+    domain="shapes up to 12x12x12, p in [0, 0.99), any seed",
+    sanity=dropout_mask_sanity,
+)
+
+DROPOUT = OpInfo(
+    name="dropout",
+    family="normalization",
+    kind="deterministic",
+    arguments=("x", "mask"),
+    gradients=("x", None),
+    samples=_dropout_samples,
+    domain="any bool mask, p in [0, 0.9] (0 often)",
+    variants=DROPOUT_VARIANTS,
+)
+
+
+ENTRIES: tuple[OpInfo, ...] = (BATCH_NORM, DROPOUT_MASK, DROPOUT)

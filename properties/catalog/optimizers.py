@@ -1,0 +1,188 @@
+"""Catalog entries of the optimizers and clipping (``reference/optimizers.py``).
+
+``init_state`` has one case per optimizer, each ``<name>_step`` an entry of its
+own; both are run as a trajectory of :data:`~properties.catalog.TRAJECTORY_STEPS`
+steps, the state threaded through, and compared step by step.
+The hyperparameter strategies (:data:`OPTIMIZER_HYPER`) draw the forms that
+need covering first (momentum, Nesterov, weight decay), and
+:func:`optimizer_hyper` tallies every draw for ``--nnspec-coverage``.
+``clip_grad_norm`` clips a list of gradients by their global norm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from backends import contract
+from properties import draws
+from properties import strategies as s
+from properties.catalog import TRAJECTORY_STEPS, OpInfo, Sample
+
+# -- init_state and the steps ------------------------------------------------
+
+
+def _weight_decay() -> st.SearchStrategy[Any]:
+    """In [1e-3, 0.1] (a decay whose effect shows), left out, or exactly 0.
+
+    ``floats(0, 0.1)`` would mostly draw values like 1e-300, indistinguishable
+    from 0 within any tolerance. The decay comes first: Hypothesis prefers the
+    first branch in a derandomized run, and decay is what needs covering.
+    """
+    return st.one_of(s.floats(1e-3, 0.1), st.just(s.OMITTED), st.just(0.0))
+
+
+OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
+    "adagrad": lambda: s.hyperparameters(
+        lr=s.floats(1e-3, 1.0), eps=s.optional(s.floats(1e-10, 1e-6))
+    ),
+    "rmsprop": lambda: s.hyperparameters(
+        lr=s.floats(1e-3, 1.0),
+        alpha=s.optional(s.floats(0.5, 0.999)),
+        eps=s.optional(s.floats(1e-8, 1e-4)),
+    ),
+    "adadelta": lambda: s.hyperparameters(
+        lr=s.optional(s.floats(0.1, 2.0)),
+        rho=s.optional(s.floats(0.5, 0.99)),
+        eps=s.optional(s.floats(1e-6, 1e-3)),
+    ),
+    "adam": lambda: s.hyperparameters(
+        lr=s.floats(1e-4, 1.0),
+        beta1=s.optional(s.floats(0.0, 0.99)),
+        beta2=s.optional(s.floats(0.9, 0.9999)),
+        eps=s.optional(s.floats(1e-8, 1e-4)),
+        weight_decay=_weight_decay(),
+    ),
+}
+
+
+#: The SGD forms, in Hypothesis' order of preference: the first is what the
+#: simplest examples (and a shrunk counterexample) use, and in a derandomized
+#: run it is drawn more often than the others, so the forms that need
+#: covering come first and plain SGD, the special case of both, last.
+SGD_FORMS: tuple[str, ...] = ("momentum", "nesterov", "plain")
+
+
+@st.composite
+def _sgd_hyper(draw: st.DrawFn) -> dict[str, Any]:
+    """SGD's hyperparameters: plain, heavy-ball momentum or Nesterov, each with decay.
+
+    The form is drawn first, so each appears in about a third of the
+    examples; momentum, where there is some, is at least 0.1 (a smaller one
+    changes a short trajectory by less than the tolerance, so a wrong
+    Nesterov or momentum formula would pass); ``plain`` leaves momentum out or
+    sets it to exactly 0. Weight decay is drawn independently of the form
+    (:func:`_weight_decay`), so momentum with decay is common.
+    """
+    form = draw(st.sampled_from(SGD_FORMS))
+    hyper: dict[str, Any] = {"lr": draw(s.floats(1e-3, 1.0))}
+    if form == "plain":
+        momentum = draw(st.one_of(st.just(s.OMITTED), st.just(0.0)))
+        if momentum is not s.OMITTED:
+            hyper["momentum"] = momentum
+            if draw(st.booleans()):
+                hyper["nesterov"] = False
+    else:
+        hyper["momentum"] = draw(s.floats(0.1, 0.95))
+        if form == "nesterov":
+            hyper["nesterov"] = True
+        elif draw(st.booleans()):
+            hyper["nesterov"] = False
+    weight_decay = draw(_weight_decay())
+    if weight_decay is not s.OMITTED:
+        hyper["weight_decay"] = weight_decay
+    return hyper
+
+
+OPTIMIZER_HYPER["sgd"] = _sgd_hyper
+
+
+def optimizer_hyper(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """The hyperparameters of optimizer ``name``, each draw counted for coverage.
+
+    :mod:`properties.draws` tallies them by category (Nesterov with momentum,
+    momentum with weight decay, ...) for ``--nnspec-coverage``.
+    """
+    return OPTIMIZER_HYPER[name]().map(lambda hyper: draws.record(name, hyper))
+
+
+def _gradient_values(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """A step's gradient: values in [-3, 3], exact zeros, or tiny values.
+
+    Gradients of order 1e-4 make the squared averages small enough for
+    ``eps`` to matter, where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ.
+    """
+    return st.one_of(
+        s.arrays(shape), st.just(np.zeros(shape)), s.arrays(shape, -3e-4, 3e-4)
+    )
+
+
+def _optimizer_samples(fixed: str | None):
+    @st.composite
+    def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+        name = fixed or variant or "sgd"
+        shape = draw(s.shapes(max_dims=2, max_side=4))
+        param = draw(s.arrays(shape))
+        steps = tuple(draw(_gradient_values(shape)) for _ in range(TRAJECTORY_STEPS))
+        return Sample((param,), draw(optimizer_hyper(name)), steps)
+
+    return samples
+
+
+INIT_STATE = OpInfo(
+    name="init_state",
+    family="optimizer",
+    kind="optimizer",
+    arguments=("param",),
+    samples=_optimizer_samples(None),
+    domain="each optimizer's initial state, checked by the steps taken from it",
+    variants=contract.OPTIMIZER_NAMES,
+)
+
+STEPS: tuple[OpInfo, ...] = tuple(
+    OpInfo(
+        name=f"{name}_step",
+        family="optimizer",
+        kind="optimizer",
+        arguments=("param",),
+        samples=_optimizer_samples(name),
+        domain=(
+            f"{TRAJECTORY_STEPS} steps, params and gradients in [-3, 3] (zero "
+            "and ~1e-4 gradients too), hyperparameters drawn or default"
+        ),
+        optimizer=name,
+    )
+    for name in contract.OPTIMIZER_NAMES
+)
+
+
+# -- clip_grad_norm ----------------------------------------------------------
+
+
+@st.composite
+def _clip_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    count = draw(st.integers(1, 3))
+    grads = [
+        draw(s.arrays(draw(s.shapes(max_dims=3, max_side=4)))) for _ in range(count)
+    ]
+    total = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
+    # Relative to the actual norm, so both regimes (clipped, untouched) occur.
+    factor = draw(st.one_of(s.floats(0.1, 0.95), s.floats(1.05, 3.0)))
+    max_norm = factor * total if total > 0 else factor
+    return Sample((grads,), {"max_norm": max_norm})
+
+
+CLIP_GRAD_NORM = OpInfo(
+    name="clip_grad_norm",
+    family="clipping",
+    kind="clipping",
+    arguments=("grads",),
+    samples=_clip_samples,
+    domain="1 to 3 gradients; max_norm from 0.1 to 3 times their global norm",
+)
+
+ENTRIES: tuple[OpInfo, ...] = (INIT_STATE, *STEPS, CLIP_GRAD_NORM)
