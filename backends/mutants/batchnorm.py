@@ -191,12 +191,12 @@ class LayerNormUnbiasedVariance(NumpyBackend):
     normalized values.
 
     Caught by: layer_norm (each sample's variance before the affine step is
-    ``s**2/(s**2 + eps)``) and agreement (``layer_norm``).
+    ``s**2/(s**2 + eps)``), agreement and conventions (``layer_norm``).
     """
 
     name = "mutant-layer-norm-unbiased-variance"
     family = "batchnorm"
-    expected_killers = ("layer_norm", "agreement")
+    expected_killers = ("layer_norm", "agreement", "conventions")
 
     def layer_norm(
         self,
