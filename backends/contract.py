@@ -58,6 +58,8 @@ ACTIVATIONS: tuple[str, ...] = (
     "tanh",
     "softplus",
     "abs_rectify",
+    "gelu",
+    "silu",
 )
 LAYERS: tuple[str, ...] = (
     "linear",
@@ -65,6 +67,7 @@ LAYERS: tuple[str, ...] = (
     "max_pool2d",
     "avg_pool2d",
     "batch_norm",
+    "layer_norm",
     "dropout_mask",
     "dropout",
     "flatten",

@@ -357,6 +357,11 @@ DEFAULT_INPUTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         (_small(6, 3) * 0.01, _small(3), _small(3), _small(3), np.abs(_small(3)) + 0.5),
         {"training": True},
     ),
+    "layer_norm": (
+        (_small(2, 3, 4) * 0.01, _small(3, 4), _small(3, 4)),
+        {"normalized_ndim": 2},
+    ),
+    "gelu": ((_small(2, 5),), {}),
     "softmax": ((_small(3, 4),), {}),
     "log_softmax": ((_small(3, 4),), {}),
     "multiclass_hinge_loss": ((_small(4, 3), np.array([0, 2, 1, 1])), {}),
@@ -368,6 +373,7 @@ DEFAULT_INPUTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
 OTHER_VALUE: dict[Any, Any] = {
     ("max_pool2d", "stride"): 1,
     ("avg_pool2d", "stride"): 1,
+    ("gelu", "approximate"): "tanh",
     "alpha": 0.3,
     "stride": 2,
     "padding": 1,
@@ -387,7 +393,9 @@ OTHER_VALUE: dict[Any, Any] = {
 
 
 def other_value(op: str, keyword: str) -> Any:
-    return OTHER_VALUE.get((op, keyword), OTHER_VALUE[keyword])
+    if (op, keyword) in OTHER_VALUE:
+        return OTHER_VALUE[op, keyword]
+    return OTHER_VALUE[keyword]
 
 
 #: The optimizer cases: 3 steps from one parameter. SGD's and Adadelta's

@@ -175,6 +175,101 @@ def test_derivative_from_the_output_reference(
     on_reference(test_derivative_from_the_output, operation, x, dout_seed)
 
 
+#: The x-weighted-CDF activations, ``f(x) = x F(x)`` with ``F(x) + F(-x) = 1``:
+#: (operation, hyperparameters).
+ODD_PART_IS_IDENTITY = [
+    ("gelu", {"approximate": "none"}),
+    ("gelu", {"approximate": "tanh"}),
+    ("silu", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "hyper"),
+    ODD_PART_IS_IDENTITY,
+    ids=["gelu-none", "gelu-tanh", "silu"],
+)
+@fixtures_shared
+@given(x=activation_inputs(), dout_seed=s.seeds())
+def test_odd_part_is_the_identity(
+    backend: Any, dtype: str, operation: str, hyper: dict, x: np.ndarray, dout_seed
+) -> None:
+    r"""f(x) - f(-x) = x and f'(x) + f'(-x) = 1 for GELU (both forms) and SiLU.
+
+    Each is :math:`x F(x)` with :math:`F` a CDF symmetric about 0
+    (:math:`\Phi`, :math:`\sigma(2u)` with :math:`u` odd, :math:`\sigma`), so
+    :math:`F(x) + F(-x) = 1`; differentiating gives the second identity, checked
+    as ``dx(x) + dx(-x) = dout`` with the same upstream gradient at both points.
+    Backend against itself: ``-x`` is exact.
+
+    Tolerance: each side errs by the contract's ``atol + rtol |f|`` plus a few
+    units of roundoff of ``|x|`` (the product ``x F(x)``); for the gradients,
+    the same with ``|dout| (1 + |x|)`` (the derivative's size, bounded by
+    ``1 + |x| F'(x) <= 1 + |x|/2``).
+
+    Catches a missing or doubled ``1/2`` (``x (1 + erf(x / sqrt 2))``), a CDF
+    shifted off 0, and a backward that drops the complement
+    (``sigma(x) (1 + x sigma(x))`` for SiLU) or a factor of 2 in the tanh
+    form's :math:`\sigma(2u) \sigma(-2u)`.
+    """
+    backward = f"{operation}_backward"
+    require(backend, operation, backward)
+    x = x.astype(dtype).astype(np.float64)
+    dout = np.random.default_rng(dout_seed).standard_normal(x.shape)
+    dout = dout.astype(dtype).astype(np.float64)
+    context = a.Context(
+        operation, backend.name, dtype, {"x": x, "dout": dout}, hyper, "odd part"
+    )
+    u = a.UNIT_ROUNDOFF[dtype]
+    values, gradients = [], []
+    for point in (x, -x):
+        native = backend.asarray(point, dtype)
+        y = call(backend, operation, [native], context, **hyper)
+        values.append(host(backend, y, f"{operation}", context).astype(np.float64))
+        (dx,) = gradient(
+            backend, backward, [backend.asarray(dout, dtype), native], 1, context,
+            **hyper,
+        )  # fmt: skip
+        gradients.append(host(backend, dx, "dx", context).astype(np.float64))
+    magnitude = np.abs(values[0]) + np.abs(values[1])
+    allowed = 2 * a.ATOL[dtype] + (a.RTOL[dtype] + 8 * u) * (magnitude + np.abs(x))
+    a.assert_close(
+        (values[0] - values[1]).astype(dtype),
+        x,
+        dtype=dtype,
+        what=f"{operation}(x) - {operation}(-x)",
+        context=context,
+        allowed=allowed,
+        actual_label=f"{operation}(x) - {operation}(-x)",
+        expected_label="x",
+    )
+    scale = np.abs(dout) * (1 + np.abs(x))
+    allowed = 2 * a.ATOL[dtype] * np.abs(dout) + (a.RTOL[dtype] + 8 * u) * 2 * scale
+    a.assert_close(
+        (gradients[0] + gradients[1]).astype(dtype),
+        dout,
+        dtype=dtype,
+        what=f"{backward}(dout, x) + {backward}(dout, -x)",
+        context=context,
+        allowed=allowed,
+        actual_label="dx(x) + dx(-x)",
+        expected_label="dout",
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "hyper"),
+    ODD_PART_IS_IDENTITY,
+    ids=["gelu-none", "gelu-tanh", "silu"],
+)
+@given(x=activation_inputs(), dout_seed=s.seeds())
+def test_odd_part_is_the_identity_reference(
+    operation: str, hyper: dict, x: np.ndarray, dout_seed: int
+) -> None:
+    """f(x) - f(-x) = x and f'(x) + f'(-x) = 1 on the reference."""
+    on_reference(test_odd_part_is_the_identity, operation, hyper, x, dout_seed)
+
+
 @fixtures_shared
 @given(x=activation_inputs(-5.0, 5.0))
 def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:

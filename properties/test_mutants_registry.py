@@ -183,6 +183,13 @@ LIVE_CALLS = {
     "mutant-bn-backward-no-variance-term": lambda b: b.batch_norm_backward(
         _BN_X[::-1] ** 2, _BN_X, *_BN_PARAMS, training=True
     ),
+    "mutant-layer-norm-unbiased-variance": lambda b: b.layer_norm(
+        _BN_X, np.ones(_BN_X.shape[1:]), np.zeros(_BN_X.shape[1:]), normalized_ndim=1
+    ),
+    "mutant-gelu-exact-as-tanh": lambda b: b.gelu(_X4),
+    "mutant-silu-backward-sigmoid-not-complemented": lambda b: b.silu_backward(
+        np.ones_like(_X4), _X4
+    ),
     "mutant-dropout-not-rescaled": lambda b: b.dropout(
         np.ones((2, 3)), _MASK, p=0.5, training=True
     ),

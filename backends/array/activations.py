@@ -1,20 +1,35 @@
-"""The activations of the array backend, each forward with its backward.
+r"""The activations of the array backend, each forward with its backward.
 
-relu, leaky_relu, prelu, elu, selu, sigmoid, tanh, softplus and abs_rectify,
-elementwise over any shape (prelu's slope one for all, or one per channel on
-axis 1). The numerically stable forms (sigmoid and softplus through
-``exp(-|x|)``, which never overflows) are the private :meth:`ActivationOps._sigmoid` and
-:meth:`ActivationOps._softplus`, which the losses reuse.
+relu, leaky_relu, prelu, elu, selu, sigmoid, tanh, softplus, abs_rectify,
+gelu and silu, elementwise over any shape (prelu's slope one for all, or one
+per channel on axis 1). The numerically stable forms (sigmoid and softplus
+through ``exp(-|x|)``, which never overflows) are the private
+:meth:`ActivationOps._sigmoid` and :meth:`ActivationOps._softplus`, which the
+losses reuse. GELU's exact form evaluates the normal CDF as
+:math:`\tfrac12 \operatorname{erfc}(-x / \sqrt{2})` (:mod:`backends.array.special`),
+accurate in the left tail where :math:`1 + \operatorname{erf}` cancels; its tanh
+form is :math:`x \, \sigma(2u)`, again without the cancellation of
+:math:`1 + \tanh u`. Where ``x`` is squared or cubed it is clipped to
+:data:`reference.activations._GELU_CLIP` first, as in the reference (the
+factors it multiplies are exactly 0 or 1 there), so nothing overflows.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from backends.array import special
 from backends.array.core import Array, ArrayCore
 from reference._checks import require_non_negative
-from reference.activations import SELU_ALPHA, SELU_LAMBDA
-from reference.shapes import prelu_alpha_shape
+from reference.activations import (
+    _GELU_CLIP,
+    GELU_TANH_CUBIC,
+    GELU_TANH_SCALE,
+    SELU_ALPHA,
+    SELU_LAMBDA,
+)
+from reference.shapes import gelu_hyper, prelu_alpha_shape
 
 __all__ = ["ActivationOps"]
 
@@ -141,3 +156,46 @@ class ActivationOps(ArrayCore):
         x = self._float("x", x)
         dout = self._upstream(dout, x.shape)
         return (dout * self.xp.sign(x),)
+
+    def _gelu_tanh_inner(self, x: Array) -> tuple[Array, Array]:
+        """The tanh form's ``u = sqrt(2/pi) (x + 0.044715 x^3)`` and ``du/dx``."""
+        clipped = self.xp.clip(x, -_GELU_CLIP, _GELU_CLIP)
+        square = clipped * clipped
+        u = clipped * (1 + square * GELU_TANH_CUBIC) * GELU_TANH_SCALE
+        du = (1 + square * (3 * GELU_TANH_CUBIC)) * GELU_TANH_SCALE
+        return u, du
+
+    def _normal_cdf(self, x: Array) -> Array:
+        return special.erfc(-x / math.sqrt(2.0), self.xp) * 0.5
+
+    def gelu(self, x: Array, *, approximate: str = "none") -> Array:
+        x = self._float("x", x)
+        approximate = gelu_hyper(approximate)
+        if approximate == "tanh":
+            u, _ = self._gelu_tanh_inner(x)
+            return x * self._sigmoid(2 * u)
+        return x * self._normal_cdf(x)
+
+    def gelu_backward(
+        self, dout: Array, x: Array, *, approximate: str = "none"
+    ) -> tuple[Array]:
+        xp = self.xp
+        x = self._float("x", x)
+        approximate = gelu_hyper(approximate)
+        dout = self._upstream(dout, x.shape)
+        if approximate == "tanh":
+            u, du = self._gelu_tanh_inner(x)
+            s = self._sigmoid(2 * u)
+            return (dout * (s + x * (2 * s * self._sigmoid(-2 * u) * du)),)
+        clipped = xp.clip(x, -_GELU_CLIP, _GELU_CLIP)
+        density = xp.exp(clipped * clipped * -0.5) * (1 / math.sqrt(2 * math.pi))
+        return (dout * (self._normal_cdf(x) + x * density),)
+
+    def silu(self, x: Array) -> Array:
+        x = self._float("x", x)
+        return x * self._sigmoid(x)
+
+    def silu_backward(self, dout: Array, x: Array) -> tuple[Array]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        return (dout * self._sigmoid(x) * (1 + x * self._sigmoid(-x)),)

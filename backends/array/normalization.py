@@ -1,11 +1,14 @@
-"""Batch normalization and dropout in the array backend.
+"""Batch and layer normalization and dropout in the array backend.
 
 batch_norm normalizes over the batch (and the pixels of NCHW inputs) in
 training, with the running statistics in evaluation, and returns the updated
 running statistics (the unbiased variance, as torch); its backward is the
-closed form over ``x_hat``. dropout_mask draws its mask from the backend's
-seeded generator; dropout and its backward scale the kept units by
-``1 / (1 - p)``.
+closed form over ``x_hat``. layer_norm normalizes each sample over its last
+``normalized_ndim`` axes, in two passes (the mean, then the mean square of the
+centred values: no cancellation of ``E[x^2] - E[x]^2``); its backward is the
+same closed form with the sums over a sample's normalized axes. dropout_mask
+draws its mask from the backend's seeded generator; dropout and its backward
+scale the kept units by ``1 / (1 - p)``.
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ from reference._checks import (
 )
 from reference.shapes import (
     BATCH_NORM_PARAMETERS,
+    LAYER_NORM_PARAMETERS,
     batch_norm_hyper,
     dropout_hyper,
     dropout_mask_hyper,
+    layer_norm_hyper,
 )
 
 __all__ = ["NormalizationOps"]
 
 
 class NormalizationOps(ArrayCore):
-    """batch_norm, dropout_mask and dropout, with their backwards."""
+    """batch_norm, layer_norm, dropout_mask and dropout, with their backwards."""
 
     # -- batch norm -----------------------------------------------------------
 
@@ -136,6 +141,79 @@ class NormalizationOps(ArrayCore):
         dx = dout - (dbeta / count).reshape(shape)
         dx -= x_hat
         dx *= scale
+        return dx, dgamma, dbeta
+
+    # -- layer norm -----------------------------------------------------------
+
+    def _check_layer_norm(
+        self, x: Any, gamma: Any, beta: Any, normalized_ndim: Any, eps: float
+    ) -> tuple[Array, Array, Array, tuple[int, ...], float]:
+        """The arrays, the normalized axes of ``x`` and ``eps``, checked."""
+        x = self._float("x", x)
+        gamma, beta = (
+            self._float(name, value)
+            for name, value in zip(LAYER_NORM_PARAMETERS, (gamma, beta), strict=True)
+        )
+        normalized_ndim, eps = layer_norm_hyper(
+            x.shape, (gamma.shape, beta.shape), normalized_ndim, eps
+        )
+        axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
+        return x, gamma, beta, axes, eps
+
+    def _layer_statistics(
+        self, x: Array, axes: tuple[int, ...], eps: float
+    ) -> tuple[Array, Array]:
+        """Each sample's ``x_hat`` and ``1 / sqrt(var + eps)`` (biased variance)."""
+        x_hat = x - x.mean(axis=axes, keepdims=True)
+        inverse_std = 1 / self.xp.sqrt(
+            self.xp.square(x_hat).mean(axis=axes, keepdims=True) + eps
+        )
+        x_hat *= inverse_std
+        return x_hat, inverse_std
+
+    def layer_norm(
+        self,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        *,
+        normalized_ndim: int,
+        eps: float = 1e-5,
+    ) -> Array:
+        x, gamma, beta, axes, eps = self._check_layer_norm(
+            x, gamma, beta, normalized_ndim, eps
+        )
+        y, _ = self._layer_statistics(x, axes, eps)
+        y *= gamma
+        y += beta
+        return y
+
+    def layer_norm_backward(
+        self,
+        dout: Array,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        *,
+        normalized_ndim: int,
+        eps: float = 1e-5,
+    ) -> tuple[Array, Array, Array]:
+        x, gamma, beta, axes, eps = self._check_layer_norm(
+            x, gamma, beta, normalized_ndim, eps
+        )
+        dout = self._upstream(dout, x.shape)
+        x_hat, inverse_std = self._layer_statistics(x, axes, eps)
+        leading = tuple(range(x.ndim - len(axes)))
+        dgamma = (dout * x_hat).sum(axis=leading)
+        dbeta = dout.sum(axis=leading)
+        # dx = s * (g - mean(g) - x_hat * mean(g * x_hat)), g = gamma * dout,
+        # the means over each sample's normalized axes.
+        g = dout * gamma
+        mean_g_x_hat = (g * x_hat).mean(axis=axes, keepdims=True)
+        dx = g - g.mean(axis=axes, keepdims=True)
+        x_hat *= mean_g_x_hat
+        dx -= x_hat
+        dx *= inverse_std
         return dx, dgamma, dbeta
 
     # -- dropout --------------------------------------------------------------

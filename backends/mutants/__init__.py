@@ -52,6 +52,9 @@ MUTANTS: dict[str, str] = {
     "mutant-bn-backward-no-variance-term": (
         "backends.mutants.batchnorm:backward_no_variance_term"
     ),
+    "mutant-layer-norm-unbiased-variance": (
+        "backends.mutants.batchnorm:layer_norm_unbiased_variance"
+    ),
     # dropout
     "mutant-dropout-not-rescaled": "backends.mutants.dropout:not_rescaled",
     "mutant-dropout-eval-applies-mask": "backends.mutants.dropout:eval_applies_mask",
@@ -113,6 +116,10 @@ MUTANTS: dict[str, str] = {
     ),
     "mutant-leaky-relu-backward-as-relu": (
         "backends.mutants.activations:leaky_relu_backward_as_relu"
+    ),
+    "mutant-gelu-exact-as-tanh": "backends.mutants.activations:gelu_exact_as_tanh",
+    "mutant-silu-backward-sigmoid-not-complemented": (
+        "backends.mutants.activations:silu_backward_sigmoid_not_complemented"
     ),
     "mutant-relu-gradient-one-at-zero": (
         "backends.mutants.conventions:relu_gradient_one_at_zero"

@@ -7,8 +7,10 @@ from typing import Any
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
+    "GeluExactAsTanh",
     "LeakyReluBackwardAsRelu",
     "SigmoidBackwardFromInput",
+    "SiluBackwardSigmoidNotComplemented",
     "SoftmaxWithoutMaxShift",
     "SoftplusNaive",
 ]
@@ -96,7 +98,52 @@ class LeakyReluBackwardAsRelu(NumpyBackend):
         return (dx,)
 
 
+class GeluExactAsTanh(NumpyBackend):
+    """gelu with ``approximate="none"`` computes the tanh approximation.
+
+    The bug: the cheap form ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``
+    served for both modes (a kernel that ignores its mode flag). The two
+    differ by up to about 2e-4 near ``|x| = 2``, far above float32's
+    tolerance; both are odd-symmetric in the same way, so only a comparison
+    with the exact form sees it.
+
+    Caught by: agreement (``gelu`` in its ``none`` variant) and conventions
+    (gelu's default ``approximate="none"``).
+    """
+
+    name = "mutant-gelu-exact-as-tanh"
+    family = "activations"
+    expected_killers = ("agreement", "conventions")
+
+    def gelu(self, x: Any, *, approximate: str = "none") -> Any:
+        return super().gelu(x, approximate="tanh")
+
+
+class SiluBackwardSigmoidNotComplemented(NumpyBackend):
+    """silu_backward computes ``sigmoid(x) (1 + x sigmoid(x))``.
+
+    The bug: the derivative ``sigmoid(x) (1 + x (1 - sigmoid(x)))`` with the
+    complement ``1 - sigmoid(x) = sigmoid(-x)`` dropped. Exact at ``x = 0``
+    only.
+
+    Caught by: agreement (``silu_backward``) and identities
+    (``f'(x) + f'(-x) = 1``).
+    """
+
+    name = "mutant-silu-backward-sigmoid-not-complemented"
+    family = "activations"
+    expected_killers = ("agreement", "identities")
+
+    def silu_backward(self, dout: Any, x: Any) -> tuple[Any]:
+        x = self._float("x", x)
+        dout = self._upstream(dout, x.shape)
+        s = self._sigmoid(x)
+        return (dout * s * (1 + x * s),)
+
+
 softmax_no_max_shift = SoftmaxWithoutMaxShift()
 softplus_naive = SoftplusNaive()
 sigmoid_backward_from_input = SigmoidBackwardFromInput()
 leaky_relu_backward_as_relu = LeakyReluBackwardAsRelu()
+gelu_exact_as_tanh = GeluExactAsTanh()
+silu_backward_sigmoid_not_complemented = SiluBackwardSigmoidNotComplemented()

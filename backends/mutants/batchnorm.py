@@ -1,4 +1,5 @@
-"""BatchNorm mutants: the NumPy backend with one bug in batch_norm or its backward."""
+"""Normalization mutants: the NumPy backend with one bug in batch_norm (or its
+backward) or in layer_norm."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ __all__ = [
     "BackwardWithoutProjection",
     "BiasedRunningVariance",
     "EvalUsesBatchStatistics",
+    "LayerNormUnbiasedVariance",
     "MomentumSwapped",
 ]
 
@@ -180,7 +182,44 @@ class BackwardWithoutProjection(NumpyBackend):
         return dx, dgamma, dbeta
 
 
+class LayerNormUnbiasedVariance(NumpyBackend):
+    """layer_norm normalizes by the unbiased variance (``ddof=1``).
+
+    The bug: ``x.var(ddof=1)`` or ``torch.var``'s default (unbiased) in place
+    of the biased variance that ``F.layer_norm`` uses: each sample's output
+    variance is ``(M - 1)/M`` of the contract's, a factor of 1/2 with two
+    normalized values.
+
+    Caught by: layer_norm (each sample's variance before the affine step is
+    ``s**2/(s**2 + eps)``), agreement and conventions (``layer_norm``).
+    """
+
+    name = "mutant-layer-norm-unbiased-variance"
+    family = "batchnorm"
+    expected_killers = ("layer_norm", "agreement", "conventions")
+
+    def layer_norm(
+        self,
+        x: Any,
+        gamma: Any,
+        beta: Any,
+        *,
+        normalized_ndim: int,
+        eps: float = 1e-5,
+    ) -> Any:
+        xp = self.xp
+        x, gamma, beta, axes, eps = self._check_layer_norm(
+            x, gamma, beta, normalized_ndim, eps
+        )
+        centred = x - x.mean(axis=axes, keepdims=True)
+        variance = xp.square(centred).sum(axis=axes, keepdims=True) / (
+            gamma.size - 1 if gamma.size > 1 else 1
+        )
+        return centred / xp.sqrt(variance + eps) * gamma + beta
+
+
 biased_running_var = BiasedRunningVariance()
 eval_uses_batch_stats = EvalUsesBatchStatistics()
 momentum_swapped = MomentumSwapped()
 backward_no_variance_term = BackwardWithoutProjection()
+layer_norm_unbiased_variance = LayerNormUnbiasedVariance()

@@ -1,7 +1,9 @@
-"""Normalization on torch: batch_norm, dropout_mask, dropout.
+"""Normalization on torch: batch_norm, layer_norm, dropout_mask, dropout.
 
 batch_norm is ``F.batch_norm``; its backward is autograd's vector-Jacobian
 product of the normalised output, the running statistics held constant.
+layer_norm is ``F.layer_norm`` over ``x.shape[-normalized_ndim:]``, its backward
+autograd's.
 dropout_mask draws float64 uniforms from a ``torch.Generator`` seeded by
 ``seed``. Where torch's convention differs from the contract:
 
@@ -30,9 +32,11 @@ from reference._checks import (
 )
 from reference.shapes import (
     BATCH_NORM_PARAMETERS,
+    LAYER_NORM_PARAMETERS,
     batch_norm_hyper,
     dropout_hyper,
     dropout_mask_hyper,
+    layer_norm_hyper,
 )
 
 
@@ -62,7 +66,7 @@ def _dropout(x: Tensor, mask: Tensor, p: float, training: bool) -> Tensor:
 
 
 class Normalization(TorchCore):
-    """batch_norm, dropout_mask, dropout."""
+    """batch_norm, layer_norm, dropout_mask, dropout."""
 
     def _batch_norm_args(
         self,
@@ -163,6 +167,57 @@ class Normalization(TorchCore):
             differentiable=(True, True, True, False, False),
         )
         return grads[:3]
+
+    def _layer_norm_args(
+        self,
+        x: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        normalized_ndim: object,
+        eps: float,
+    ) -> tuple[list[Tensor], Callable]:
+        arrays = [
+            self._float_tensor(name, value)
+            for name, value in zip(
+                ("x", *LAYER_NORM_PARAMETERS), (x, gamma, beta), strict=True
+            )
+        ]
+        normalized_ndim, eps = layer_norm_hyper(
+            tuple(arrays[0].shape),
+            [tuple(a.shape) for a in arrays[1:]],
+            normalized_ndim,
+            eps,
+        )
+
+        def function(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+            return F.layer_norm(x, x.shape[-normalized_ndim:], gamma, beta, eps)
+
+        return arrays, function
+
+    def layer_norm(
+        self,
+        x: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        *,
+        normalized_ndim: int,
+        eps: float = 1e-5,
+    ) -> Tensor:
+        arrays, function = self._layer_norm_args(x, gamma, beta, normalized_ndim, eps)
+        return self._forward(function, *arrays)
+
+    def layer_norm_backward(
+        self,
+        dout: Tensor,
+        x: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        *,
+        normalized_ndim: int,
+        eps: float = 1e-5,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        arrays, function = self._layer_norm_args(x, gamma, beta, normalized_ndim, eps)
+        return self._backward(function, dout, *arrays)
 
     def dropout_mask(self, shape: Sequence[int], *, p: float, seed: int) -> Tensor:
         """True where kept: ``u >= p`` for ``u ~ U[0, 1)`` from a seeded generator."""

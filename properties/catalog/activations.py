@@ -95,6 +95,29 @@ PRELU = OpInfo(
 )
 
 
+# -- gelu: the exact form and the tanh approximation ------------------------
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+@st.composite
+def _gelu_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    (x,) = draw(elementwise_samples()()).arguments
+    return Sample((x,), {"approximate": variant or "none"})
+
+
+GELU = OpInfo(
+    name="gelu",
+    family="activation",
+    kind="deterministic",
+    arguments=("x",),
+    gradients=("x",),
+    samples=_gelu_samples,
+    domain="x in [-6, 6]",
+    variants=GELU_APPROXIMATIONS,
+)
+
+
 ENTRIES: tuple[OpInfo, ...] = (
     elementwise("relu", elementwise_samples(kink=True), AWAY_FROM_KINK),
     elementwise(
@@ -114,6 +137,8 @@ ENTRIES: tuple[OpInfo, ...] = (
     elementwise("tanh", elementwise_samples(), "x in [-6, 6]"),
     elementwise("softplus", elementwise_samples(), "x in [-6, 6]"),
     elementwise("abs_rectify", elementwise_samples(kink=True), AWAY_FROM_KINK),
+    GELU,
+    elementwise("silu", elementwise_samples(), "x in [-6, 6]"),
 )
 
 #: The elementwise activations ``f(x, **hyper)``, for the tests that call each

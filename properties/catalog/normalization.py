@@ -1,4 +1,5 @@
-"""Catalog entries of batch normalization and dropout (``reference/normalization.py``).
+"""Catalog entries of batch and layer normalization and dropout
+(``reference/normalization.py``).
 
 Batch norm has four variants (1d/2d x training/eval) and a rounding bound
 derived beside it; dropout two (training/eval) and no sums. ``dropout_mask`` is
@@ -127,6 +128,95 @@ BATCH_NORM = OpInfo(
 )
 
 
+# -- layer_norm --------------------------------------------------------------
+
+
+@st.composite
+def _layer_norm_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    """1 to 3 normalized axes holding >= 2 values, 0 to 2 leading axes; every
+    sample spread to a std >= ~0.3 (as batch norm's channels)."""
+    normalized_ndim = draw(st.integers(1, 3))
+    leading = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    normalized = tuple(
+        draw(
+            st.lists(
+                st.integers(1, 4), min_size=normalized_ndim, max_size=normalized_ndim
+            ).filter(lambda sides: math.prod(sides) >= 2)
+        )
+    )
+    x = draw(s.arrays(leading + normalized, -4.0, 4.0))
+    # Viewed as (1, samples, M), each sample is a "channel" on axis 1.
+    samples = x.reshape(1, -1, math.prod(normalized))
+    x = s.spread_channels(samples).reshape(leading + normalized)
+    gamma = draw(s.arrays(normalized, -2.0, 2.0))
+    beta = draw(s.arrays(normalized, -2.0, 2.0))
+    hyper = {"normalized_ndim": normalized_ndim} | draw(
+        s.hyperparameters(
+            eps=s.optional(
+                st.one_of(st.sampled_from([1e-5, 1e-3]), s.floats(1e-6, 0.5))
+            )
+        )
+    )
+    return Sample((x, gamma, beta), hyper)
+
+
+def _layer_norm_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
+    """Layer norm's rounding bound: batch norm's, per sample instead of per channel.
+
+    Per sample of ``M`` values with ``R = max|x| / sigma``: ``x_hat`` errs by
+    ``(M + 2) u (R + |x_hat|)``. ``dx`` is a difference of terms of size
+    ``|gamma dout|`` (its own, the sample's mean of them, ``x_hat`` times the
+    mean of ``gamma dout x_hat``), each carrying that error, times
+    ``1 / sigma``: with two normalized values it is pure cancellation (the
+    exact ``dx`` is ``(g_1 - g_2)/2`` times a tiny factor or 0), so the bound
+    scales with those terms, not with ``dx``. The parameters' gradients sum
+    over the ``N`` samples.
+    """
+    x, gamma, beta = sample.arguments
+    eps = sample.hyper.get("eps", 1e-5)
+    axes = tuple(range(x.ndim - sample.hyper["normalized_ndim"], x.ndim))
+    leading = tuple(range(x.ndim - len(axes)))
+    m = gamma.size
+    n = x.size // m
+    sigma = np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    x_hat = np.abs(x - x.mean(axis=axes, keepdims=True)) / sigma
+    ratio = np.abs(x).max(axis=axes, keepdims=True) / sigma
+    bounds: dict[str, Any] = {
+        "output": (m + 2) * np.abs(gamma) * (ratio + x_hat) + np.abs(beta)
+    }
+    if dout is not None:
+        d = np.abs(dout)
+        g = np.abs(gamma) * d
+        bounds["dbeta"] = n * d.sum(axis=leading)
+        bounds["dgamma"] = (m + n + 2) * (d * (2 * x_hat + ratio)).sum(axis=leading)
+        bounds["dx"] = (
+            (m + 2)
+            / sigma
+            * (1 + ratio)
+            * (
+                g
+                + g.mean(axis=axes, keepdims=True)
+                + (x_hat + ratio) * (g * (x_hat + ratio)).mean(axis=axes, keepdims=True)
+            )
+        )
+    return bounds
+
+
+LAYER_NORM = OpInfo(
+    name="layer_norm",
+    family="normalization",
+    kind="deterministic",
+    arguments=("x", "gamma", "beta"),
+    gradients=("x", "gamma", "beta"),
+    samples=_layer_norm_samples,
+    domain=(
+        "0 to 2 leading axes, normalized_ndim 1 to 3 holding >= 2 values; every "
+        "sample's std >= 0.3 (not constant); gamma, beta in [-2, 2]"
+    ),
+    rounding=_layer_norm_rounding,
+)
+
+
 # -- dropout_mask, dropout ---------------------------------------------------
 
 DROPOUT_VARIANTS = ("train", "eval")
@@ -177,4 +267,4 @@ DROPOUT = OpInfo(
 )
 
 
-ENTRIES: tuple[OpInfo, ...] = (BATCH_NORM, DROPOUT_MASK, DROPOUT)
+ENTRIES: tuple[OpInfo, ...] = (BATCH_NORM, LAYER_NORM, DROPOUT_MASK, DROPOUT)
