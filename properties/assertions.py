@@ -356,8 +356,7 @@ def assert_close(
         f"{expected_label} {float(expected[worst])!r}, |difference| "
         f"{error[worst]:.6g} > allowed "
         f"{allowed[worst]:.6g}",
-        explain
-        or tol.describe(dtype, expected_label, rounding=rounding is not None),
+        explain or tol.describe(dtype, expected_label, rounding=rounding is not None),
     )
 
 

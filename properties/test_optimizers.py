@@ -177,9 +177,7 @@ def compare_trajectories(
     expected_label: str = "reference",
 ) -> None:
     for t, (got, want, allowed) in enumerate(
-        zip(
-            actual, expected, tol.trajectory(start, expected, dtype), strict=True
-        ),
+        zip(actual, expected, tol.trajectory(start, expected, dtype), strict=True),
         start=1,
     ):
         assert_close(
