@@ -30,9 +30,9 @@ What the suite enforces, besides the values (the README says the same):
   total_norm)`` with ``total_norm`` a Python ``float``.
 * Outputs are native arrays of the float inputs' dtype; losses are 0-d.
 * Precision: ``atol + rtol |expected|`` plus the rounding of the sums
-  involved; ``rtol, atol`` = 1.3e-6, 1e-5 in float32 and the same numbers of
-  units of roundoff in float64 (2.4e-15, 1.9e-14). Subnormals may be flushed
-  to zero.
+  involved; ``rtol, atol`` (:data:`RTOL`, :data:`ATOL`) = 1.3e-6, 1e-5 in
+  float32 and the same numbers of units of roundoff in float64 (2.42e-15,
+  1.86e-14). Subnormals may be flushed to zero.
 * ``to_numpy`` may return a view; ``synchronize(*arrays)`` may be called with
   the arrays about to be read, or none (wait for everything).
 """
@@ -125,6 +125,14 @@ BACKWARD_OPERATIONS: tuple[str, ...] = tuple(
 )
 
 DTYPES: tuple[str, ...] = ("float32", "float64")
+
+#: The precision promised above, by dtype: float32's ``rtol``/``atol`` are
+#: ``torch.testing.assert_close``'s (about 22 and 168 units of roundoff at 1);
+#: float64's are the same numbers of float64 units of roundoff (float32's times
+#: ``2**-53 / 2**-24``). The suite's comparisons (``properties/tolerance.py``)
+#: take them from here.
+RTOL: dict[str, float] = {"float32": 1.3e-6, "float64": 1.3e-6 * 2.0**-29}
+ATOL: dict[str, float] = {"float32": 1e-5, "float64": 1e-5 * 2.0**-29}
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
 
 #: Built-in backends: name -> import path of the backend object.

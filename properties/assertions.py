@@ -23,27 +23,10 @@ deep inside the test.
 
 Tolerances
 ----------
-``|actual - expected| <= atol + rtol |expected| + 2 u B`` elementwise, with
-
-* ``rtol``, ``atol``: float32's are those of ``torch.testing.assert_close``
-  (1.3e-6 and 1e-5, about 22 and 168 units of roundoff at 1), enough for an
-  elementwise op computed in the dtype; float64's are the same counts of
-  float64's units of roundoff (2.4e-15 and 1.9e-14). torch's float64 default
-  (1e-7) would pass a float64 column computed in float32 (errors of 6e-8): the
-  float64 tolerance must sit below float32's precision to hold a backend to
-  the float64 it declares;
-* ``u``: the unit roundoff of the dtype (2**-24 for float32, 2**-53 for
-  float64);
-* ``B``: the op's summation bound (``properties.catalog``), ``n sum(|terms|)``
-  for the longest sum of ``n`` terms the output involves. Any order of
-  summation (sequential, pairwise, blocked, a BLAS kernel) of ``n`` terms
-  errs by at most ``(n - 1) u sum(|terms|) + O(u^2)`` (Higham 2002, eq. 4.4),
-  and a dot product by ``n u sum(|a_i b_i|)`` (eq. 3.5); the factor 2 covers
-  the rounding of the products, of a bias added and of a final scaling. The
-  bound grows with the reduction length and with the magnitude of the
-  summands, not with the result: a conv output that cancels to almost 0 is
-  still allowed the error of the sum that produced it, while a wrong term (an
-  error of the size of a summand) stays far above it.
+``|actual - expected| <= atol + rtol |expected| + 2 u B`` elementwise: the
+model, its numbers and its special cases are in :mod:`properties.tolerance`.
+:func:`assert_close` takes ``B`` as ``rounding=``, or an ``allowed`` array
+derived by a property from one of the special cases.
 """
 
 from __future__ import annotations
@@ -57,6 +40,7 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from properties import checks
+from properties import tolerance as tol
 
 #: Settings for a Hypothesis test that takes the ``backend`` and ``dtype``
 #: fixtures: they hold no state an example could change, so sharing them across
@@ -72,22 +56,6 @@ fixtures_shared = settings(
         HealthCheck.filter_too_much,
     ]
 )
-
-#: Unit roundoff of each dtype: half the distance from 1 to the next number.
-UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
-#: Relative and absolute tolerances by dtype: torch.testing.assert_close's for
-#: float32, the same numbers of units of roundoff for float64.
-RTOL: dict[str, float] = {
-    "float32": 1.3e-6,
-    "float64": 1.3e-6 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
-}
-ATOL: dict[str, float] = {
-    "float32": 1e-5,
-    "float64": 1e-5 * UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF["float32"],
-}
-#: Multiplies ``u B`` (see the module docstring).
-SUMMATION_SAFETY = 2.0
-
 
 # -- context -----------------------------------------------------------------
 
@@ -303,14 +271,6 @@ def flush_subnormals(a: Any, dtype: str) -> np.ndarray:
     return rounded.astype(np.float64)
 
 
-def tolerance(dtype: str, expected: np.ndarray, summation: Any = None) -> np.ndarray:
-    """The allowed ``|actual - expected|`` of each element (module docstring)."""
-    allowed = ATOL[dtype] + RTOL[dtype] * np.abs(expected)
-    if summation is not None:
-        allowed = allowed + SUMMATION_SAFETY * UNIT_ROUNDOFF[dtype] * np.abs(summation)
-    return np.broadcast_to(allowed, expected.shape)
-
-
 def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
 
@@ -322,7 +282,7 @@ def assert_close(
     dtype: str,
     what: str,
     context: Context,
-    summation: Any = None,
+    rounding: Any = None,
     allowed: np.ndarray | None = None,
     actual_label: str = "backend",
     expected_label: str = "reference",
@@ -330,8 +290,10 @@ def assert_close(
 ) -> None:
     """Fail unless ``actual`` matches ``expected`` in type, shape, dtype and value.
 
-    ``allowed`` (elementwise ``|actual - expected|`` bounds) replaces the
-    dtype's tolerance where a test derives its own (finite differences).
+    ``rounding``: the rounding bound ``B`` of :func:`properties.tolerance.allowed`.
+    ``allowed`` (elementwise ``|actual - expected|`` bounds) replaces that
+    tolerance where a property derives its own (a special case of
+    :mod:`properties.tolerance`).
     """
     expected = np.asarray(expected, dtype=np.float64)
     if not isinstance(actual, np.ndarray):
@@ -369,7 +331,7 @@ def assert_close(
             f"{expected_label} {float(expected[index])!r}",
         )
     if allowed is None:
-        allowed = tolerance(dtype, expected, summation)
+        allowed = tol.allowed(dtype, expected, rounding)
     allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), expected.shape)
     error = np.where(finite, np.abs(values - expected), 0.0)
     failing = error > allowed
@@ -394,12 +356,7 @@ def assert_close(
         f"{expected_label} {float(expected[worst])!r}, |difference| "
         f"{error[worst]:.6g} > allowed "
         f"{allowed[worst]:.6g}",
-        explain
-        or (
-            f"tolerance: atol {ATOL[dtype]:g} + rtol {RTOL[dtype]:g} "
-            f"* |{expected_label}|"
-            + (" + summation widening" if summation is not None else "")
-        ),
+        explain or tol.describe(dtype, expected_label, rounding=rounding is not None),
     )
 
 

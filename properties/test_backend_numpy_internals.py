@@ -38,15 +38,13 @@ from backends.array import (
 )
 from backends.array import conv as array_conv
 from backends.numpy_backend import NumpyBackend
-from properties.assertions import tolerance as suite_tolerance
+from properties import tolerance as tol
 from reference import layers as reference_layers
 
 DTYPES = ("float32", "float64")
 NEEDS_NUMBA = pytest.mark.skipif(
     not fused.available(), reason="numba is not installed: no compiled kernels to check"
 )
-# Two algorithms summing the same products in different orders.
-TOLERANCE = {"float32": (1e-5, 1e-4), "float64": (1e-12, 1e-12)}
 
 
 def _mismatch(got: np.ndarray, want: np.ndarray) -> str:
@@ -59,7 +57,7 @@ def _mismatch(got: np.ndarray, want: np.ndarray) -> str:
 def _assert_close(got: np.ndarray, want: np.ndarray, dtype: str, what: str) -> None:
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     assert got.dtype == np.dtype(dtype), f"{what}: dtype {got.dtype} != {dtype}"
-    rtol, atol = TOLERANCE[dtype]
+    rtol, atol = tol.REORDERED_SUMS[dtype]
     scale = atol * max(1.0, float(np.abs(want).max(initial=0.0)))
     assert np.allclose(got, want, rtol=rtol, atol=scale), (
         f"{what}: {_mismatch(got, want)}"
@@ -85,12 +83,11 @@ def _assert_close(got: np.ndarray, want: np.ndarray, dtype: str, what: str) -> N
 #   F(4x4, 3x3)). ``E`` is at most 114 ``S`` for F(4x4, 3x3) and 4 ``S`` for
 #   F(2x2, 3x3) (``WinogradTiling.amplification``, over the tile window).
 #
-# Both bounds are first order; the factor SAFETY = 2 covers the second-order
-# terms with a wide margin. A wrong term errs by the size of a term, about
-# S / n, far above either bound (test_the_winograd_bound_catches_a_wrong_matrix).
+# Both bounds are first order; the suite's ROUNDING_FACTOR = 2
+# (properties.tolerance) covers the second-order terms with a wide margin. A
+# wrong term errs by the size of a term, about S / n, far above either bound
+# (test_the_winograd_bound_catches_a_wrong_matrix).
 
-SAFETY = 2.0
-UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
 GEMM_ALGORITHMS = ("im2col", "offsets")
 
 
@@ -199,7 +196,7 @@ def _assert_within(
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     assert got.dtype == np.dtype(dtype), f"{what}: dtype {got.dtype} != {dtype}"
     error = np.abs(got.astype(np.float64) - want)
-    allowed = SAFETY * bound + np.finfo(np.float64).tiny
+    allowed = tol.ROUNDING_FACTOR * bound + np.finfo(np.float64).tiny
     worst = np.unravel_index(np.argmax(error / allowed), error.shape)
     assert np.all(error <= allowed), (
         f"{what}: error {error[worst]:.3g} > allowed {allowed[worst]:.3g} at "
@@ -234,7 +231,7 @@ def _assert_within_summation_bound(
     c_out, _, kh, kw = case["w"].shape
     out_pixels = case["dout"].shape[2] * case["dout"].shape[3]
     lengths = (c_in * kh * kw + 1, c_out * kh * kw, n * out_pixels, n * out_pixels)
-    u = UNIT_ROUNDOFF[dtype]
+    u = tol.UNIT_ROUNDOFF[dtype]
     labels = ("y", "dx", "dw", "db")
     for label, g, wnt, s, length in zip(labels, got, want, sums, lengths, strict=True):
         bound = (length + 2) * u * s
@@ -259,7 +256,7 @@ def test_winograd_agrees_with_the_reference_within_its_bound(
     n, c_in = x.shape[:2]
     th, tw = winograd.tile_counts(*dout.shape[2:], tiling)
     factors = winograd.error_factors(tiling, c_in, w.shape[0], n * th * tw)
-    u = UNIT_ROUNDOFF[dtype]
+    u = tol.UNIT_ROUNDOFF[dtype]
     bounds = (
         factors["y"] * u * e_y,
         factors["dx"] * u * e_dx,
@@ -300,7 +297,7 @@ def test_automatic_winograd_stays_within_the_suites_agreement_tolerance(
 ) -> None:
     """What ``auto`` picks for wide 3x3 layers passes the suite's float32 tolerance.
 
-    The agreement tolerance (``properties.assertions.tolerance``: atol + rtol
+    The agreement tolerance (``properties.tolerance.allowed``: atol + rtol
     |y| + 2 u n sum|terms|) is made for direct sums; the Winograd tilings
     ``auto`` uses (F(2x2) from 8 channels, F(4x4) from 32) must stay inside it.
     """
@@ -315,7 +312,7 @@ def test_automatic_winograd_stays_within_the_suites_agreement_tolerance(
     lengths = (c_in * 9 + 1, c_out * 9, n * pixels, n * pixels)
     labels = ("y", "dx", "dw", "db")
     for label, g, wnt, s, length in zip(labels, got, want, sums, lengths, strict=True):
-        allowed = suite_tolerance("float32", wnt, length * s)
+        allowed = tol.allowed("float32", wnt, length * s)
         error = np.abs(g.astype(np.float64) - wnt)
         assert np.all(error <= allowed), (
             f"{_describe(case, 'float32', 'auto')} (chose {chosen!r}): {label} "
@@ -340,7 +337,12 @@ def test_the_winograd_bound_catches_a_wrong_matrix() -> None:
         x.astype(np.float64), w.astype(np.float64), b, padding=1
     )
     e_y = winograd.absolute_bound(x, w, np.zeros_like(want), (1, 1), tiling)[0]
-    bound = SAFETY * winograd.error_factors(tiling, 8, 8, 0)["y"] * 2.0**-24 * e_y
+    bound = (
+        tol.ROUNDING_FACTOR
+        * winograd.error_factors(tiling, 8, 8, 0)["y"]
+        * tol.UNIT_ROUNDOFF["float32"]
+        * e_y
+    )
     good = winograd.conv2d_forward(
         NumpyBackend(),
         x,
@@ -668,7 +670,8 @@ def test_optimizer_steps_update_param_and_state_in_place(
     backend = NumpyBackend()
     rng = np.random.default_rng(2)
     param = rng.standard_normal((5, 4)).astype(dtype)
-    expected = param.astype(np.float64)
+    expected = start = param.astype(np.float64)
+    trajectory = []
     state = backend.init_state(name, param)
     expected_state = reference.init_state(name, expected)
     step = getattr(backend, f"{name}_step")
@@ -686,8 +689,9 @@ def test_optimizer_steps_update_param_and_state_in_place(
         expected, expected_state = getattr(reference, f"{name}_step")(
             expected, grad.astype(np.float64), expected_state, **hyper
         )
-        rtol = 1e-5 if dtype == "float32" else 1e-12
-        assert np.allclose(param, expected, rtol=rtol, atol=rtol), (
+        trajectory.append(expected)
+        allowed = tol.trajectory(start, trajectory, dtype)[-1]
+        assert np.all(np.abs(param - expected) <= allowed), (
             f"{what}: param off the reference, {_mismatch(param, expected)}"
         )
 
@@ -823,7 +827,8 @@ def test_optimizer_steps_update_strided_views_in_place(name: str, hyper: dict) -
     rng = np.random.default_rng(5)
     storage = rng.standard_normal((6, 8)).astype(np.float32)
     param = storage[:, ::2]  # (6, 4), not contiguous
-    expected = param.astype(np.float64)
+    expected = start = param.astype(np.float64)
+    trajectory = []
     state = backend.init_state(name, param)
     from reference import optimizers as reference
 
@@ -839,7 +844,9 @@ def test_optimizer_steps_update_strided_views_in_place(name: str, hyper: dict) -
             f"{name}_step, backend numpy, float32, strided param, {hyper}, step {t + 1}"
         )
         assert new_param is param, f"{what}: returned a new param array"
-        assert np.allclose(storage[:, ::2], expected, rtol=1e-5, atol=1e-5), (
+        trajectory.append(expected)
+        allowed = tol.trajectory(start, trajectory, "float32")[-1]
+        assert np.all(np.abs(storage[:, ::2] - expected) <= allowed), (
             f"{what}: the viewed storage is off the reference, "
             f"{_mismatch(storage[:, ::2], expected)}"
         )

@@ -41,6 +41,7 @@ from backends import contract
 from backends import torch as torch_backend
 from properties import catalog
 from properties.catalog.activations import ELEMENTWISE
+from properties.tolerance import HAND_COMPUTED
 
 torch = pytest.importorskip("torch")
 
@@ -49,7 +50,6 @@ CPU = torch_backend.backend
 CUDA = torch_backend.cuda_backend
 BACKEND_NAME = CPU.name
 DTYPES = ("float32", "float64")
-TOLERANCE = {"float32": 2e-5, "float64": 1e-12}
 
 
 def _message(op: str, dtype: str, shapes: Any, hyper: Any, mismatch: str) -> str:
@@ -67,7 +67,7 @@ def _close(
     assert got.shape == want.shape, _message(
         op, dtype, shapes, hyper, f"shape {got.shape} != expected {want.shape}"
     )
-    tolerance = TOLERANCE[dtype]
+    tolerance = HAND_COMPUTED[dtype]
     error = np.abs(got.astype(np.float64) - want)
     bound = tolerance * (1.0 + np.abs(want))
     assert np.all(error <= bound), _message(

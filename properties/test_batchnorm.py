@@ -46,9 +46,6 @@ from hypothesis import strategies as st
 from backends import contract
 from properties import strategies as s
 from properties.assertions import (
-    ATOL,
-    RTOL,
-    UNIT_ROUNDOFF,
     Context,
     assert_close,
     assert_unchanged,
@@ -58,11 +55,10 @@ from properties.assertions import (
     to_numpy,
 )
 from properties.statistics import REFERENCE
+from properties.tolerance import ATOL, DERIVED_FACTOR, RTOL, UNIT_ROUNDOFF
 from reference import layers as reference_layers
 
 LAYOUTS = ("1d", "2d")
-#: Multiplies the rounding bounds below (each is a sum of first-order terms).
-SAFETY = 8.0
 
 
 @functools.cache
@@ -273,7 +269,7 @@ def check_train_normalizes(impl: Any, dtype: str, layout: str, batch: Batch) -> 
         variance = values.var()
         sigma = math.sqrt(variance + batch.eps)
         bound = (
-            SAFETY
+            DERIVED_FACTOR
             * u
             * (batch.m + 4)
             * (np.abs(values).max() / sigma + abs(batch.beta[c] / batch.gamma[c]) + 1.0)
@@ -432,7 +428,7 @@ def check_running_statistics(
             allowed = (
                 ATOL[dtype]
                 + RTOL[dtype] * np.abs(expected)
-                + SAFETY * u * (m + t) * magnitude
+                + DERIVED_FACTOR * u * (m + t) * magnitude
             )
             assert_close(
                 actual,
@@ -501,7 +497,7 @@ def test_batch_norm_running_statistics_reference(layout: str, data) -> None:
 
 
 def _eval_expected(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-    """The eval output, and the summation bound of its rounding (float64)."""
+    """The eval output, and the rounding bound ``B`` of its computation (float64)."""
     x = batch.x
     scale = _per_channel(batch.gamma / np.sqrt(batch.running_var + batch.eps), x)
     centred = x - _per_channel(batch.running_mean, x)
@@ -543,7 +539,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
     """
     batch = batch.rounded(dtype)
     context = _context(impl, dtype, "batch_norm", batch, f"{layout}-eval")
-    expected, summation = _eval_expected(batch)
+    expected, rounding = _eval_expected(batch)
     y, new_mean, new_var = _forward(impl, dtype, batch, False, context)
     assert_close(
         y,
@@ -551,7 +547,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
         dtype=dtype,
         what="eval output",
         context=context,
-        summation=summation,
+        rounding=rounding,
         expected_label="running-statistics formula",
     )
     again, _, _ = _forward(impl, dtype, batch, False, context)
@@ -592,7 +588,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
         dtype=dtype,
         what=f"eval output of sample {keep} computed alone (a batch of 1)",
         context=context,
-        summation=summation[keep : keep + 1],
+        rounding=rounding[keep : keep + 1],
         expected_label="same sample in the full batch",
     )
     if batch.x.shape[0] >= 2:
@@ -613,7 +609,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
             dtype=dtype,
             what=f"eval output of sample {keep} after the other samples changed",
             context=context,
-            summation=summation[keep],
+            rounding=rounding[keep],
             expected_label="same sample in the original batch",
         )
 
@@ -848,14 +844,14 @@ def check_folding(impl: Any, dtype: str, layout: str, case: dict[str, Any]) -> N
     reference_layer = getattr(reference_layers, layer)
     absolute = reference_layer(np.abs(x), np.abs(w_folded), np.zeros(len(k)), **hyper)
     bias_terms = np.abs(k) * (np.abs(b) + np.abs(running_mean)) + np.abs(beta)
-    summation = 2.0 * terms * absolute + 4.0 * _per_channel(bias_terms, absolute)
+    rounding = 2.0 * terms * absolute + 4.0 * _per_channel(bias_terms, absolute)
     assert_close(
         folded,
         unfolded,
         dtype=dtype,
         what=f"{layer} with folded weights and bias",
         context=context,
-        summation=summation,
+        rounding=rounding,
         actual_label="folded layer",
         expected_label=f"batch_norm(eval) after {layer}",
     )
@@ -971,7 +967,7 @@ def check_gradients(
                 * (np.abs(d).sum() + np.abs(x_hat).max() * np.abs(d * x_hat).sum())
                 * (1.0 + np.abs(values).max() / sigma)
             )
-            bound_shift = SAFETY * u * (batch.m + 4) * size
+            bound_shift = DERIVED_FACTOR * u * (batch.m + 4) * size
             bound_scale = bound_shift * sigma * max(np.abs(x_hat).max(), 1.0)
             shift_sum = float(g.sum())
             scale_sum = float(g @ centred)

@@ -21,7 +21,7 @@ dtype, and on the reference (float64), which must keep its own conventions.
 The inputs are exact in both dtypes (0, 1, ties of small integers, +-100), so
 the backend sees precisely the case the convention is about; values are
 compared to the reference with the dtype's tolerance
-(:func:`properties.assertions.tolerance`). Where a convention leaves a choice
+(:func:`properties.tolerance.allowed`). Where a convention leaves a choice
 (which of several tied maxima gets the gradient), every allowed answer is
 computed and the backend must give one of them.
 
@@ -48,10 +48,10 @@ from properties.assertions import (
     Context,
     call_backend,
     to_numpy,
-    tolerance,
 )
 from properties.catalog import reference_function
 from properties.statistics import REFERENCE
+from properties.tolerance import allowed
 from reference.initializers import HYPER_DEFAULTS
 from reference.losses import LOG_CLAMP
 
@@ -132,9 +132,7 @@ class Probe:
         values = actual.astype(np.float64)
         if not np.all(np.isfinite(values)):
             return False
-        return bool(
-            np.all(np.abs(values - expected) <= tolerance(self.dtype, expected))
-        )
+        return bool(np.all(np.abs(values - expected) <= allowed(self.dtype, expected)))
 
     def expect_close(self, what: str, actual: Any, expected: Any) -> None:
         if not self.close(actual, expected):

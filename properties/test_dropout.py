@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 
 from backends import contract
 from properties import strategies as s
+from properties import tolerance as tol
 from properties.assertions import (
-    UNIT_ROUNDOFF,
     Context,
     assert_close,
     call_backend,
@@ -359,7 +359,7 @@ def check_inverted_scaling_keeps_mean(
         float(x_host.max()) * max(1.0, p / q),
         EXAMPLE_FAILURE_PROBABILITY,
     )
-    rounding = 2.0 * UNIT_ROUNDOFF[dtype] * float(np.abs(y).sum())
+    rounding = float(tol.rounding_term(dtype, np.abs(y).sum()))
     if not abs(deviation) <= bound + rounding:
         raise context.fail(
             f"inverted dropout mean: sum(y) - sum(x) = {deviation:.6g}, allowed "

@@ -14,15 +14,10 @@ change, so the difference is taken output by output before the dot product,
 and the outputs that do not depend on ``a_i`` contribute exactly 0.
 
 Tolerance: ``|analytic - numeric| <= 1e-6 |numeric| + 1e-7 S`` with
-``S = sum_j |dout_j| (|f_j| + 1)``. Rounding in ``f`` (at most ``c u`` times
-the magnitude of its terms, ``c`` below ~100 for these small sums) enters
-the quotient as ``c u S / h <= 1.1e-8 S``; the truncation error
-``h^2 / 6 sum_j |dout_j| |f_j'''|`` stays below ``1e-9 S`` in the catalog's
-domains (probabilities >= 0.05, batch-norm channels with std >= 0.3,
-everything else smooth with third derivatives of order 1), since the domains
-keep the inputs at least 1e-3 from any kink or tie, a hundred steps away. A
-wrong gradient (a missing term, a wrong sign or factor, a transposed axis)
-errs by the size of the gradient itself, orders of magnitude above.
+``S = sum_j |dout_j| (|f_j| + 1)`` (:func:`properties.tolerance.finite_difference`
+derives it). A wrong gradient (a missing term, a wrong sign or factor, a
+transposed axis) errs by the size of the gradient itself, orders of magnitude
+above.
 
 At the closed end of an argument's domain (``OpInfo.argument_ranges``: a target of 0
 or 1) the difference is one-sided; the catalog declares bounds only where the
@@ -43,13 +38,12 @@ from hypothesis import strategies as st
 from properties.assertions import Context, assert_close
 from properties.catalog import OpInfo, Sample, cases, summarize
 from properties.strategies import upstream
-
-#: The finite-difference step, relative to ``max(1, |a_i|)``.
-STEP = 1e-6
-#: Relative tolerance on each gradient element.
-RTOL = 1e-6
-#: Absolute tolerance per unit of ``S = sum |dout| (|f| + 1)``.
-ATOL_PER_UNIT = 1e-7
+from properties.tolerance import (
+    FINITE_DIFFERENCE_ATOL_PER_UNIT,
+    FINITE_DIFFERENCE_RTOL,
+    FINITE_DIFFERENCE_STEP,
+    finite_difference,
+)
 
 DIFFERENTIABLE = cases("deterministic", differentiable=True)
 
@@ -76,7 +70,7 @@ def finite_differences(
     low, high = op.argument_ranges.get(argument, (-np.inf, np.inf))
     gradient = np.zeros_like(a)
     for index in np.ndindex(a.shape):
-        h = STEP * max(1.0, abs(a[index]))
+        h = FINITE_DIFFERENCE_STEP * max(1.0, abs(a[index]))
         plus, minus = a.copy(), a.copy()
         if a[index] + h <= high:
             plus[index] = a[index] + h
@@ -130,7 +124,7 @@ def test_backward_matches_finite_differences(op: OpInfo, data: st.DataObject) ->
                 )
             continue
         numeric = finite_differences(op, sample, argument, dout)
-        allowed = RTOL * np.abs(numeric) + ATOL_PER_UNIT * scale
+        allowed = finite_difference(numeric, scale)
         assert_close(
             analytic,
             numeric,
@@ -141,7 +135,8 @@ def test_backward_matches_finite_differences(op: OpInfo, data: st.DataObject) ->
             actual_label="reference backward",
             expected_label="finite differences",
             explain=(
-                f"tolerance: {RTOL:g} |numeric| + {ATOL_PER_UNIT:g} S, "
+                f"tolerance: {FINITE_DIFFERENCE_RTOL:g} |numeric| + "
+                f"{FINITE_DIFFERENCE_ATOL_PER_UNIT:g} S, "
                 f"S = sum |dout| (|f| + 1) = {scale:.6g}"
             ),
         )

@@ -39,8 +39,8 @@ from hypothesis import strategies as st
 
 from backends import contract
 from properties import strategies as s
+from properties import tolerance as tol
 from properties.assertions import (
-    UNIT_ROUNDOFF,
     Context,
     assert_close,
     call_backend,
@@ -148,7 +148,7 @@ def _x_hat_bound(case: Samples, x: np.ndarray, eps: float, dtype: str) -> np.nda
     sigma = np.sqrt(rows.var(axis=1) + eps)
     return (
         SAFETY
-        * UNIT_ROUNDOFF[dtype]
+        * tol.UNIT_ROUNDOFF[dtype]
         * (case.m + 4)
         * (np.abs(rows).max(axis=1) / sigma + 1.0)
     )
@@ -278,7 +278,7 @@ def check_invariance(
                 impl, dtype, one.x, one, one.eps, f"sample {n} scaled by {a:.6g}"
             )
             bound_moved[n] = _x_hat_bound(one, one.x, one.eps, dtype)[0]
-    u = UNIT_ROUNDOFF[dtype]
+    u = tol.UNIT_ROUNDOFF[dtype]
     x_hat_bound = _x_hat_bound(case, case.x, case.eps, dtype) + bound_moved
     gamma = np.abs(case.gamma).reshape(1, -1)
     beta = np.abs(case.beta).reshape(1, -1)

@@ -66,14 +66,14 @@ class Runner:
     def compare(
         self, actual: Any, expected: np.ndarray, what: str, scale: Any = None
     ) -> None:
-        """``actual`` (native) against the reference; ``scale`` widens by summation."""
+        """``actual`` (native) against the reference; ``scale``: the rounding bound."""
         a.assert_close(
             self.host(actual, what),
             expected,
             dtype=self.dtype,
             what=what,
             context=self.context,
-            summation=scale,
+            rounding=scale,
             expected_label="reference model",
         )
 

@@ -23,9 +23,11 @@ The properties, each with the bug it catches (in its docstring):
 * the learning-rate schedules are non-increasing, start at ``lr0`` and end
   where they should.
 
-Nothing here is statistical. Tolerances are rounding bounds: the dtype's
-``atol + rtol |expected|`` plus :math:`8u` times the magnitudes summed along
-the trajectory (see :func:`trajectory_tolerance`).
+Nothing here is statistical. Tolerances are rounding bounds from
+:mod:`properties.tolerance`: the dtype's ``atol + rtol |expected|`` plus
+:math:`8u` times the magnitudes summed along the trajectory
+(:func:`properties.tolerance.trajectory`), and a relative :math:`8u(n + 2)` for
+a global norm of ``n`` entries (:func:`properties.tolerance.norm_relative`).
 """
 
 from __future__ import annotations
@@ -43,21 +45,19 @@ from hypothesis import strategies as st
 from backends import contract
 from properties import draws
 from properties import strategies as s
+from properties import tolerance as tol
 from properties.assertions import (
-    ATOL,
-    RTOL,
-    UNIT_ROUNDOFF,
     Context,
     assert_close,
     assert_unchanged,
     call_backend,
+    expect_native,
     expect_tuple,
     fixtures_shared,
     flush_subnormals,
     init_state,
     to_numpy,
 )
-from properties.catalog import TRAJECTORY_STEPS
 from properties.catalog.optimizers import OPTIMIZER_HYPER, optimizer_hyper
 from properties.statistics import REFERENCE
 from reference import optimizers as reference_optimizers
@@ -66,8 +66,6 @@ from reference import schedules
 #: Steps of a trajectory: enough for a wrong accumulator or bias correction to
 #: compound well past the first few steps.
 STEPS = 50
-#: Multiplies the first-order rounding bounds.
-SAFETY = 8.0
 
 OPTIMIZER_NAMES = contract.OPTIMIZER_NAMES
 
@@ -109,11 +107,23 @@ def run_trajectory(
     parameter (a loss's gradient). The state and the parameter returned by a
     step are passed to the next one (a backend may update them in place);
     ``learning_rates``, if given, replaces ``lr`` step by step.
+
+    Checked on the way: ``init_state`` leaves the parameter alone, every step
+    returns a native parameter of the right shape and dtype and a ``dict``
+    state, and leaves the gradient alone.
     """
     # Copies in: the step may update the native param in place, and asarray
     # may wrap the host array. Copies out: to_numpy copies (it may be a view).
     native = impl.asarray(np.array(param, copy=True), dtype)
+    native_type = type(native)
     state = init_state(impl, name, native, hyper, context)
+    assert_unchanged(
+        np.asarray(param).astype(dtype),
+        to_numpy(impl, native, "param after init_state", context),
+        "param (init_state)",
+        impl.name,
+        context,
+    )
     history = []
     current = param
     for t in range(steps):
@@ -132,6 +142,14 @@ def run_trajectory(
         native, state = expect_tuple(
             result, 2, f"{name}_step", impl.name, f"{name}_step", context
         )
+        if not isinstance(state, dict):
+            raise context.fail(
+                f"{name}_step: backend {impl.name} returned a state of type "
+                f"{type(state).__name__} at step {t + 1}, not a dict"
+            )
+        expect_native(
+            native, native_type, f"param after step {t + 1}", impl.name, context
+        )
         assert_unchanged(
             np.asarray(gradient).astype(dtype),
             to_numpy(impl, native_gradient, f"grad of step {t + 1}", context),
@@ -149,37 +167,6 @@ def run_trajectory(
     return history
 
 
-def trajectory_tolerance(
-    start: np.ndarray, expected: Sequence[np.ndarray], dtype: str
-) -> list[np.ndarray]:
-    r"""Allowed ``|backend - reference|`` after each step, elementwise.
-
-    .. math::
-
-        \text{atol} + \text{rtol}\,|w_t| + 8u \sum_{\tau \le t}
-            \big(|w_{\tau-1}| + (\tau + 4)\,|w_\tau - w_{\tau-1}|\big)
-
-    from the reference trajectory :math:`w_\tau`: each step rounds the
-    parameter (:math:`u|w|`) and computes an update whose relative error grows
-    with the rounding accumulated in the state (at most :math:`\tau + 4`
-    roundings after :math:`\tau` steps), and those errors add up. A wrong
-    formula is off by the size of an update, which this stays far below.
-    """
-    u = UNIT_ROUNDOFF[dtype]
-    accumulated = np.zeros_like(start)
-    previous = start
-    allowed = []
-    for tau, current in enumerate(expected, start=1):
-        accumulated = (
-            accumulated + np.abs(previous) + (tau + 4) * np.abs(current - previous)
-        )
-        allowed.append(
-            ATOL[dtype] + RTOL[dtype] * np.abs(current) + SAFETY * u * accumulated
-        )
-        previous = current
-    return allowed
-
-
 def compare_trajectories(
     actual: Sequence[np.ndarray],
     expected: Sequence[np.ndarray],
@@ -190,9 +177,7 @@ def compare_trajectories(
     expected_label: str = "reference",
 ) -> None:
     for t, (got, want, allowed) in enumerate(
-        zip(
-            actual, expected, trajectory_tolerance(start, expected, dtype), strict=True
-        ),
+        zip(actual, expected, tol.trajectory(start, expected, dtype), strict=True),
         start=1,
     ):
         assert_close(
@@ -219,12 +204,16 @@ def trajectory_cases(draw: st.DrawFn, name: str) -> dict[str, Any]:
 
     The gradients are one drawn ``(STEPS, *shape)`` array with values in
     [-3, 3] (element by element or from a seeded generator), with some steps
-    set to exact zeros (a parameter that gets no gradient for a while).
+    set to exact zeros (a parameter that gets no gradient for a while) and
+    some scaled to 1e-4 (squared averages small enough for ``eps`` to matter,
+    where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ).
     """
     shape = draw(s.shapes(max_dims=2, max_side=4))
     grads = draw(s.arrays((STEPS, *shape)))
     for step in draw(st.sets(st.integers(0, STEPS - 1), max_size=STEPS // 5)):
         grads[step] = 0.0
+    for step in draw(st.sets(st.integers(0, STEPS - 1), max_size=STEPS // 2)):
+        grads[step] *= 1e-4
     return {
         "param": draw(s.arrays(shape)),
         "grads": list(grads),
@@ -237,7 +226,7 @@ def check_trajectory(impl: Any, dtype: str, name: str, case: dict[str, Any]) -> 
 
     Gradients and the starting parameter are rounded to the dtype first, so
     both runs see the same numbers; the reference runs in float64. Compared
-    after every step within :func:`trajectory_tolerance`.
+    after every step within :func:`properties.tolerance.trajectory`.
 
     Bugs caught: Adam without bias correction or with AdamW's decoupled decay,
     a step counter that does not advance, SGD momentum with dampening, a
@@ -281,14 +270,13 @@ def test_strategy_reaches_what_matters(name: str) -> None:
     """The hyperparameter strategy draws the cases where the formulas differ.
 
     ``COVERAGE_DRAWS`` derandomized draws of ``optimizer_hyper(name)`` (the
-    strategy of every trajectory check here and in ``test_agreement.py``) are
+    strategy of every trajectory check) are
     sorted into :data:`properties.draws.CATEGORIES`; each category must get
     at least its :data:`~properties.draws.MINIMUM_FRACTIONS` share (Nesterov
     with momentum >= 0.1, momentum with weight decay >= 1e-3, ...) and none
     may draw a momentum or a weight decay too small to change a trajectory.
-    Every trajectory takes several steps (``STEPS`` here, the catalog's
-    ``TRAJECTORY_STEPS`` in ``test_agreement.py``): at least 3, so that a
-    momentum buffer or an accumulator is read after it was written.
+    Every trajectory takes ``STEPS`` steps: at least 3, so that a momentum
+    buffer or an accumulator is read after it was written.
 
     Bugs caught (in the suite): a strategy that draws Nesterov only with a
     momentum of 1e-180, or never momentum together with weight decay, so
@@ -323,7 +311,7 @@ def test_strategy_reaches_what_matters(name: str) -> None:
             assert share <= most, (
                 f"{name}: {share:.1%} of the draws are '{category}'\n{report}"
             )
-    assert min(STEPS, TRAJECTORY_STEPS) >= 3
+    assert STEPS >= 3
 
 
 # ---------------------------------------------------------------------------
@@ -337,9 +325,11 @@ def check_sgd_without_momentum(
     r"""With momentum 0, every SGD step is :math:`w \leftarrow w - \eta(g + \lambda w)`.
 
     Checked one step at a time from the backend's own previous parameter, so
-    the tolerance is a single step's rounding (:math:`2u(|w| + |\eta g|)` on
-    top of the dtype's), for ``momentum=0`` passed explicitly and for the
-    default.
+    the tolerance is a single step's rounding: the dtype's, plus
+    :math:`2uB` (:func:`properties.tolerance.rounding_term`) with
+    :math:`B = 2(|w| + |\eta(g + \lambda w)| + \eta|g|)`, two roundings
+    (a product, a sum) of each magnitude involved, for ``momentum=0`` passed
+    explicitly and for the default.
 
     Bugs caught: a default momentum other than 0 (the notes' 0.9), a momentum
     buffer that leaks into plain SGD, the update added instead of subtracted,
@@ -360,16 +350,15 @@ def check_sgd_without_momentum(
     )
     history = run_trajectory(impl, dtype, "sgd", param, grads, hyper, context)
     lr, decay = hyper["lr"], hyper.get("weight_decay", 0.0)
-    u = UNIT_ROUNDOFF[dtype]
     previous = param
     for t, (g, current) in enumerate(zip(grads, history, strict=True), start=1):
         previous64 = previous.astype(np.float64)
         update = lr * (g + decay * previous64)
         expected = previous64 - update
-        allowed = (
-            ATOL[dtype]
-            + RTOL[dtype] * np.abs(expected)
-            + 4 * u * (np.abs(previous64) + np.abs(update) + lr * np.abs(g))
+        allowed = tol.allowed(
+            dtype,
+            expected,
+            rounding=2 * (np.abs(previous64) + np.abs(update) + lr * np.abs(g)),
         )
         assert_close(
             current,
@@ -568,10 +557,10 @@ def test_notes_momentum_equals_torch_form_reference(case) -> None:
     notes = _notes_trajectory(
         param, grads, case["lr"], case["momentum"], learning_rates
     )
-    allowed = trajectory_tolerance(param, torch_form, "float32")
+    allowed = tol.trajectory(param, torch_form, "float32")
     ratio = max(
-        float(np.max(np.abs(a - b) / tol))
-        for a, b, tol in zip(notes, torch_form, allowed, strict=True)
+        float(np.max(np.abs(a - b) / bound))
+        for a, b, bound in zip(notes, torch_form, allowed, strict=True)
     )
     assert ratio > 10, (
         f"under step decay (lr0={case['lr']}, momentum={case['momentum']}, "
@@ -635,12 +624,11 @@ def check_adam_first_step(impl: Any, dtype: str, case: dict[str, Any]) -> None:
         impl, dtype, "adam", param, [grad], hyper, context, steps=1
     )
     step = after.astype(np.float64) - param
-    u = UNIT_ROUNDOFF[dtype]
     allowed = (
         lr * eps / np.abs(grad)
-        + 2 * u * (np.abs(param) + np.abs(after))
-        + RTOL[dtype] * lr
-        + ATOL[dtype] * lr
+        + tol.rounding_term(dtype, np.abs(param) + np.abs(after))
+        + tol.RTOL[dtype] * lr
+        + tol.ATOL[dtype] * lr
     )
     wrong = (np.abs(np.abs(step) - lr) > allowed) | (step * grad > 0)
     if wrong.any():
@@ -798,7 +786,7 @@ def check_adamw_gradient_scale(impl: Any, dtype: str, case: dict[str, Any]) -> N
     the parameter after :math:`t` steps by at most :math:`t\eta` times that.
     The backend runs both trajectories (:math:`c = 2^k`: the scaled
     gradients are exact); each may be off its exact value by the trajectory
-    tolerance (:func:`trajectory_tolerance`), which is added. With the drawn
+    tolerance (:func:`properties.tolerance.trajectory`), which is added. With the drawn
     ranges the ``eps`` term is at most :math:`2.6 \cdot 10^{-3}\,t\eta`.
 
     Bugs caught: Adam's L2 decay in AdamW (``g + wd w`` fed to the moments:
@@ -830,8 +818,8 @@ def check_adamw_gradient_scale(impl: Any, dtype: str, case: dict[str, Any]) -> N
         magnitudes.max(axis=0) / magnitudes.min(axis=0) ** 2 * eps * abs(1 - 1 / c)
     )
     rounding = zip(
-        trajectory_tolerance(param, plain, dtype),
-        trajectory_tolerance(param, scaled, dtype),
+        tol.trajectory(param, plain, dtype),
+        tol.trajectory(param, scaled, dtype),
         strict=True,
     )
     for t, (got, want, (slack_plain, slack_scaled)) in enumerate(
@@ -928,12 +916,12 @@ def check_adamw_is_not_adam_l2(impl: Any, dtype: str, case: dict[str, Any]) -> N
         impl, dtype, "adam", param, [grad], hyper, context, steps=1
     )
     coupled = grad + decay * param
-    u = UNIT_ROUNDOFF[dtype]
+    u = tol.UNIT_ROUNDOFF[dtype]
     expected = -lr * decay * param
     allowed = (
         lr * eps * (1 / np.abs(grad) + 1 / np.abs(coupled))
         + 4 * u * (np.abs(param) + np.abs(adamw) + np.abs(adam))
-        + RTOL[dtype] * np.abs(expected)
+        + tol.RTOL[dtype] * np.abs(expected)
     )
     assert_close(
         adamw.astype(np.float64) - adam,  # the difference, computed in float64
@@ -1083,8 +1071,8 @@ def check_quadratic(impl: Any, dtype: str, variant: str, case: dict[str, Any]) -
     )
     losses = np.array([loss(start)] + [loss(w) for w in history])
     rounding = (
-        8
-        * UNIT_ROUNDOFF[dtype]
+        tol.DERIVED_FACTOR
+        * tol.UNIT_ROUNDOFF[dtype]
         * (float(np.sum(a * (np.abs(c) + np.abs(start)) ** 2)) + losses)
     )
     trace = " ".join(f"{value:.3g}" for value in losses[:: QUADRATIC_STEPS // 10])
@@ -1170,15 +1158,20 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
     r"""Clipping caps the global norm at ``max_norm`` and keeps the direction.
 
     With :math:`\|G\|` the L2 norm over all the gradients and :math:`\tau` =
-    ``max_norm``: ``total_norm`` is :math:`\|G\|` (relative tolerance
-    :math:`8u(n+2)` for a sum of :math:`n` squares); if :math:`\|G\| > \tau`,
-    every clipped gradient is :math:`g_i \tau/\|G\|` (one common factor: the
-    direction is kept) and their global norm is :math:`\tau`; otherwise each
-    comes back unchanged. The inputs are not modified. ``max_norm`` is kept
-    at least 5% away from :math:`\|G\|`, so rounding never decides which case
-    applies. Gradients reach 1e30 (exploding gradients, what clipping is for):
-    a float32 backend must not square them in float32, where they overflow to
-    inf and the "clipped" gradients become 0.
+    ``max_norm``: ``total_norm`` is a Python ``float`` equal to :math:`\|G\|`
+    (relative tolerance :func:`properties.tolerance.norm_relative`,
+    :math:`8u(n+2)` for a sum of :math:`n` squares); ``clipped`` is a list of
+    native arrays, one per gradient; if :math:`\|G\| > \tau`, every clipped
+    gradient is :math:`g_i \tau/\|G\|` (one common factor: the direction is
+    kept; the dtype's tolerance with the rounding bound :math:`B = (n + 2)
+    |g_i \tau/\|G\||`, as the factor inherits the computed norm's relative
+    error of up to :math:`(n + 2) u`) and their global norm is :math:`\tau`;
+    otherwise each comes back unchanged. The inputs are not modified.
+    ``max_norm`` is kept at least 5% away from :math:`\|G\|`, so rounding
+    never decides which case applies. Gradients reach 1e30 (exploding
+    gradients, what clipping is for): a float32 backend must not square them
+    in float32, where they overflow to inf and the "clipped" gradients become
+    0.
 
     Bugs caught: clipping each gradient by its own norm (per-tensor instead
     of global), the notes' unconditional :math:`g \tau/\|G\|` (scales small
@@ -1203,6 +1196,16 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
     clipped, total_norm = expect_tuple(
         result, 2, "clip_grad_norm", impl.name, "clip_grad_norm", context
     )
+    if not isinstance(total_norm, float):
+        raise context.fail(
+            f"clip_grad_norm: total_norm must be a Python float, backend "
+            f"{impl.name} returned a {type(total_norm).__name__}"
+        )
+    if not isinstance(clipped, (list, tuple)):
+        raise context.fail(
+            f"clip_grad_norm: backend {impl.name} returned a "
+            f"{type(clipped).__name__} as the gradients, expected a list"
+        )
     for i, (native, g) in enumerate(zip(natives, grads, strict=True)):
         assert_unchanged(
             g.astype(dtype),
@@ -1216,17 +1219,17 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
             f"clip_grad_norm returned {len(clipped)} gradients for {len(grads)}"
         )
     n = sum(g.size for g in grads)
-    u = UNIT_ROUNDOFF[dtype]
-    relative = SAFETY * u * (n + 2)
-    if not abs(float(total_norm) - total) <= relative * total + 1e-300:
+    relative = tol.norm_relative(dtype, n)
+    if not abs(total_norm - total) <= relative * total + 1e-300:
         raise context.fail(
-            f"clip_grad_norm total_norm = {float(total_norm)!r}, the global L2 norm "
+            f"clip_grad_norm total_norm = {total_norm!r}, the global L2 norm "
             f"of the gradients before clipping is {total!r}",
             f"relative tolerance {relative:.3g}",
         )
-    outputs = [
-        to_numpy(impl, g, f"clipped[{i}]", context) for i, g in enumerate(clipped)
-    ]
+    outputs = []
+    for i, value in enumerate(clipped):
+        expect_native(value, type(natives[0]), f"clipped[{i}]", impl.name, context)
+        outputs.append(to_numpy(impl, value, f"clipped[{i}]", context))
     if total > max_norm:
         factor = max_norm / total
         for i, (out, g) in enumerate(zip(outputs, grads, strict=True)):
@@ -1237,12 +1240,13 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
                 what=f"clipped[{i}] = grads[{i}] * max_norm / global norm "
                 f"(factor {factor:.6g})",
                 context=context,
+                rounding=(n + 2) * g * factor,
                 expected_label="rescaled input",
             )
         clipped_norm = math.sqrt(
             sum(float(np.sum(o.astype(np.float64) ** 2)) for o in outputs)
         )
-        if not abs(clipped_norm - max_norm) <= relative * max_norm + ATOL[
+        if not abs(clipped_norm - max_norm) <= relative * max_norm + tol.ATOL[
             dtype
         ] * math.sqrt(n):
             raise context.fail(

@@ -8,7 +8,7 @@ or 709 (float64), which a network in training produces routinely. Here the
 inputs reach magnitude :data:`LARGE` (1e4), mixed with small values in the same
 row, and every output and gradient must be finite and equal the reference
 (which is written in the stable forms) within the dtype's tolerance, widened
-by the catalog's summation bound: the error allowed grows with the magnitude of
+by the catalog's rounding bound: the error allowed grows with the magnitude of
 the terms summed, never with how small the result is.
 
 Also here, the two invariants of softmax that a stable implementation keeps
@@ -31,6 +31,7 @@ from hypothesis.extra import numpy as hnp
 from backends import contract
 from properties import assertions as a
 from properties import strategies as s
+from properties import tolerance as tol
 from properties.assertions import fixtures_shared
 from properties.catalog import BY_NAME, Sample
 
@@ -172,7 +173,7 @@ def check_against_reference(
         dtype=dtype,
         what="forward",
         context=context,
-        summation=bounds.get("output"),
+        rounding=bounds.get("output"),
     )
 
     backward = entry.backward_name
@@ -208,7 +209,7 @@ def check_against_reference(
             dtype=dtype,
             what=f"gradient with respect to {argument} (backward)",
             context=context,
-            summation=bounds.get(f"d{argument}"),
+            rounding=bounds.get(f"d{argument}"),
         )
 
 
@@ -224,7 +225,7 @@ def test_stable_at_large_magnitude(
     """softmax, log_softmax, softplus and the two logit losses at magnitude 1e4.
 
     Forward and backward are finite and equal the reference within the dtype's
-    tolerance (plus the catalog's summation bound, which scales with the
+    tolerance (plus the catalog's rounding bound, which scales with the
     magnitude of the terms).
 
     Catches the unstable textbook formulas: ``exp(x) / sum(exp(x))`` without
@@ -284,8 +285,9 @@ def test_softmax_sums_to_one(backend: Any, dtype: str, sample: Sample) -> None:
     totals = np.broadcast_to(
         y.astype(np.float64).sum(axis=axis, keepdims=True), x.shape
     )
-    # Each of the C outputs errs by (C + 2) u relative, so their sum by 2 (C + 2) u.
-    allowed = 2 * (classes + 2) * a.UNIT_ROUNDOFF[dtype] + a.ATOL["float64"]
+    # Each of the C outputs errs by (C + 2) u relative, so their sum by 2 (C + 2) u:
+    # the rounding term with B = C + 2, the sum being 1.
+    allowed = tol.rounding_term(dtype, classes + 2) + tol.ATOL["float64"]
     a.assert_close(
         totals,
         expected,
@@ -426,7 +428,7 @@ def test_reference_is_stable_at_large_magnitude(op: str, data: st.DataObject) ->
         dtype="float64",
         what="forward",
         context=context,
-        summation=(0 if bound is None else bound)
+        rounding=(0 if bound is None else bound)
         + _formula_error(op, sample, independent),
         actual_label="reference",
         expected_label="logaddexp formula",

@@ -1,8 +1,10 @@
 """The suite treats backends fairly: it fails what is broken, and only that.
 
-Each test runs the catalog-driven agreement tests (``properties/test_agreement.py``)
-in a pytest subprocess (``pytester``) against backends whose behaviour is
-known: the correct third-party example :mod:`examples.tiny`, and the backends of
+Each test runs the catalog-driven agreement tests
+(``properties/test_agreement.py``; for the broken optimizer step also the
+trajectory test of ``properties/test_optimizers.py``) in a pytest subprocess
+(``pytester``) against backends whose behaviour is known: the correct
+third-party example :mod:`examples.tiny`, and the backends of
 :mod:`properties.broken_backends`, each the tiny one with one kind of bug in one
 or two operations. A small plugin in the subprocess records, for every test, its
 ``op``, backend and dtype parameters and its outcome, so the assertions here
@@ -58,6 +60,8 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 AGREEMENT = ROOT / "properties" / "test_agreement.py"
+#: Where the optimizer steps are held to the reference (the trajectory test).
+OPTIMIZERS = ROOT / "properties" / "test_optimizers.py"
 
 DIFFERENTIABLE = [op for op in OPERATIONS if op not in NOT_DIFFERENTIABLE]
 TINY_SPEC = "examples.tiny:backend"
@@ -346,6 +350,7 @@ def _broken_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> S
             broken_backends.NONEXISTENT_SPEC,
         ],
         ops=TINY_OPERATIONS + LACKED_OPERATIONS + BROKEN_EXTRA_OPERATIONS,
+        paths=(AGREEMENT, OPTIMIZERS),
     )
 
 
