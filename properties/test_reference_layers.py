@@ -16,7 +16,7 @@ import pytest
 
 from properties import catalog
 from properties.catalog.activations import ELEMENTWISE
-from reference import activations, layers
+from reference import activations, layers, normalization
 from reference.activations import (
     SELU_ALPHA,
     SELU_LAMBDA,
@@ -89,6 +89,10 @@ INVALID: dict[str, tuple[str, Callable[[], object]]] = {
     "leaky_relu negative alpha": ("alpha", lambda: leaky_relu(IMAGE, alpha=-0.1)),
     "elu negative alpha": ("alpha", lambda: elu(IMAGE, alpha=-1.0)),
     "elu nan alpha": ("alpha", lambda: elu(IMAGE, alpha=float("nan"))),
+    "gelu unknown approximation": (
+        "approximate",
+        lambda: activations.gelu(IMAGE, approximate="erf"),
+    ),
     "prelu alpha (C+1,)": ("alpha", lambda: prelu(IMAGE, np.ones(CHANNELS + 1))),
     "prelu alpha 2-d": ("alpha", lambda: prelu(IMAGE, np.ones((1, CHANNELS)))),
     "prelu alpha (C,) on 1-d x": ("alpha", lambda: prelu(np.ones(3), np.ones(3))),
@@ -134,6 +138,29 @@ INVALID: dict[str, tuple[str, Callable[[], object]]] = {
     "conv2d bias 2-d": ("b", lambda: conv2d(IMAGE, KERNEL, np.ones((4, 1)))),
     "conv2d x 3-d": ("x", lambda: conv2d(IMAGE[0], KERNEL, BIAS)),
     "conv2d w 3-d": ("w", lambda: conv2d(IMAGE, KERNEL[0], BIAS)),
+    # layer norm: gamma/beta of x.shape[-normalized_ndim:]
+    "layer_norm gamma shape": (
+        "gamma",
+        lambda: normalization.layer_norm(
+            IMAGE, np.ones(4), np.zeros(IMAGE.shape[-1]), normalized_ndim=1
+        ),
+    ),
+    "layer_norm normalized_ndim too large": (
+        "normalized_ndim",
+        lambda: normalization.layer_norm(
+            IMAGE, np.ones(IMAGE.shape), np.zeros(IMAGE.shape), normalized_ndim=5
+        ),
+    ),
+    "layer_norm eps 0": (
+        "eps",
+        lambda: normalization.layer_norm(
+            IMAGE,
+            np.ones(IMAGE.shape[-2:]),
+            np.zeros(IMAGE.shape[-2:]),
+            normalized_ndim=2,
+            eps=0.0,
+        ),
+    ),
     # pooling
     "max_pool2d kernel_size 0": (
         "kernel_size",
@@ -411,6 +438,16 @@ BACKWARD_CASES: dict[str, tuple[Callable, Callable, tuple, dict, int | None]] = 
         )
         for training in (True, False)
         for x in (IMAGE, _normal(6, CHANNELS))
+    },
+    **{
+        f"layer_norm over {count} axes": (
+            normalization.layer_norm,
+            normalization.layer_norm_backward,
+            (IMAGE, _normal(*IMAGE.shape[-count:]), _normal(*IMAGE.shape[-count:])),
+            {"normalized_ndim": count},
+            None,
+        )
+        for count in (1, 3)
     },
     **{
         f"dropout {'training' if training else 'eval'}": (

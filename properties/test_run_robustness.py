@@ -43,7 +43,9 @@ from properties.results import OUTCOMES, journal_path
 ROOT = Path(__file__).resolve().parents[1]
 HEALTHY = "numpy"
 #: The checks a run selects (-k): forward and backward of three ops.
-OPS = "(relu or tanh or linear) and not leaky and not prelu and not bilinear"
+OPS = (
+    "(relu or tanh or linear) and not leaky and not prelu and not bilinear and not gelu"
+)
 FORWARD_OPS = f"test_forward and ({OPS})"
 LIMIT = 2  # seconds a check may run (--timeout)
 GRACE = 1  # NNSPEC_TIMEOUT_GRACE: a native hang is ended at 2 * 2 + 1 s
