@@ -425,3 +425,42 @@ def test_distribution_installs_no_module() -> None:
         "asv.conf.json must install each commit editable from its checkout: the "
         "wheel holds no module for the benchmarks to import"
     )
+
+
+def _layout_block() -> str:
+    """The fenced block of the README's "Layout" section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```\n", 2)[1]
+
+
+def test_readme_layout_names_only_what_exists() -> None:
+    """Every folder and module the layout names is in the tree, where it says."""
+    missing = []
+    top = None
+    for line in _layout_block().splitlines():
+        head = line.split()[0] if line.strip() else ""
+        if line[:1] not in (" ", "") and head.endswith("/"):
+            top = ROOT / head
+            missing += [head] if not top.is_dir() else []
+        elif line.startswith("  ") and line[2] != " " and head.endswith("/"):
+            missing += [f"{top.name}/{head}"] if not (top / head).is_dir() else []
+        for module in re.findall(r"\b(\w+\.py)\b", line):
+            if top is not None and not any(top.rglob(module)):
+                missing.append(f"{top.name}/.../{module}")
+    assert not missing, f"README's layout names what does not exist: {missing}"
+
+
+def test_readme_layout_names_every_package() -> None:
+    """Every folder of Python modules in the project is named in the layout."""
+    block = _layout_block()
+    folders = {
+        path.parent.relative_to(ROOT)
+        for path in ROOT.glob("*/**/*.py")
+        if not any(part.startswith(".") or part == "tests" for part in path.parts)
+        and path.parent != ROOT
+    }
+    unnamed = sorted(
+        str(folder) for folder in folders if f"{folder.name}/" not in block
+    )
+    assert not unnamed, f"README's layout does not name: {unnamed}"
