@@ -1,14 +1,20 @@
 """The calls a user would time nnspec's backends against: torch's own best.
 
-The torch backend is written to the contract, not for speed: its
-``conv2d_backward`` runs the forward again inside autograd to get the
-gradients, and its optimizer steps take torch.optim's single-tensor code
-path. A ratio against it flatters the other backends. The anchors are what
-torch offers for the same work:
+The torch backend is written to the contract, not for speed: its backwards
+(``conv2d_backward``, ``layer_norm_backward``, ...) run the forward again
+inside autograd to get the gradients, its calls check their inputs, and its
+optimizer steps take torch.optim's single-tensor code path. A ratio against
+it flatters the other backends. The anchors are what torch offers for the
+same work:
 
 ``torch[aten]`` (``torch-cuda[aten]`` on a GPU)
-    conv2d backward through ``torch.ops.aten.convolution_backward``: dx, dw
-    and db from the saved input and weight, no forward (on a GPU, cuDNN).
+    torch's kernels called through ``torch.ops.aten``, without autograd:
+    conv2d backward through ``aten.convolution_backward``: dx, dw and db from
+    the saved input and weight, no forward (on a GPU, cuDNN); layer_norm
+    through ``aten.native_layer_norm``, and its backward through
+    ``native_layer_norm_backward`` after it (the contract's backward gets x,
+    not the saved statistics, so both compute them); gelu through
+    ``aten.gelu`` and ``aten.gelu_backward``.
 ``torch[fused]``, ``torch[foreach]``
     one ``torch.optim`` step with ``fused=True`` (a single kernel over every
     parameter), or ``foreach=True`` (the multi-tensor path), on the same
@@ -31,12 +37,15 @@ from . import common
 
 #: The torch backends the anchors run on.
 TORCH_BACKENDS: tuple[str, ...] = ("torch", "torch-cuda")
-CONV_ANCHOR = "aten"
+ATEN_ANCHOR = "aten"
 OPTIMIZER_ANCHORS: tuple[str, ...] = ("fused", "foreach")
 
 #: What each anchor is, for the tables' notes.
 DESCRIPTIONS: dict[str, str] = {
-    CONV_ANCHOR: "torch.ops.aten.convolution_backward (no forward recomputed)",
+    ATEN_ANCHOR: "torch.ops.aten without autograd (conv2d backward: "
+    "aten.convolution_backward, no forward recomputed; layer_norm: "
+    "native_layer_norm, backward native_layer_norm_backward after it; gelu: "
+    "aten.gelu, aten.gelu_backward)",
     "fused": "torch.optim with fused=True",
     "foreach": "torch.optim with foreach=True",
 }
@@ -141,3 +150,37 @@ def optimizer_step(
             f"torch.optim.{class_name}({anchor}=True) on {backend.name}: {error}"
         ) from None
     return optimizer.step
+
+
+def transformer_call(
+    backend: Any, workload: common.TransformerWorkload, direction: str
+) -> Callable:
+    """``call(*inputs)`` (backward: ``call(dout, *inputs)``) through torch.ops.aten.
+
+    The inputs are the workload's (:attr:`common.TransformerWorkload.input_shapes`).
+    """
+    import torch
+
+    aten = torch.ops.aten
+    hyper = workload.hyper
+    del backend  # the tensors already live on its device
+    if workload.operation == "gelu":
+        if direction == "forward":
+            return lambda x: aten.gelu(x, approximate=hyper["approximate"])
+        return lambda dout, x: aten.gelu_backward(
+            dout, x, approximate=hyper["approximate"]
+        )
+    if workload.operation != "layer_norm":
+        raise ValueError(f"no aten anchor for {workload.operation!r}")
+    normalized = list(workload.parameter_shape)
+
+    def forward(x: Any, gamma: Any, beta: Any) -> Any:
+        return aten.native_layer_norm(x, normalized, gamma, beta, hyper["eps"])
+
+    def backward(dout: Any, x: Any, gamma: Any, beta: Any) -> Any:
+        _, mean, rstd = forward(x, gamma, beta)
+        return aten.native_layer_norm_backward(
+            dout, x, normalized, mean, rstd, gamma, beta, [True, True, True]
+        )
+
+    return forward if direction == "forward" else backward

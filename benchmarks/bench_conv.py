@@ -160,8 +160,8 @@ class Conv2dSpecialised(_Conv2dBenchmark):
     params = _params(_CPU.specialised, _CPU.specialised_layers, "cpu")
 
 
-_CPU_ANCHORS = anchors.anchor_names("cpu", (anchors.CONV_ANCHOR,))
-_GPU_ANCHORS = anchors.anchor_names("gpu", (anchors.CONV_ANCHOR,))
+_CPU_ANCHORS = anchors.anchor_names("cpu", (anchors.ATEN_ANCHOR,))
+_GPU_ANCHORS = anchors.anchor_names("gpu", (anchors.ATEN_ANCHOR,))
 
 
 @common.discovered_by_asv_if(bool(_CPU_ANCHORS))

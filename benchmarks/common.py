@@ -1,6 +1,7 @@
 """What the asv suite and the pytest-benchmark side-by-side share.
 
-The workloads (conv layer shapes, optimizer configurations and sizes), the
+The workloads (conv layer shapes, optimizer configurations and sizes,
+layer_norm and GELU at transformer shapes), the
 parameter grids built from them, loading a backend so that a backend that
 cannot run here is *skipped* (asv's convention: ``NotImplementedError`` raised
 in ``setup``), pinning the thread pools, how asv samples a timing
@@ -288,6 +289,76 @@ OPTIMIZER_DTYPE = "float32"
 def optimizer_size(name: str) -> int:
     size = OPTIMIZER_SIZES[name]
     return size // 1000 if smoke_mode() else size
+
+
+@dataclass(frozen=True)
+class TransformerWorkload:
+    """One call of a transformer block's memory-bound ops: layer_norm or gelu.
+
+    The inputs are ``x`` of ``shape`` and, after it, one array per name in
+    ``parameters`` shaped like the last ``hyper["normalized_ndim"]`` axes
+    (layer_norm's gamma and beta); the backward takes an upstream gradient
+    of ``shape`` first.
+    """
+
+    operation: str
+    shape: tuple[int, ...]
+    hyper: dict[str, Any]
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def parameter_shape(self) -> tuple[int, ...]:
+        return self.shape[len(self.shape) - self.hyper.get("normalized_ndim", 0) :]
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return (self.shape, *(self.parameter_shape for _ in self.parameters))
+
+    def arrays_moved(self, direction: str) -> int:
+        """Arrays of ``shape`` a call must move through memory.
+
+        Forward: read x, write the output; backward: read the upstream
+        gradient and x, write dx (the parameters and their gradients are one
+        row, negligible).
+        """
+        if direction == "forward":
+            return 2
+        if direction == "backward":
+            return 3
+        raise ValueError(
+            f"direction must be 'forward' or 'backward', got {direction!r}"
+        )
+
+    def bytes_moved(self, direction: str, itemsize: int) -> int:
+        return self.arrays_moved(direction) * math.prod(self.shape) * itemsize
+
+    def shrunk(self) -> TransformerWorkload:
+        """The same operation on at most a few thousand elements (smoke mode)."""
+        shape = tuple(min(size, 4) for size in self.shape[:-1])
+        return replace(self, shape=(*shape, min(self.shape[-1], 64)))
+
+
+def _layer_norm(*shape: int) -> TransformerWorkload:
+    return TransformerWorkload(
+        "layer_norm", shape, {"normalized_ndim": 1, "eps": 1e-5}, ("gamma", "beta")
+    )
+
+
+#: layer_norm over the features of a BERT-base-sized activation (batch 32,
+#: sequence 128, 768 features) and of a small model's, and the exact (erf)
+#: GELU on 1M elements.
+TRANSFORMER_WORKLOADS: dict[str, TransformerWorkload] = {
+    "layer_norm 32x128x768": _layer_norm(32, 128, 768),
+    "layer_norm 8x128x256": _layer_norm(8, 128, 256),
+    "gelu 1M": TransformerWorkload("gelu", (1_000_000,), {"approximate": "none"}),
+}
+TRANSFORMER_DIRECTIONS: tuple[str, ...] = ("forward", "backward")
+TRANSFORMER_DTYPE = "float32"
+
+
+def transformer_workload(name: str) -> TransformerWorkload:
+    workload = TRANSFORMER_WORKLOADS[name]
+    return workload.shrunk() if smoke_mode() else workload
 
 
 # --------------------------------------------------------------------------- #
@@ -747,15 +818,15 @@ class Slowdown:
     """Makes chosen benchmarked calls slower by a known factor.
 
     ``NNSPEC_BENCH_SLOWDOWN`` lists ``OPERATION[@IMPLEMENTATION]:FACTOR``
-    entries, comma-separated: the operation is ``conv2d`` (forward and
-    backward) or an optimizer of :data:`OPTIMIZERS` (``adam``,
-    ``sgd-momentum``, ...); the implementation, when given, is the benchmark's
-    first parameter (``numpy``, ``numpy[im2col]``, ``torch[fused]``), else
-    every implementation is slowed. A slowed call runs the real call, then
-    waits busily for ``FACTOR - 1`` times what the call took, so its time is
-    the factor times the real one whatever the machine. The benchmarks wrap
-    their call only where an entry matches: with the variable unset nothing is
-    wrapped and the timed call is the backend's own.
+    entries, comma-separated: the operation is ``conv2d``, ``layer_norm`` or
+    ``gelu`` (forward and backward) or an optimizer of :data:`OPTIMIZERS`
+    (``adam``, ``sgd-momentum``, ...); the implementation, when given, is the
+    benchmark's first parameter (``numpy``, ``numpy[im2col]``,
+    ``torch[fused]``), else every implementation is slowed. A slowed call runs
+    the real call, then waits busily for ``FACTOR - 1`` times what the call
+    took, so its time is the factor times the real one whatever the machine.
+    The benchmarks wrap their call only where an entry matches: with the
+    variable unset nothing is wrapped and the timed call is the backend's own.
     """
 
     factors: tuple[tuple[str, str | None, float], ...]

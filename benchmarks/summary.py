@@ -189,8 +189,13 @@ def _implementation_order(entry: Entry) -> tuple[int, str]:
 # asv results
 # --------------------------------------------------------------------------- #
 
-#: What to call the workloads of each benchmark module.
-OPERATIONS: dict[str, str] = {"bench_conv": "conv2d", "bench_optim": "optimizer step"}
+#: What to call the workloads of each benchmark module ("": its ``workload``
+#: parameter names the operation itself, "layer_norm 8x128x256").
+OPERATIONS: dict[str, str] = {
+    "bench_conv": "conv2d",
+    "bench_optim": "optimizer step",
+    "bench_transformer": "",
+}
 
 
 def asv_pairs(benchmarks: dict) -> dict[str, tuple[str | None, str]]:
@@ -304,7 +309,8 @@ def _entry(
             backend if algorithm == "default" else f"{backend}[{algorithm}]"
         )
     threads = described.pop("threads", None)
-    workload = " ".join([operation, *(str(value) for value in described.values())])
+    named = [operation] if operation else []
+    workload = " ".join([*named, *(str(value) for value in described.values())])
     if threads is not None:
         workload += f", {describe_threads(threads)}"
     return Entry(workload, implementation, seconds, throughput, unit, iqr)

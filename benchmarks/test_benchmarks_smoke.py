@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 
 from backends import contract
-from benchmarks import bench_conv, bench_optim, common
+from benchmarks import bench_conv, bench_optim, bench_transformer, common
 
 ROOT = Path(__file__).resolve().parent.parent
-ASV_MODULES: tuple[ModuleType, ...] = (bench_conv, bench_optim)
+ASV_MODULES: tuple[ModuleType, ...] = (bench_conv, bench_optim, bench_transformer)
 
 
 def _benchmark_classes() -> list[type]:
@@ -67,7 +67,9 @@ def _smoke_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_timing_has_a_throughput_companion() -> None:
-    assert BENCHMARK_CLASSES, "no asv benchmark class found in bench_conv/bench_optim"
+    assert {cls.__module__ for cls in BENCHMARK_CLASSES} == {
+        module.__name__ for module in ASV_MODULES
+    }, "an asv benchmark module without a benchmark class"
     for cls in BENCHMARK_CLASSES:
         timings, tracks = _methods(cls, "time_"), _methods(cls, "track_")
         assert len(timings) == len(tracks) >= 1, (
@@ -106,6 +108,15 @@ def test_throughput_accounting() -> None:
     for name in common.CONV_LAYERS:
         shrunk = common.CONV_LAYERS[name].shrunk()
         assert min(shrunk.output_shape) >= 1, (name, shrunk)
+    layer_norm = common.TRANSFORMER_WORKLOADS["layer_norm 32x128x768"]
+    assert layer_norm.input_shapes == ((32, 128, 768), (768,), (768,)), layer_norm
+    # forward: x read, y written; backward: dout and x read, dx written.
+    assert layer_norm.bytes_moved("forward", 4) == 2 * 32 * 128 * 768 * 4
+    assert layer_norm.bytes_moved("backward", 4) == 3 * 32 * 128 * 768 * 4
+    for name, workload in common.TRANSFORMER_WORKLOADS.items():
+        shrunk = workload.shrunk()
+        assert len(shrunk.shape) == len(workload.shape), (name, shrunk)
+        assert math.prod(shrunk.shape) <= 4096, (name, shrunk)
 
 
 def _conv_classes() -> list[type]:

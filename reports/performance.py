@@ -48,7 +48,7 @@ BASELINE = "torch"
 FAIR_ANCHORS: tuple[str, ...] = (*ANCHORS[1:], BASELINE)
 #: What each anchor is, for the tables' notes.
 ANCHOR_DESCRIPTIONS: dict[str, str] = {
-    BASELINE: "the torch backend (conv backward through autograd, which runs "
+    BASELINE: "the torch backend (backwards through autograd, which runs "
     "the forward again; optimizers on torch.optim's single-tensor path)",
     **{
         f"{BASELINE}[{name}]": text

@@ -1,9 +1,11 @@
 """A quick side-by-side of the backends in one pytest-benchmark run.
 
 A few of the asv workloads (float32 conv layers forward and backward with each
-backend's default algorithm, every optimizer on 1M parameters), on every
-backend and on torch's own best calls, the anchors (``torch[aten]``'s conv
-backward, ``torch[fused]`` and ``torch[foreach]`` optimizer steps, see
+backend's default algorithm, every optimizer on 1M parameters, layer_norm and
+GELU forward and backward at transformer shapes), on every backend and on
+torch's own best calls, the anchors (``torch[aten]``'s conv backward and
+layer_norm and GELU kernels without autograd, ``torch[fused]`` and
+``torch[foreach]`` optimizer steps, see
 :mod:`benchmarks.anchors`), through the asv classes themselves (same inputs,
 warm-up, thread pinning and synchronisation), with every thread pool pinned
 to the largest count of ``NNSPEC_BENCH_THREADS`` (the GPU backends too, whose
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import anchors, bench_conv, bench_optim, common
+from benchmarks import anchors, bench_conv, bench_optim, bench_transformer, common
 
 THREADS = common.THREADS[-1]
 
@@ -30,14 +32,22 @@ CONV_CASES = [
 ]
 OPTIMIZER_CASES = [(name, "1M") for name in common.OPTIMIZERS]
 
-CONV_ANCHORS = anchors.anchor_names("cpu", (anchors.CONV_ANCHOR,)) + (
-    anchors.anchor_names("gpu", (anchors.CONV_ANCHOR,))
+ATEN_ANCHORS = anchors.anchor_names("cpu", (anchors.ATEN_ANCHOR,)) + (
+    anchors.anchor_names("gpu", (anchors.ATEN_ANCHOR,))
 )
 OPTIMIZER_BACKENDS = (
     common.BACKENDS
     + anchors.anchor_names("cpu", anchors.OPTIMIZER_ANCHORS)
     + anchors.anchor_names("gpu", anchors.OPTIMIZER_ANCHORS)
 )
+#: (implementation, workload, direction): every backend and the aten anchors
+#: on every layer_norm and GELU workload, both directions.
+TRANSFORMER_PARAMS = [
+    pytest.param(backend, workload, direction, id=f"{direction} {workload}-{backend}")
+    for workload in common.TRANSFORMER_WORKLOADS
+    for direction in common.TRANSFORMER_DIRECTIONS
+    for backend in common.BACKENDS + ATEN_ANCHORS
+]
 #: (implementation, layer, direction): every backend on every case, the conv
 #: anchors on the backward cases (they time nothing else).
 CONV_PARAMS = [
@@ -48,7 +58,7 @@ CONV_PARAMS = [
     pytest.param(anchor, layer, direction, id=f"{direction} {layer}-{anchor}")
     for layer, direction in CONV_CASES
     if direction == "backward"
-    for anchor in CONV_ANCHORS
+    for anchor in ATEN_ANCHORS
 ]
 
 
@@ -120,5 +130,36 @@ def test_optimizer_step(
         f"{optimizer} step float32 {size}, {common.describe_threads(THREADS)}",
         backend,
         step.bytes_moved,
+        "GB/s",
+    )
+
+
+@pytest.mark.parametrize(("backend", "workload", "direction"), TRANSFORMER_PARAMS)
+def test_transformer(
+    benchmark, side_by_side, backend: str, workload: str, direction: str
+):
+    params = (backend, workload, direction, THREADS)
+    call = _set_up(bench_transformer.benchmark_class(backend), params)
+    operation, _, shape = workload.partition(" ")
+    benchmark.group = backend
+    benchmark.extra_info.update(
+        backend=backend,
+        device=call.backend.device,
+        dtype=common.TRANSFORMER_DTYPE,
+        kernel=f"{operation} {direction}",
+        shape=shape,
+        threads=THREADS,
+        bytes=call.bytes_moved,
+    )
+    try:
+        benchmark(call.time_call, *params)
+    finally:
+        call.teardown(*params)
+    side_by_side(
+        benchmark,
+        f"{workload} {direction} {common.TRANSFORMER_DTYPE}, "
+        f"{common.describe_threads(THREADS)}",
+        backend,
+        call.bytes_moved,
         "GB/s",
     )
