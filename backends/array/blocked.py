@@ -62,6 +62,14 @@ BLOCK_BYTES = 256 * 1024
 #: A thread is worth starting only for this many blocks of its own.
 MIN_BLOCKS_PER_THREAD = 2
 
+#: A kernel that needs no scratch rows makes one pass over its arrays: no
+#: pass comes after it to find the block in cache, so :func:`run` cuts its
+#: arrays into this many pieces per thread instead (at least ``block`` long):
+#: each task costs some microseconds (a Python call, a numba dispatch, a turn
+#: at the GIL), and a few per thread still let a thread that got the CPU late
+#: do fewer.
+PIECES_PER_THREAD = 4
+
 Kernel = Callable[..., None]
 
 
@@ -273,10 +281,13 @@ def run(
     ``arrays`` are 1-d and equally long (param and state updated in place);
     ``scratch`` is ``(workers, rows, >= block)``: one set of rows per thread,
     so at most ``scratch.shape[0]`` threads run (``rows`` may be 0: a kernel
-    that needs no scratch). Threads take blocks from a
+    that needs no scratch, whose blocks are then :data:`PIECES_PER_THREAD`
+    per thread, ``block`` long at least). Threads take blocks from a
     shared counter; each uses the scratch rows of the first free set.
     """
     size = arrays[0].shape[0]
+    if scratch.shape[1] == 0:
+        block = max(block, -(-size // (PIECES_PER_THREAD * max(1, threads))))
     count = -(-size // block)
     workers = max(1, min(threads, scratch.shape[0], count // MIN_BLOCKS_PER_THREAD))
     rows = scratch.shape[1]
