@@ -54,7 +54,6 @@ from properties.assertions import (
     fixtures_shared,
     to_numpy,
 )
-from properties.statistics import REFERENCE
 from properties.tolerance import ATOL, DERIVED_FACTOR, RTOL, UNIT_ROUNDOFF
 from reference import layers as reference_layers
 
@@ -309,6 +308,7 @@ def check_train_normalizes(impl: Any, dtype: str, layout: str, batch: Batch) -> 
             )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -318,13 +318,6 @@ def test_batch_norm_train_normalizes(
     """See :func:`check_train_normalizes`."""
     _require(backend, "batch_norm")
     check_train_normalizes(backend, dtype, layout, data.draw(batches(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_train_normalizes_reference(layout: str, data) -> None:
-    """The reference normalises in training."""
-    check_train_normalizes(REFERENCE, "float64", layout, data.draw(batches(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -471,6 +464,7 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
     return steps
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -480,15 +474,6 @@ def test_batch_norm_running_statistics(
     """See :func:`check_running_statistics`."""
     _require(backend, "batch_norm")
     check_running_statistics(backend, dtype, layout, data.draw(step_sequences(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_running_statistics_reference(layout: str, data) -> None:
-    """The reference's running statistics follow the momentum rule."""
-    check_running_statistics(
-        REFERENCE, "float64", layout, data.draw(step_sequences(layout))
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -614,6 +599,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
         )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -621,13 +607,6 @@ def test_batch_norm_eval(backend: Any, dtype: str, layout: str, data) -> None:
     """See :func:`check_eval`."""
     _require(backend, "batch_norm")
     check_eval(backend, dtype, layout, data.draw(batches(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_eval_reference(layout: str, data) -> None:
-    """The reference's eval uses the running statistics."""
-    check_eval(REFERENCE, "float64", layout, data.draw(batches(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -702,6 +681,7 @@ def check_train_depends_on_batch(
         )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -712,15 +692,6 @@ def test_batch_norm_train_depends_on_batch(
     _require(backend, "batch_norm")
     check_train_depends_on_batch(
         backend, dtype, layout, data.draw(batches(layout, min_batch=2))
-    )
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_train_depends_on_batch_reference(layout: str, data) -> None:
-    """The reference's training output depends on the batch."""
-    check_train_depends_on_batch(
-        REFERENCE, "float64", layout, data.draw(batches(layout, min_batch=2))
     )
 
 
@@ -857,6 +828,7 @@ def check_folding(impl: Any, dtype: str, layout: str, case: dict[str, Any]) -> N
     )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -865,13 +837,6 @@ def test_batch_norm_folds_into_layer(
 ) -> None:
     """See :func:`check_folding`."""
     check_folding(backend, dtype, layout, data.draw(folding_cases(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_folds_into_layer_reference(layout: str, data) -> None:
-    """The reference's eval batch norm folds into its conv and linear."""
-    check_folding(REFERENCE, "float64", layout, data.draw(folding_cases(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -998,6 +963,7 @@ def check_gradients(
                 )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data(), seed=s.seeds())
@@ -1007,10 +973,3 @@ def test_batch_norm_gradients(
     """See :func:`check_gradients`."""
     _require(backend, "batch_norm_backward")
     check_gradients(backend, dtype, layout, data.draw(batches(layout)), seed)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data(), seed=s.seeds())
-def test_batch_norm_gradients_reference(layout: str, data, seed) -> None:
-    """The reference's gradients carry the batch terms in training only."""
-    check_gradients(REFERENCE, "float64", layout, data.draw(batches(layout)), seed)

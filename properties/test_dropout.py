@@ -22,7 +22,8 @@ The properties, each with the bug it catches:
 Statistical checks fail a correct implementation with probability below
 1e-9 per example, so below 1e-6 per test of up to 1000 examples (the
 computation is in each docstring). Every property runs on
-each backend and on the reference (:data:`properties.statistics.REFERENCE`).
+each backend and on the reference
+(``@pytest.mark.reference_too``, :mod:`properties.reference_backend`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from properties.assertions import (
 )
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
-    REFERENCE,
     bernstein_deviation,
     binomial_acceptance,
     binomial_cdf,
@@ -160,6 +160,7 @@ def check_keep_fraction(impl: Any, shape: tuple[int, ...], p: float, seed: int) 
 _KEEP_DRAWS = {"shape": mask_shapes(), "seed": s.seeds()}
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("p", DROP_PROBABILITIES)
 @fixtures_shared
 @given(**_KEEP_DRAWS)
@@ -170,15 +171,6 @@ def test_dropout_mask_keep_fraction(
     """See :func:`check_keep_fraction`."""
     _require(backend, "dropout_mask")
     check_keep_fraction(backend, shape, p, seed)
-
-
-@pytest.mark.parametrize("p", DROP_PROBABILITIES)
-@given(**_KEEP_DRAWS)
-def test_dropout_mask_keep_fraction_reference(
-    p: float, shape: tuple[int, ...], seed: int
-) -> None:
-    """The reference's mask passes the same binomial tests."""
-    check_keep_fraction(REFERENCE, shape, p, seed)
 
 
 @st.composite
@@ -236,6 +228,7 @@ def check_mask_row_counts(
 _ROW_DRAWS = {"shape": row_shapes(), "seed": s.seeds()}
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("p", DROP_PROBABILITIES)
 @fixtures_shared
 @given(**_ROW_DRAWS)
@@ -245,15 +238,6 @@ def test_dropout_mask_row_counts(
     """See :func:`check_mask_row_counts`."""
     _require(backend, "dropout_mask")
     check_mask_row_counts(backend, shape, p, seed)
-
-
-@pytest.mark.parametrize("p", DROP_PROBABILITIES)
-@given(**_ROW_DRAWS)
-def test_dropout_mask_row_counts_reference(
-    p: float, shape: tuple[int, int], seed: int
-) -> None:
-    """The reference's masks pass the same test."""
-    check_mask_row_counts(REFERENCE, shape, p, seed)
 
 
 _SEED_DRAWS = {
@@ -291,18 +275,13 @@ def check_mask_seeds(
         )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_SEED_DRAWS)
 def test_dropout_mask_seeds(backend: Any, shape, p, seeds) -> None:
     """See :func:`check_mask_seeds`."""
     _require(backend, "dropout_mask")
     check_mask_seeds(backend, shape, p, seeds)
-
-
-@given(**_SEED_DRAWS)
-def test_dropout_mask_seeds_reference(shape, p, seeds) -> None:
-    """The reference's masks follow their seeds."""
-    check_mask_seeds(REFERENCE, shape, p, seeds)
 
 
 # ---------------------------------------------------------------------------
@@ -381,6 +360,7 @@ _MEAN_DRAWS = {
 }
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_MEAN_DRAWS)
 def test_dropout_inverted_scaling_keeps_mean(
@@ -389,12 +369,6 @@ def test_dropout_inverted_scaling_keeps_mean(
     """See :func:`check_inverted_scaling_keeps_mean`."""
     _require(backend, "dropout_mask", "dropout")
     check_inverted_scaling_keeps_mean(backend, dtype, shape, p, seed, scale)
-
-
-@given(**_MEAN_DRAWS)
-def test_dropout_inverted_scaling_keeps_mean_reference(shape, p, seed, scale) -> None:
-    """The reference's dropout keeps the mean (float64)."""
-    check_inverted_scaling_keeps_mean(REFERENCE, "float64", shape, p, seed, scale)
 
 
 @st.composite
@@ -478,6 +452,7 @@ def check_backward_same_mask_and_scale(
 _LAYER_DRAWS = {"inputs": dropout_inputs(), "p": s.floats(0.0, 0.95)}
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_LAYER_DRAWS)
 def test_dropout_backward_same_mask_and_scale(
@@ -486,12 +461,6 @@ def test_dropout_backward_same_mask_and_scale(
     """See :func:`check_backward_same_mask_and_scale`."""
     _require(backend, "dropout", "dropout_backward")
     check_backward_same_mask_and_scale(backend, dtype, *inputs, p)
-
-
-@given(**_LAYER_DRAWS)
-def test_dropout_backward_same_mask_and_scale_reference(inputs, p) -> None:
-    """The reference's backward uses its forward's mask and scale."""
-    check_backward_same_mask_and_scale(REFERENCE, "float64", *inputs, p)
 
 
 def _assert_identity(
@@ -534,18 +503,13 @@ def check_eval_is_identity(impl: Any, dtype: str, x, mask, dout, p: float) -> No
     _assert_identity(dx, dout, "eval backward dx must equal dout", context)
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_LAYER_DRAWS)
 def test_dropout_eval_is_identity(backend: Any, dtype: str, inputs, p) -> None:
     """See :func:`check_eval_is_identity`."""
     _require(backend, "dropout", "dropout_backward")
     check_eval_is_identity(backend, dtype, *inputs, p)
-
-
-@given(**_LAYER_DRAWS)
-def test_dropout_eval_is_identity_reference(inputs, p) -> None:
-    """The reference's eval dropout is the identity."""
-    check_eval_is_identity(REFERENCE, "float64", *inputs, p)
 
 
 def check_p_zero_is_identity(impl: Any, dtype: str, x, dout, seed: int) -> None:
@@ -582,6 +546,7 @@ def check_p_zero_is_identity(impl: Any, dtype: str, x, dout, seed: int) -> None:
 _ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": s.seeds()}
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_ZERO_DRAWS)
 def test_dropout_p_zero_is_identity(backend: Any, dtype: str, inputs, seed) -> None:
@@ -589,10 +554,3 @@ def test_dropout_p_zero_is_identity(backend: Any, dtype: str, inputs, seed) -> N
     _require(backend, "dropout_mask", "dropout", "dropout_backward")
     x, _, dout = inputs
     check_p_zero_is_identity(backend, dtype, x, dout, seed)
-
-
-@given(**_ZERO_DRAWS)
-def test_dropout_p_zero_is_identity_reference(inputs, seed) -> None:
-    """The reference's dropout at p = 0 is the identity."""
-    x, _, dout = inputs
-    check_p_zero_is_identity(REFERENCE, "float64", x, dout, seed)

@@ -26,13 +26,7 @@ from properties import assertions as a
 from properties import strategies as s
 from properties import tolerance as tol
 from properties.assertions import fixtures_shared
-from properties.statistics import REFERENCE
 from reference import models
-
-
-def on_reference(test: Any, *arguments: Any) -> None:
-    """Run the body of the backend test ``test`` on the reference, in float64."""
-    test.hypothesis.inner_test(REFERENCE, "float64", *arguments)
 
 
 def require(backend: Any, *ops: str) -> None:
@@ -68,6 +62,7 @@ def activation_inputs(low: float = -20.0, high: float = 20.0):
 # -- activations ---------------------------------------------------------------
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("sigmoid", "tanh")
 @fixtures_shared
 @given(x=activation_inputs())
@@ -106,12 +101,7 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     )
 
 
-@given(x=activation_inputs())
-def test_tanh_is_a_rescaled_sigmoid_reference(x: np.ndarray) -> None:
-    """tanh(x) = 2 sigmoid(2x) - 1 on the reference."""
-    on_reference(test_tanh_is_a_rescaled_sigmoid, x)
-
-
+@pytest.mark.reference_too
 @pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
 @fixtures_shared
 @given(x=activation_inputs(), dout_seed=s.seeds())
@@ -167,15 +157,6 @@ def test_derivative_from_the_output(
     )
 
 
-@pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
-@given(x=activation_inputs(), dout_seed=s.seeds())
-def test_derivative_from_the_output_reference(
-    operation: str, x: np.ndarray, dout_seed: int
-) -> None:
-    """sigmoid' = s (1 - s) and tanh' = 1 - t^2 on the reference."""
-    on_reference(test_derivative_from_the_output, operation, x, dout_seed)
-
-
 #: The x-weighted-CDF activations, ``f(x) = x F(x)`` with ``F(x) + F(-x) = 1``:
 #: (operation, hyperparameters).
 ODD_PART_IS_IDENTITY = [
@@ -185,6 +166,7 @@ ODD_PART_IS_IDENTITY = [
 ]
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize(
     ("operation", "hyper"),
     ODD_PART_IS_IDENTITY,
@@ -258,19 +240,7 @@ def test_odd_part_is_the_identity(
     )
 
 
-@pytest.mark.parametrize(
-    ("operation", "hyper"),
-    ODD_PART_IS_IDENTITY,
-    ids=["gelu-none", "gelu-tanh", "silu"],
-)
-@given(x=activation_inputs(), dout_seed=s.seeds())
-def test_odd_part_is_the_identity_reference(
-    operation: str, hyper: dict, x: np.ndarray, dout_seed: int
-) -> None:
-    """f(x) - f(-x) = x and f'(x) + f'(-x) = 1 on the reference."""
-    on_reference(test_odd_part_is_the_identity, operation, hyper, x, dout_seed)
-
-
+@pytest.mark.reference_too
 @fixtures_shared
 @given(x=activation_inputs(-5.0, 5.0))
 def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
@@ -309,12 +279,7 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
     )
 
 
-@given(x=activation_inputs(-5.0, 5.0))
-def test_relu_is_idempotent_reference(x: np.ndarray) -> None:
-    """relu(relu(x)) = relu(x) on the reference."""
-    on_reference(test_relu_is_idempotent, x)
-
-
+@pytest.mark.reference_too
 @fixtures_shared
 @given(
     x=activation_inputs(-5.0, 5.0),
@@ -377,18 +342,6 @@ def test_leaky_relu_gradient_is_never_zero(
     )
 
 
-@given(
-    x=activation_inputs(-5.0, 5.0),
-    alpha=s.optional(s.floats(1e-3, 1.0)),
-    dout_seed=s.seeds(),
-)
-def test_leaky_relu_gradient_is_never_zero_reference(
-    x: np.ndarray, alpha: Any, dout_seed: int
-) -> None:
-    """leaky ReLU's gradient is never 0 on the reference."""
-    on_reference(test_leaky_relu_gradient_is_never_zero, x, alpha, dout_seed)
-
-
 # -- maxout --------------------------------------------------------------------
 
 
@@ -410,6 +363,7 @@ def maxout_with_zero_piece(draw: st.DrawFn) -> dict[str, Any]:
     return {"x": x, "w0": w0, "b0": b0, "zero_first": draw(st.booleans())}
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("maxout", "linear", "relu")
 @fixtures_shared
 @given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
@@ -511,14 +465,6 @@ def test_maxout_with_a_zero_piece_is_relu(
         )
 
 
-@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
-def test_maxout_with_a_zero_piece_is_relu_reference(
-    drawn: dict[str, Any], dout_seed: int
-) -> None:
-    """maxout with a zero piece is relu(linear) on the reference."""
-    on_reference(test_maxout_with_a_zero_piece_is_relu, drawn, dout_seed)
-
-
 # -- max pooling ----------------------------------------------------------------
 
 
@@ -553,6 +499,7 @@ def _window_slices(
     return rows, cols
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(drawn=pooling_inputs(), dout_seed=s.seeds())
 def test_max_pool_routes_gradient_to_a_maximum(
@@ -654,14 +601,6 @@ def test_max_pool_routes_gradient_to_a_maximum(
             )
 
 
-@given(drawn=pooling_inputs(), dout_seed=s.seeds())
-def test_max_pool_routes_gradient_to_a_maximum_reference(
-    drawn: dict[str, Any], dout_seed: int
-) -> None:
-    """Max-pool routing on the reference."""
-    on_reference(test_max_pool_routes_gradient_to_a_maximum, drawn, dout_seed)
-
-
 def _check_routing(
     x: np.ndarray,
     dx: np.ndarray,
@@ -721,6 +660,7 @@ def _size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("conv2d", "max_pool2d", "avg_pool2d")
 @fixtures_shared
 @given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
@@ -796,14 +736,6 @@ def test_output_size_formula(
             _size(px.shape[3], kernel[1], stride[1], padding[1]),
         )
         _check_shape(host(backend, y, "forward", context), expected, context)
-
-
-@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
-def test_output_size_formula_reference(
-    geometry: dict[str, Any], pool: dict[str, Any]
-) -> None:
-    """The output-size formula on the reference's conv and pools."""
-    on_reference(test_output_size_formula, geometry, pool)
 
 
 def _check_shape(

@@ -59,7 +59,7 @@ from properties.assertions import (
     to_numpy,
 )
 from properties.catalog.optimizers import OPTIMIZER_HYPER, optimizer_hyper
-from properties.statistics import REFERENCE
+from properties.reference_backend import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
 
@@ -372,6 +372,7 @@ def check_sgd_without_momentum(
         previous = current
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("explicit", [True, False], ids=["momentum0", "default"])
 @fixtures_shared
 @given(data=st.data())
@@ -382,15 +383,6 @@ def test_sgd_momentum_zero_is_plain_sgd(
     _require(backend, "init_state", "sgd_step")
     check_sgd_without_momentum(
         backend, dtype, data.draw(trajectory_cases("sgd")), explicit
-    )
-
-
-@pytest.mark.parametrize("explicit", [True, False], ids=["momentum0", "default"])
-@given(data=st.data())
-def test_sgd_momentum_zero_is_plain_sgd_reference(explicit, data) -> None:
-    """The reference's SGD at momentum 0 is plain SGD."""
-    check_sgd_without_momentum(
-        REFERENCE, "float64", data.draw(trajectory_cases("sgd")), explicit
     )
 
 
@@ -517,6 +509,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
     )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=momentum_cases())
 def test_notes_momentum_equals_torch_form(backend: Any, dtype: str, case) -> None:
@@ -526,14 +519,13 @@ def test_notes_momentum_equals_torch_form(backend: Any, dtype: str, case) -> Non
 
 
 @given(case=momentum_cases())
-def test_notes_momentum_equals_torch_form_reference(case) -> None:
-    """The reference's two forms agree at constant lr and differ under a schedule.
+def test_notes_momentum_forms_differ_under_a_schedule_on_the_reference(case) -> None:
+    """Under a schedule, the reference's two forms differ enough to tell apart.
 
-    The difference under the schedule must exceed the float32 trajectory
-    tolerance tenfold at some step, so the backend test above can tell the
-    forms apart.
+    The difference must exceed the float32 trajectory tolerance tenfold at
+    some step, so that :func:`test_notes_momentum_equals_torch_form` can tell
+    a backend's torch form from the notes' form.
     """
-    check_notes_momentum(REFERENCE, "float64", case)
     param, grads = case["param"], case["grads"]
     learning_rates = [
         schedules.step_decay(
@@ -644,18 +636,13 @@ def check_adam_first_step(impl: Any, dtype: str, case: dict[str, Any]) -> None:
         )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=adam_first_steps())
 def test_adam_first_step_is_lr(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adam_first_step`."""
     _require(backend, "init_state", "adam_step")
     check_adam_first_step(backend, dtype, case)
-
-
-@given(case=adam_first_steps())
-def test_adam_first_step_is_lr_reference(case) -> None:
-    """The reference's first Adam step has size lr."""
-    check_adam_first_step(REFERENCE, "float64", case)
 
 
 # ---------------------------------------------------------------------------
@@ -713,6 +700,7 @@ def check_adamw_without_decay_is_adam(
     _same_numbers(adamw, adam, context, "adamw_step against adam_step")
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(data=st.data())
 def test_adamw_without_decay_is_adam(backend: Any, dtype: str, data) -> None:
@@ -720,14 +708,6 @@ def test_adamw_without_decay_is_adam(backend: Any, dtype: str, data) -> None:
     _require(backend, "init_state", "adam_step", "adamw_step")
     check_adamw_without_decay_is_adam(
         backend, dtype, data.draw(trajectory_cases("adam"))
-    )
-
-
-@given(data=st.data())
-def test_adamw_without_decay_is_adam_reference(data) -> None:
-    """The reference's AdamW at ``weight_decay = 0`` is its Adam."""
-    check_adamw_without_decay_is_adam(
-        REFERENCE, "float64", data.draw(trajectory_cases("adam"))
     )
 
 
@@ -838,18 +818,13 @@ def check_adamw_gradient_scale(impl: Any, dtype: str, case: dict[str, Any]) -> N
         )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=adamw_scale_cases())
 def test_adamw_step_ignores_gradient_scale(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adamw_gradient_scale`."""
     _require(backend, "init_state", "adamw_step")
     check_adamw_gradient_scale(backend, dtype, case)
-
-
-@given(case=adamw_scale_cases())
-def test_adamw_step_ignores_gradient_scale_reference(case) -> None:
-    """The reference's AdamW steps do not depend on the gradients' scale."""
-    check_adamw_gradient_scale(REFERENCE, "float64", case)
 
 
 @st.composite
@@ -936,18 +911,13 @@ def check_adamw_is_not_adam_l2(impl: Any, dtype: str, case: dict[str, Any]) -> N
     )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=adamw_first_steps())
 def test_adamw_is_not_adam_with_l2(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adamw_is_not_adam_l2`."""
     _require(backend, "init_state", "adam_step", "adamw_step")
     check_adamw_is_not_adam_l2(backend, dtype, case)
-
-
-@given(case=adamw_first_steps())
-def test_adamw_is_not_adam_with_l2_reference(case) -> None:
-    """The reference's AdamW and Adam with L2 decay differ by the decoupled decay."""
-    check_adamw_is_not_adam_l2(REFERENCE, "float64", case)
 
 
 # ---------------------------------------------------------------------------
@@ -1094,6 +1064,7 @@ def check_quadratic(impl: Any, dtype: str, variant: str, case: dict[str, Any]) -
             )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("variant", list(QUADRATIC_VARIANTS))
 @settings(fixtures_shared, max_examples=10)
 @given(data=st.data())
@@ -1103,14 +1074,6 @@ def test_optimizer_decreases_convex_quadratic(
     """See :func:`check_quadratic` (10 examples: each runs 100 steps)."""
     _require(backend, "init_state", f"{QUADRATIC_VARIANTS[variant][0]}_step")
     check_quadratic(backend, dtype, variant, data.draw(quadratics(variant)))
-
-
-@pytest.mark.parametrize("variant", list(QUADRATIC_VARIANTS))
-@settings(max_examples=10)
-@given(data=st.data())
-def test_optimizer_decreases_convex_quadratic_reference(variant: str, data) -> None:
-    """The reference optimizers decrease the quadratic."""
-    check_quadratic(REFERENCE, "float64", variant, data.draw(quadratics(variant)))
 
 
 # ---------------------------------------------------------------------------
@@ -1268,6 +1231,7 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
             )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=clipping_cases())
 @example(case={"grads": [np.full((2, 2), 5e-4), np.full(3, -5e-4)], "max_norm": 1e-4})
@@ -1276,12 +1240,6 @@ def test_clip_grad_norm(backend: Any, dtype: str, case) -> None:
     """See :func:`check_clipping`."""
     _require(backend, "clip_grad_norm")
     check_clipping(backend, dtype, case)
-
-
-@given(case=clipping_cases())
-def test_clip_grad_norm_reference(case) -> None:
-    """The reference clips by the global norm."""
-    check_clipping(REFERENCE, "float64", case)
 
 
 # ---------------------------------------------------------------------------

@@ -51,7 +51,6 @@ from properties.assertions import Context, call_backend, fixtures_shared, to_num
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
     FAILURE_PROBABILITY,
-    REFERENCE,
     bernstein_deviation,
     chi_square_acceptance,
     dkw_epsilon,
@@ -301,6 +300,7 @@ _MOMENT_DRAWS = {
 }
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @fixtures_shared
 @_moment_examples
@@ -321,22 +321,6 @@ def test_initializer_moments(
     _require(backend, "initialize")
     check_initializer_moments(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
-    )
-
-
-@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
-@_moment_examples
-@given(**_MOMENT_DRAWS)
-def test_initializer_moments_reference(
-    name: str,
-    shape: tuple[int, ...],
-    seed: int,
-    std: float | None,
-    negative_slope: float | None,
-) -> None:
-    """The reference initializers pass the same moment property (float64)."""
-    check_initializer_moments(
-        REFERENCE, "float64", name, shape, seed, _hyper_for(name, std, negative_slope)
     )
 
 
@@ -487,6 +471,7 @@ _DISTRIBUTION_DRAWS = {
 }
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @settings(fixtures_shared, max_examples=10)
 @given(**_DISTRIBUTION_DRAWS)
@@ -507,22 +492,6 @@ def test_initializer_distribution(
     _require(backend, "initialize")
     check_initializer_distribution(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
-    )
-
-
-@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
-@settings(max_examples=10)
-@given(**_DISTRIBUTION_DRAWS)
-def test_initializer_distribution_reference(
-    name: str,
-    shape: tuple[int, ...],
-    seed: int,
-    std: float | None,
-    negative_slope: float | None,
-) -> None:
-    """The reference initializers pass the same distribution property."""
-    check_initializer_distribution(
-        REFERENCE, "float64", name, shape, seed, _hyper_for(name, std, negative_slope)
     )
 
 
@@ -889,6 +858,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
 _STACK_SEEDS = {name: 1000 * (index + 1) for index, name in enumerate(STACK_CASES)}
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("initialize", "linear", "relu", "tanh")
 @pytest.mark.parametrize("case", list(STACK_CASES))
 def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
@@ -897,12 +867,6 @@ def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
     See :func:`check_deep_stack`.
     """
     check_deep_stack(backend, dtype, case, _STACK_SEEDS[case])
-
-
-@pytest.mark.parametrize("case", list(STACK_CASES))
-def test_deep_stack_variance_reference(case: str) -> None:
-    """The reference ops pass the same deep-stack property (float64)."""
-    check_deep_stack(REFERENCE, "float64", case, _STACK_SEEDS[case])
 
 
 # ---------------------------------------------------------------------------
