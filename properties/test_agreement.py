@@ -40,7 +40,6 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from backends import contract
 from properties.assertions import (
     Context,
     assert_close,
@@ -50,6 +49,7 @@ from properties.assertions import (
     expect_native,
     expect_tuple,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
 from properties.catalog import OpInfo, Sample, cases, summarize
@@ -83,9 +83,7 @@ def _skip_not_implemented(request: pytest.FixtureRequest) -> None:
         return
     backend = request.getfixturevalue("backend")
     op: OpInfo = request.node.callspec.params["op"]
-    for operation in required(op):
-        if not contract.implements(backend, operation):
-            pytest.skip(f"not implemented: {backend.name} has no {operation}")
+    require_operations(backend, *required(op))
 
 
 class Call:

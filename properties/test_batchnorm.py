@@ -43,7 +43,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract
 from properties import strategies as s
 from properties.assertions import (
     Context,
@@ -52,6 +51,7 @@ from properties.assertions import (
     call_backend,
     expect_tuple,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
 from properties.tolerance import ATOL, DERIVED_FACTOR, RTOL, UNIT_ROUNDOFF
@@ -74,12 +74,6 @@ def _integers(low: int, high: int) -> st.SearchStrategy[int]:
 _SIGNS = st.sampled_from([-1.0, 1.0])
 _EPS = st.sampled_from([1e-5, 1e-3, 1e-1])
 _MOMENTUM = st.one_of(st.just(0.1), st.sampled_from([0.0, 1.0]), s.floats(0.05, 1.0))
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
@@ -316,7 +310,7 @@ def test_batch_norm_train_normalizes(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_train_normalizes`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_train_normalizes(backend, dtype, layout, data.draw(batches(layout)))
 
 
@@ -472,7 +466,7 @@ def test_batch_norm_running_statistics(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_running_statistics`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_running_statistics(backend, dtype, layout, data.draw(step_sequences(layout)))
 
 
@@ -605,7 +599,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
 @given(data=st.data())
 def test_batch_norm_eval(backend: Any, dtype: str, layout: str, data) -> None:
     """See :func:`check_eval`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_eval(backend, dtype, layout, data.draw(batches(layout)))
 
 
@@ -689,7 +683,7 @@ def test_batch_norm_train_depends_on_batch(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_train_depends_on_batch`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_train_depends_on_batch(
         backend, dtype, layout, data.draw(batches(layout, min_batch=2))
     )
@@ -768,7 +762,7 @@ def check_folding(impl: Any, dtype: str, layout: str, case: dict[str, Any]) -> N
     ``running_var`` ranges over 1e-3..10).
     """
     layer = "linear" if layout == "1d" else "conv2d"
-    _require(impl, "batch_norm", layer)
+    require_operations(impl, "batch_norm", layer)
 
     def r(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype).astype(np.float64)
@@ -876,7 +870,7 @@ def check_gradients(
     unbiased variance in the backward, batch terms in the eval gradient.
     """
     batch = batch.rounded(dtype)
-    _require(impl, "batch_norm_backward")
+    require_operations(impl, "batch_norm_backward")
     rng = np.random.default_rng([seed, 5])
     dout = rng.standard_normal(batch.x.shape).astype(dtype).astype(np.float64)
     u = UNIT_ROUNDOFF[dtype]
@@ -971,5 +965,5 @@ def test_batch_norm_gradients(
     backend: Any, dtype: str, layout: str, data, seed
 ) -> None:
     """See :func:`check_gradients`."""
-    _require(backend, "batch_norm_backward")
+    require_operations(backend, "batch_norm_backward")
     check_gradients(backend, dtype, layout, data.draw(batches(layout)), seed)

@@ -47,6 +47,7 @@ from properties import checks
 from properties.assertions import (
     Context,
     call_backend,
+    require_operations,
     to_numpy,
 )
 from properties.catalog import reference_function
@@ -673,17 +674,11 @@ CONVENTIONS: tuple[Convention, ...] = (
 )
 
 
-def _require(impl: Any, convention: Convention) -> None:
-    for op in convention.ops:
-        if not contract.implements(impl, op):
-            pytest.skip(f"not implemented: {impl.name} has no {op}")
-
-
 @pytest.mark.reference_too
 @pytest.mark.parametrize("convention", CONVENTIONS, ids=lambda c: c.name)
 def test_convention(backend: Any, dtype: str, convention: Convention) -> None:
     """The backend keeps the convention (see the module docstring)."""
-    _require(backend, convention)
+    require_operations(backend, *convention.ops)
     convention.check(Probe(backend, dtype, convention))
 
 

@@ -36,7 +36,6 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from backends import contract
 from properties import strategies as s
 from properties import tolerance as tol
 from properties.assertions import (
@@ -45,6 +44,7 @@ from properties.assertions import (
     call_backend,
     fixtures_shared,
     flush_subnormals,
+    require_operations,
     to_numpy,
 )
 from properties.statistics import (
@@ -61,12 +61,6 @@ from properties.statistics import (
 #: probability p instead of 1 - p is invisible at p = 1/2 only), a small and
 #: a large one.
 DROP_PROBABILITIES = (0.1, 0.25, 0.5, 0.8, 0.95)
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 @st.composite
@@ -169,7 +163,7 @@ def test_dropout_mask_keep_fraction(
     backend: Any, p: float, shape: tuple[int, ...], seed: int
 ) -> None:
     """See :func:`check_keep_fraction`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_keep_fraction(backend, shape, p, seed)
 
 
@@ -236,7 +230,7 @@ def test_dropout_mask_row_counts(
     backend: Any, p: float, shape: tuple[int, int], seed: int
 ) -> None:
     """See :func:`check_mask_row_counts`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_mask_row_counts(backend, shape, p, seed)
 
 
@@ -280,7 +274,7 @@ def check_mask_seeds(
 @given(**_SEED_DRAWS)
 def test_dropout_mask_seeds(backend: Any, shape, p, seeds) -> None:
     """See :func:`check_mask_seeds`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_mask_seeds(backend, shape, p, seeds)
 
 
@@ -367,7 +361,7 @@ def test_dropout_inverted_scaling_keeps_mean(
     backend: Any, dtype: str, shape, p, seed, scale
 ) -> None:
     """See :func:`check_inverted_scaling_keeps_mean`."""
-    _require(backend, "dropout_mask", "dropout")
+    require_operations(backend, "dropout_mask", "dropout")
     check_inverted_scaling_keeps_mean(backend, dtype, shape, p, seed, scale)
 
 
@@ -459,7 +453,7 @@ def test_dropout_backward_same_mask_and_scale(
     backend: Any, dtype: str, inputs, p
 ) -> None:
     """See :func:`check_backward_same_mask_and_scale`."""
-    _require(backend, "dropout", "dropout_backward")
+    require_operations(backend, "dropout", "dropout_backward")
     check_backward_same_mask_and_scale(backend, dtype, *inputs, p)
 
 
@@ -508,7 +502,7 @@ def check_eval_is_identity(impl: Any, dtype: str, x, mask, dout, p: float) -> No
 @given(**_LAYER_DRAWS)
 def test_dropout_eval_is_identity(backend: Any, dtype: str, inputs, p) -> None:
     """See :func:`check_eval_is_identity`."""
-    _require(backend, "dropout", "dropout_backward")
+    require_operations(backend, "dropout", "dropout_backward")
     check_eval_is_identity(backend, dtype, *inputs, p)
 
 
@@ -551,6 +545,6 @@ _ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": s.seeds()}
 @given(**_ZERO_DRAWS)
 def test_dropout_p_zero_is_identity(backend: Any, dtype: str, inputs, seed) -> None:
     """See :func:`check_p_zero_is_identity`."""
-    _require(backend, "dropout_mask", "dropout", "dropout_backward")
+    require_operations(backend, "dropout_mask", "dropout", "dropout_backward")
     x, _, dout = inputs
     check_p_zero_is_identity(backend, dtype, x, dout, seed)

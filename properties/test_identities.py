@@ -25,15 +25,8 @@ from backends import contract
 from properties import assertions as a
 from properties import strategies as s
 from properties import tolerance as tol
-from properties.assertions import fixtures_shared
+from properties.assertions import fixtures_shared, require_operations
 from reference import models
-
-
-def require(backend: Any, *ops: str) -> None:
-    """Skip as "not implemented" unless ``backend`` has every op of ``ops``."""
-    for op in ops:
-        if not contract.implements(backend, op):
-            pytest.skip(f"not implemented: {backend.name} has no {op}")
 
 
 def call(backend: Any, op: str, arguments: list[Any], context: a.Context, **hyper: Any):
@@ -73,7 +66,7 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     ``tanh(x / 2)``) or the wrong offset (a sigmoid centred at 1/2 instead of
     0), independently of the reference.
     """
-    require(backend, "tanh", "sigmoid")
+    require_operations(backend, "tanh", "sigmoid")
     x = x.astype(dtype).astype(np.float64)
     context = a.Context("tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1")
     t = host(
@@ -118,7 +111,7 @@ def test_derivative_from_the_output(
     a missing factor of ``dout``, and a backward that differentiates a
     different forward than the one the backend computes.
     """
-    require(backend, operation, f"{operation}_backward")
+    require_operations(backend, operation, f"{operation}_backward")
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape).astype(dtype)
     context = a.Context(
@@ -196,7 +189,7 @@ def test_odd_part_is_the_identity(
     form's :math:`\sigma(2u) \sigma(-2u)`.
     """
     backward = f"{operation}_backward"
-    require(backend, operation, backward)
+    require_operations(backend, operation, backward)
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape)
     dout = dout.astype(dtype).astype(np.float64)
@@ -250,7 +243,7 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
     softplus approximation): none of them is idempotent, or none is exactly
     the identity on positive inputs.
     """
-    require(backend, "relu")
+    require_operations(backend, "relu")
     x = x.astype(dtype).astype(np.float64)
     context = a.Context("relu", backend.name, dtype, {"x": x}, {}, "idempotent")
     once = call(backend, "relu", [backend.asarray(x, dtype)], context)
@@ -298,7 +291,7 @@ def test_leaky_relu_gradient_is_never_zero(
     the "dying ReLU" the leak exists to prevent) and a slope applied to the
     wrong side.
     """
-    require(backend, "leaky_relu_backward")
+    require_operations(backend, "leaky_relu_backward")
     hyper = {} if alpha is s.OMITTED else {"alpha": alpha}
     slope = hyper.get("alpha", 0.01)
     x = x.astype(dtype).astype(np.float64)
@@ -380,7 +373,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     and a backward that routes the gradient to the wrong piece or to all of
     them.
     """
-    require(backend, "maxout", "maxout_backward", "relu", "linear")
+    require_operations(backend, "maxout", "maxout_backward", "relu", "linear")
     x = drawn["x"].astype(dtype).astype(np.float64)
     w0 = drawn["w0"].astype(dtype).astype(np.float64)
     b0 = drawn["b0"].astype(dtype).astype(np.float64)
@@ -520,7 +513,7 @@ def test_max_pool_routes_gradient_to_a_maximum(
     padding with zeros instead of -inf (an all-negative border window then has
     maximum 0 and loses its gradient to the padding).
     """
-    require(backend, "max_pool2d", "max_pool2d_backward")
+    require_operations(backend, "max_pool2d", "max_pool2d_backward")
     x = drawn["x"].astype(dtype).astype(np.float64)
     hyper = dict(drawn["hyper"])
     kernel = s.as_pair(hyper["kernel_size"])
@@ -675,7 +668,7 @@ def test_output_size_formula(
     on one side only, stride ignored on one axis, and the height and width
     swapped in a pair.
     """
-    require(backend, "conv2d")
+    require_operations(backend, "conv2d")
     kernel, stride, padding = (
         geometry["kernel"],
         s.as_pair(geometry["stride"]),
@@ -808,7 +801,7 @@ def test_multiply_adds_from_the_backend_conv(
     Catches a conv whose "same" padding is not the same size (padding on one side
     only gives 31x31), so a count read off the layer disagrees with the formula.
     """
-    require(backend, "conv2d")
+    require_operations(backend, "conv2d")
     x = np.zeros((1, in_channels, 32, 32))
     w = np.zeros((64, in_channels, 3, 3))
     b = np.zeros(64)

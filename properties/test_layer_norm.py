@@ -37,7 +37,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract
 from properties import strategies as s
 from properties import tolerance as tol
 from properties.assertions import (
@@ -45,6 +44,7 @@ from properties.assertions import (
     assert_close,
     call_backend,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
 
@@ -110,11 +110,6 @@ def samples(draw: st.DrawFn, affine: bool) -> Samples:
     else:
         gamma, beta = np.ones(normalized), np.zeros(normalized)
     return Samples(x, gamma, beta, normalized_ndim, draw(_EPS), seed)
-
-
-def _require(impl: Any) -> None:
-    if not contract.implements(impl, "layer_norm"):
-        pytest.skip(f"not implemented: {impl.name} has no layer_norm")
 
 
 def _layer_norm(
@@ -214,7 +209,7 @@ def check_normalizes(impl: Any, dtype: str, case: Samples) -> None:
 @given(case=samples(affine=False))
 def test_layer_norm_normalizes(backend: Any, dtype: str, case: Samples) -> None:
     """See :func:`check_normalizes`."""
-    _require(backend)
+    require_operations(backend, "layer_norm")
     check_normalizes(backend, dtype, case)
 
 
@@ -310,7 +305,7 @@ def factors(draw: st.DrawFn, case: Samples, transform: str) -> np.ndarray:
 @given(data=st.data())
 def test_layer_norm_invariance(backend: Any, dtype: str, transform: str, data) -> None:
     """See :func:`check_invariance`."""
-    _require(backend)
+    require_operations(backend, "layer_norm")
     case = data.draw(samples(affine=True))
     check_invariance(
         backend, dtype, case, transform, data.draw(factors(case, transform))

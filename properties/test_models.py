@@ -22,18 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import contract
 from properties import assertions as a
 from properties import strategies as s
-from properties.assertions import fixtures_shared
+from properties.assertions import fixtures_shared, require_operations
 from reference import losses, models, preprocessing
-
-
-def require(backend: Any, *ops: str) -> None:
-    """Skip as "not implemented" unless ``backend`` has every op of ``ops``."""
-    for op in ops:
-        if not contract.implements(backend, op):
-            pytest.skip(f"not implemented: {backend.name} has no {op}")
 
 
 def require_float64(backend: Any) -> None:
@@ -225,7 +217,7 @@ def test_two_layer_mlp_matches_reference(backend: Any, drawn: dict[str, Any]) ->
     square), a loss backward that ignores its ``dout``.
     """
     ops = ("linear", "relu", "softmax_cross_entropy")
-    require(backend, *ops, *(f"{op}_backward" for op in ops))
+    require_operations(backend, *ops, *(f"{op}_backward" for op in ops))
     require_float64(backend)
     x, p, labels = drawn["x"], drawn["params"], drawn["labels"]
     context = a.Context(
@@ -299,7 +291,7 @@ def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -
     gradient is lost.
     """
     ops = ("conv2d", "relu")
-    require(backend, *ops, *(f"{op}_backward" for op in ops))
+    require_operations(backend, *ops, *(f"{op}_backward" for op in ops))
     require_float64(backend)
     x, p, dout = drawn["x"], drawn["params"], drawn["dout"]
     padding = p["w1"].shape[-1] // 2
@@ -357,7 +349,7 @@ def test_lenet5_matches_reference(backend: Any, batch: int, seed: int) -> None:
     flatten in the wrong memory order (channels last).
     """
     ops = ("conv2d", "tanh", "avg_pool2d", "flatten", "linear")
-    require(backend, *ops)
+    require_operations(backend, *ops)
     require_float64(backend)
     shapes = models.lenet5_parameter_shapes()
     params = _parameters(shapes, seed, 0.2)
@@ -438,7 +430,7 @@ def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
         "init_state",
         "sgd_step",
     )
-    require(
+    require_operations(
         backend,
         *ops,
         "linear_backward",

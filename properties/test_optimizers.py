@@ -56,6 +56,7 @@ from properties.assertions import (
     fixtures_shared,
     flush_subnormals,
     init_state,
+    require_operations,
     to_numpy,
 )
 from properties.catalog.optimizers import OPTIMIZER_HYPER, optimizer_hyper
@@ -68,12 +69,6 @@ from reference import schedules
 STEPS = 50
 
 OPTIMIZER_NAMES = contract.OPTIMIZER_NAMES
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -256,7 +251,7 @@ def check_trajectory(impl: Any, dtype: str, name: str, case: dict[str, Any]) -> 
 @given(data=st.data())
 def test_optimizer_trajectory(backend: Any, dtype: str, op: str, data) -> None:
     """See :func:`check_trajectory` (``op`` is the contract's operation name)."""
-    _require(backend, "init_state", op)
+    require_operations(backend, "init_state", op)
     name = op.removesuffix("_step")
     check_trajectory(backend, dtype, name, data.draw(trajectory_cases(name)))
 
@@ -380,7 +375,7 @@ def test_sgd_momentum_zero_is_plain_sgd(
     backend: Any, dtype: str, explicit, data
 ) -> None:
     """See :func:`check_sgd_without_momentum`."""
-    _require(backend, "init_state", "sgd_step")
+    require_operations(backend, "init_state", "sgd_step")
     check_sgd_without_momentum(
         backend, dtype, data.draw(trajectory_cases("sgd")), explicit
     )
@@ -514,7 +509,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
 @given(case=momentum_cases())
 def test_notes_momentum_equals_torch_form(backend: Any, dtype: str, case) -> None:
     """See :func:`check_notes_momentum`."""
-    _require(backend, "init_state", "sgd_step")
+    require_operations(backend, "init_state", "sgd_step")
     check_notes_momentum(backend, dtype, case)
 
 
@@ -641,7 +636,7 @@ def check_adam_first_step(impl: Any, dtype: str, case: dict[str, Any]) -> None:
 @given(case=adam_first_steps())
 def test_adam_first_step_is_lr(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adam_first_step`."""
-    _require(backend, "init_state", "adam_step")
+    require_operations(backend, "init_state", "adam_step")
     check_adam_first_step(backend, dtype, case)
 
 
@@ -705,7 +700,7 @@ def check_adamw_without_decay_is_adam(
 @given(data=st.data())
 def test_adamw_without_decay_is_adam(backend: Any, dtype: str, data) -> None:
     """See :func:`check_adamw_without_decay_is_adam`."""
-    _require(backend, "init_state", "adam_step", "adamw_step")
+    require_operations(backend, "init_state", "adam_step", "adamw_step")
     check_adamw_without_decay_is_adam(
         backend, dtype, data.draw(trajectory_cases("adam"))
     )
@@ -823,7 +818,7 @@ def check_adamw_gradient_scale(impl: Any, dtype: str, case: dict[str, Any]) -> N
 @given(case=adamw_scale_cases())
 def test_adamw_step_ignores_gradient_scale(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adamw_gradient_scale`."""
-    _require(backend, "init_state", "adamw_step")
+    require_operations(backend, "init_state", "adamw_step")
     check_adamw_gradient_scale(backend, dtype, case)
 
 
@@ -916,7 +911,7 @@ def check_adamw_is_not_adam_l2(impl: Any, dtype: str, case: dict[str, Any]) -> N
 @given(case=adamw_first_steps())
 def test_adamw_is_not_adam_with_l2(backend: Any, dtype: str, case) -> None:
     """See :func:`check_adamw_is_not_adam_l2`."""
-    _require(backend, "init_state", "adam_step", "adamw_step")
+    require_operations(backend, "init_state", "adam_step", "adamw_step")
     check_adamw_is_not_adam_l2(backend, dtype, case)
 
 
@@ -1072,7 +1067,7 @@ def test_optimizer_decreases_convex_quadratic(
     backend: Any, dtype: str, variant: str, data
 ) -> None:
     """See :func:`check_quadratic` (10 examples: each runs 100 steps)."""
-    _require(backend, "init_state", f"{QUADRATIC_VARIANTS[variant][0]}_step")
+    require_operations(backend, "init_state", f"{QUADRATIC_VARIANTS[variant][0]}_step")
     check_quadratic(backend, dtype, variant, data.draw(quadratics(variant)))
 
 
@@ -1238,7 +1233,7 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
 @example(case={"grads": [np.array([3e19, -4e19])], "max_norm": 1.0})
 def test_clip_grad_norm(backend: Any, dtype: str, case) -> None:
     """See :func:`check_clipping`."""
-    _require(backend, "clip_grad_norm")
+    require_operations(backend, "clip_grad_norm")
     check_clipping(backend, dtype, case)
 
 

@@ -47,7 +47,13 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from backends import contract
 from properties import strategies as s
-from properties.assertions import Context, call_backend, fixtures_shared, to_numpy
+from properties.assertions import (
+    Context,
+    call_backend,
+    fixtures_shared,
+    require_operations,
+    to_numpy,
+)
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
     FAILURE_PROBABILITY,
@@ -109,12 +115,6 @@ def _hyper_for(name: str, std: float | None, negative_slope: float | None) -> di
     if name in ("he_normal", "he_uniform") and negative_slope is not None:
         hyper["negative_slope"] = negative_slope
     return hyper
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_initializer_moments(
 
     See :func:`check_initializer_moments` for the bounds and the bugs caught.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     check_initializer_moments(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
     )
@@ -331,7 +331,7 @@ def test_zeros_initializer_is_zero(backend: Any, dtype: str, shape, seed) -> Non
 
     Bugs caught: ``zeros`` drawing small random values, ignoring ``dtype``.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     context = Context(
         op="initialize",
         backend=backend.name,
@@ -489,7 +489,7 @@ def test_initializer_distribution(
 
     See :func:`check_initializer_distribution`.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     check_initializer_distribution(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
     )
@@ -717,7 +717,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
     """
     case = STACK_CASES[case_name]
     activation = case.activation
-    _require(
+    require_operations(
         impl,
         "initialize",
         "linear",
