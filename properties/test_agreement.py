@@ -86,7 +86,7 @@ def _skip_not_implemented(request: pytest.FixtureRequest) -> None:
     require_operations(backend, *required(op))
 
 
-class Call:
+class SampleOnBackend:
     """One sample of one op on one backend: conversion, context, checks."""
 
     def __init__(self, backend: Any, dtype: str, op: OpInfo, sample: Sample) -> None:
@@ -175,7 +175,7 @@ class Call:
 def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each forward output equals the reference's on the same (rounded) inputs."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     expected = op.reference_outputs(sample)
     natives = call.arguments()
     result = call.call(op.name, natives)
@@ -213,7 +213,7 @@ def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> N
 def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each backward output equals the reference's, for a random upstream gradient."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     output_shape = op.reference_outputs(sample)[0].shape
     dout = (
         data.draw(upstream(output_shape), label="dout").astype(dtype).astype(np.float64)
@@ -272,7 +272,7 @@ def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> 
 def test_random(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Shape, dtype, determinism in the seed and a loose distributional check."""
     sample = data.draw(op.strategy(), label="sample")
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     extra = {"dtype": dtype} if op.takes_dtype else {}
 
     def run(**hyper: Any) -> np.ndarray:

@@ -43,7 +43,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties.assertions import (
     Context,
     assert_close,
@@ -63,7 +63,7 @@ LAYOUTS = ("1d", "2d")
 @functools.cache
 def _floats(low: float, high: float) -> st.SearchStrategy[float]:
     """``s.floats(low, high)``, built once (a strategy is validated on first use)."""
-    return s.floats(low, high)
+    return strategies.floats(low, high)
 
 
 @functools.cache
@@ -73,7 +73,9 @@ def _integers(low: int, high: int) -> st.SearchStrategy[int]:
 
 _SIGNS = st.sampled_from([-1.0, 1.0])
 _EPS = st.sampled_from([1e-5, 1e-3, 1e-1])
-_MOMENTUM = st.one_of(st.just(0.1), st.sampled_from([0.0, 1.0]), s.floats(0.05, 1.0))
+_MOMENTUM = st.one_of(
+    st.just(0.1), st.sampled_from([0.0, 1.0]), strategies.floats(0.05, 1.0)
+)
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
@@ -175,7 +177,7 @@ def batches(draw: st.DrawFn, layout: str, min_batch: int = 1) -> Batch:
 
     scales = 10.0 ** per_channel(-2.0, 2.0)
     offsets = per_channel(-5.0, 5.0) * scales
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     x = _channel_values(rng, shape, offsets, scales)
     signs = np.array([draw(_SIGNS) for _ in range(channels)])
@@ -437,7 +439,7 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
     count = draw(_integers(1, 5))
     steps = [first]
     for _ in range(count - 1):
-        seed = draw(s.seeds())
+        seed = draw(strategies.seeds())
         scales = 10.0 ** np.array(
             [draw(_floats(-2.0, 2.0)) for _ in range(first.x.shape[1])]
         )
@@ -697,7 +699,7 @@ def test_batch_norm_train_depends_on_batch(
 @st.composite
 def folding_cases(draw: st.DrawFn, layout: str) -> dict[str, Any]:
     """A linear (1d) or conv (2d) layer's input, weights and bias, and BN parameters."""
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     channels = draw(_integers(1, 4))
     if layout == "1d":
@@ -706,7 +708,7 @@ def folding_cases(draw: st.DrawFn, layout: str) -> dict[str, Any]:
         w = rng.standard_normal((channels, features))
         hyper: dict[str, Any] = {}
     else:
-        geometry = draw(s.conv_geometries())
+        geometry = draw(strategies.conv_geometries())
         x = rng.standard_normal(
             (
                 geometry["batch"],
@@ -960,7 +962,7 @@ def check_gradients(
 @pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
-@given(data=st.data(), seed=s.seeds())
+@given(data=st.data(), seed=strategies.seeds())
 def test_batch_norm_gradients(
     backend: Any, dtype: str, layout: str, data, seed
 ) -> None:

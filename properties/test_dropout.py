@@ -36,7 +36,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties import tolerance as tol
 from properties.assertions import (
     Context,
@@ -151,7 +151,7 @@ def check_keep_fraction(impl: Any, shape: tuple[int, ...], p: float, seed: int) 
         )
 
 
-_KEEP_DRAWS = {"shape": mask_shapes(), "seed": s.seeds()}
+_KEEP_DRAWS = {"shape": mask_shapes(), "seed": strategies.seeds()}
 
 
 @pytest.mark.reference_too
@@ -219,7 +219,7 @@ def check_mask_row_counts(
         )
 
 
-_ROW_DRAWS = {"shape": row_shapes(), "seed": s.seeds()}
+_ROW_DRAWS = {"shape": row_shapes(), "seed": strategies.seeds()}
 
 
 @pytest.mark.reference_too
@@ -237,7 +237,7 @@ def test_dropout_mask_row_counts(
 _SEED_DRAWS = {
     "shape": mask_shapes(),
     "p": st.sampled_from(DROP_PROBABILITIES),
-    "seeds": st.lists(s.seeds(), min_size=2, max_size=2, unique=True),
+    "seeds": st.lists(strategies.seeds(), min_size=2, max_size=2, unique=True),
 }
 
 
@@ -349,7 +349,7 @@ def check_inverted_scaling_keeps_mean(
 _MEAN_DRAWS = {
     "shape": mask_shapes(),
     "p": st.sampled_from(DROP_PROBABILITIES),
-    "seed": s.seeds(),
+    "seed": strategies.seeds(),
     "scale": st.sampled_from([1e-3, 1.0, 1e3]),
 }
 
@@ -368,10 +368,12 @@ def test_dropout_inverted_scaling_keeps_mean(
 @st.composite
 def dropout_inputs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x``, ``mask`` and ``dout`` of one small shape; any bool mask."""
-    shape = draw(s.shapes(min_dims=1, max_dims=4, max_side=5))
-    x = draw(s.arrays(shape, -10.0, 10.0))
-    mask = draw(st.one_of(s.masks(shape), st.just(np.zeros(shape, dtype=bool))))
-    dout = draw(s.upstream(shape))
+    shape = draw(strategies.shapes(min_dims=1, max_dims=4, max_side=5))
+    x = draw(strategies.arrays(shape, -10.0, 10.0))
+    mask = draw(
+        st.one_of(strategies.masks(shape), st.just(np.zeros(shape, dtype=bool)))
+    )
+    dout = draw(strategies.upstream(shape))
     return x, mask, dout
 
 
@@ -443,7 +445,7 @@ def check_backward_same_mask_and_scale(
     )
 
 
-_LAYER_DRAWS = {"inputs": dropout_inputs(), "p": s.floats(0.0, 0.95)}
+_LAYER_DRAWS = {"inputs": dropout_inputs(), "p": strategies.floats(0.0, 0.95)}
 
 
 @pytest.mark.reference_too
@@ -537,7 +539,7 @@ def check_p_zero_is_identity(impl: Any, dtype: str, x, dout, seed: int) -> None:
     _assert_identity(dx, dout, "p = 0 backward dx must equal dout", context)
 
 
-_ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": s.seeds()}
+_ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": strategies.seeds()}
 
 
 @pytest.mark.reference_too

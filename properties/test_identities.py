@@ -22,33 +22,45 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends import contract
-from properties import assertions as a
-from properties import strategies as s
+from properties import assertions, strategies
 from properties import tolerance as tol
 from properties.assertions import fixtures_shared, require_operations
 from reference import models
 
 
-def call(backend: Any, op: str, arguments: list[Any], context: a.Context, **hyper: Any):
-    return a.call_backend(backend, op, arguments, hyper, context)
+def call(
+    backend: Any,
+    op: str,
+    arguments: list[Any],
+    context: assertions.Context,
+    **hyper: Any,
+):
+    return assertions.call_backend(backend, op, arguments, hyper, context)
 
 
-def host(backend: Any, value: Any, what: str, context: a.Context) -> np.ndarray:
-    return a.to_numpy(backend, value, what, context)
+def host(
+    backend: Any, value: Any, what: str, context: assertions.Context
+) -> np.ndarray:
+    return assertions.to_numpy(backend, value, what, context)
 
 
 def gradient(
-    backend: Any, op: str, arguments: list[Any], count: int, context: a.Context, **hyper
+    backend: Any,
+    op: str,
+    arguments: list[Any],
+    count: int,
+    context: assertions.Context,
+    **hyper,
 ) -> tuple[Any, ...]:
     """The tuple a backward returns, checked for its length."""
-    result = a.call_backend(backend, op, arguments, hyper, context)
-    return a.expect_tuple(result, count, "backward", backend.name, op, context)
+    result = assertions.call_backend(backend, op, arguments, hyper, context)
+    return assertions.expect_tuple(result, count, "backward", backend.name, op, context)
 
 
 def activation_inputs(low: float = -20.0, high: float = 20.0):
     """Small arrays of any shape over the whole useful range of sigmoid and tanh."""
-    return s.shapes(max_dims=3, max_side=4).flatmap(
-        lambda shape: s.arrays(shape, low, high)
+    return strategies.shapes(max_dims=3, max_side=4).flatmap(
+        lambda shape: strategies.arrays(shape, low, high)
     )
 
 
@@ -68,7 +80,9 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     """
     require_operations(backend, "tanh", "sigmoid")
     x = x.astype(dtype).astype(np.float64)
-    context = a.Context("tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1")
+    context = assertions.Context(
+        "tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1"
+    )
     t = host(
         backend,
         call(backend, "tanh", [backend.asarray(x, dtype)], context),
@@ -82,7 +96,7 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     allowed = (
         tol.allowed(dtype, expected) + tol.DERIVED_FACTOR * tol.UNIT_ROUNDOFF[dtype]
     )
-    a.assert_close(
+    assertions.assert_close(
         t,
         expected,
         dtype=dtype,
@@ -97,7 +111,7 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
 @pytest.mark.reference_too
 @pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
 @fixtures_shared
-@given(x=activation_inputs(), dout_seed=s.seeds())
+@given(x=activation_inputs(), dout_seed=strategies.seeds())
 def test_derivative_from_the_output(
     backend: Any, dtype: str, operation: str, x: np.ndarray, dout_seed: int
 ) -> None:
@@ -114,7 +128,7 @@ def test_derivative_from_the_output(
     require_operations(backend, operation, f"{operation}_backward")
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape).astype(dtype)
-    context = a.Context(
+    context = assertions.Context(
         f"{operation}_backward",
         backend.name,
         dtype,
@@ -139,7 +153,7 @@ def test_derivative_from_the_output(
     scale = np.abs(dout.astype(np.float64)) * (np.abs(y) + 1) ** 2
     allowed = tol.ATOL[dtype] * np.abs(dout) + tol.RTOL[dtype] * np.abs(expected)
     allowed = allowed + tol.DERIVED_FACTOR * tol.UNIT_ROUNDOFF[dtype] * scale
-    a.assert_close(
+    assertions.assert_close(
         host(backend, dx, "dx", context),
         expected,
         dtype=dtype,
@@ -166,7 +180,7 @@ ODD_PART_IS_IDENTITY = [
     ids=["gelu-none", "gelu-tanh", "silu"],
 )
 @fixtures_shared
-@given(x=activation_inputs(), dout_seed=s.seeds())
+@given(x=activation_inputs(), dout_seed=strategies.seeds())
 def test_odd_part_is_the_identity(
     backend: Any, dtype: str, operation: str, hyper: dict, x: np.ndarray, dout_seed
 ) -> None:
@@ -193,7 +207,7 @@ def test_odd_part_is_the_identity(
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape)
     dout = dout.astype(dtype).astype(np.float64)
-    context = a.Context(
+    context = assertions.Context(
         operation, backend.name, dtype, {"x": x, "dout": dout}, hyper, "odd part"
     )
     u = tol.UNIT_ROUNDOFF[dtype]
@@ -209,7 +223,7 @@ def test_odd_part_is_the_identity(
         gradients.append(host(backend, dx, "dx", context).astype(np.float64))
     magnitude = np.abs(values[0]) + np.abs(values[1])
     allowed = 2 * tol.ATOL[dtype] + (tol.RTOL[dtype] + 8 * u) * (magnitude + np.abs(x))
-    a.assert_close(
+    assertions.assert_close(
         (values[0] - values[1]).astype(dtype),
         x,
         dtype=dtype,
@@ -221,7 +235,7 @@ def test_odd_part_is_the_identity(
     )
     scale = np.abs(dout) * (1 + np.abs(x))
     allowed = 2 * tol.ATOL[dtype] * np.abs(dout) + (tol.RTOL[dtype] + 8 * u) * 2 * scale
-    a.assert_close(
+    assertions.assert_close(
         (gradients[0] + gradients[1]).astype(dtype),
         dout,
         dtype=dtype,
@@ -245,11 +259,13 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
     """
     require_operations(backend, "relu")
     x = x.astype(dtype).astype(np.float64)
-    context = a.Context("relu", backend.name, dtype, {"x": x}, {}, "idempotent")
+    context = assertions.Context(
+        "relu", backend.name, dtype, {"x": x}, {}, "idempotent"
+    )
     once = call(backend, "relu", [backend.asarray(x, dtype)], context)
     twice = call(backend, "relu", [once], context)
     first = host(backend, once, "relu(x)", context)
-    a.assert_close(
+    assertions.assert_close(
         host(backend, twice, "relu(relu(x))", context),
         first.astype(np.float64),
         dtype=dtype,
@@ -260,7 +276,7 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
         expected_label="relu(x)",
         explain="exact equality: ReLU only selects values",
     )
-    a.assert_close(
+    assertions.assert_close(
         first,
         np.maximum(x, 0.0),
         dtype=dtype,
@@ -276,8 +292,8 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
 @fixtures_shared
 @given(
     x=activation_inputs(-5.0, 5.0),
-    alpha=s.optional(s.floats(1e-3, 1.0)),
-    dout_seed=s.seeds(),
+    alpha=strategies.optional(strategies.floats(1e-3, 1.0)),
+    dout_seed=strategies.seeds(),
 )
 def test_leaky_relu_gradient_is_never_zero(
     backend: Any, dtype: str, x: np.ndarray, alpha: Any, dout_seed: int
@@ -292,13 +308,13 @@ def test_leaky_relu_gradient_is_never_zero(
     wrong side.
     """
     require_operations(backend, "leaky_relu_backward")
-    hyper = {} if alpha is s.OMITTED else {"alpha": alpha}
+    hyper = {} if alpha is strategies.OMITTED else {"alpha": alpha}
     slope = hyper.get("alpha", 0.01)
     x = x.astype(dtype).astype(np.float64)
     rng = np.random.default_rng(dout_seed)
     dout = rng.choice([-1.0, 1.0], size=x.shape) * rng.uniform(0.5, 2.0, size=x.shape)
     dout = dout.astype(dtype)
-    context = a.Context(
+    context = assertions.Context(
         "leaky_relu_backward",
         backend.name,
         dtype,
@@ -325,7 +341,7 @@ def test_leaky_relu_gradient_is_never_zero(
             f"alpha {slope}",
         )
     expected = np.where(x > 0, 1.0, slope) * dout.astype(np.float64)
-    a.assert_close(
+    assertions.assert_close(
         dx,
         expected,
         dtype=dtype,
@@ -342,24 +358,24 @@ def test_leaky_relu_gradient_is_never_zero(
 def maxout_with_zero_piece(draw: st.DrawFn) -> dict[str, Any]:
     """x, one piece (w0, b0) with no pre-activation within 1e-3 of 0, and the order."""
     n, d_in, d_out = (draw(st.integers(1, 4)) for _ in range(3))
-    x = draw(s.arrays((n, d_in), -2.0, 2.0))
-    rng = np.random.default_rng(draw(s.seeds()))
+    x = draw(strategies.arrays((n, d_in), -2.0, 2.0))
+    rng = np.random.default_rng(draw(strategies.seeds()))
     w0 = rng.uniform(-2.0, 2.0, (d_out, d_in))
     b0 = rng.uniform(-2.0, 2.0, d_out)
     # Move b0 until no pre-activation sits at the kink (float32 and float64 must
     # then agree on every sign).
     for _ in range(64):
-        close = np.abs(x @ w0.T + b0) < 10 * s.KINK_GAP
+        close = np.abs(x @ w0.T + b0) < 10 * strategies.KINK_GAP
         if not close.any():
             break
-        b0 = b0 + np.where(close.any(axis=0), 25 * s.KINK_GAP, 0.0)
+        b0 = b0 + np.where(close.any(axis=0), 25 * strategies.KINK_GAP, 0.0)
     return {"x": x, "w0": w0, "b0": b0, "zero_first": draw(st.booleans())}
 
 
 @pytest.mark.reference_too
 @pytest.mark.nnspec_ops("maxout", "linear", "relu")
 @fixtures_shared
-@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
+@given(drawn=maxout_with_zero_piece(), dout_seed=strategies.seeds())
 def test_maxout_with_a_zero_piece_is_relu(
     backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
 ) -> None:
@@ -383,7 +399,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     w[live], b[live] = w0, b0
     dout = np.random.default_rng(dout_seed).standard_normal((x.shape[0], w0.shape[0]))
     dout = dout.astype(dtype).astype(np.float64)
-    context = a.Context(
+    context = assertions.Context(
         "maxout",
         backend.name,
         dtype,
@@ -403,7 +419,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     )
     z64 = x @ w0.T + b0
     bound = np.abs(x) @ np.abs(w0).T + np.abs(b0)
-    a.assert_close(
+    assertions.assert_close(
         host(
             backend, call(backend, "maxout", [nx, nw, nb], context), "maxout", context
         ),
@@ -447,7 +463,7 @@ def test_maxout_with_a_zero_piece_is_relu(
             (n + 1) * np.broadcast_to(d_bound.sum(axis=0), b.shape),
         ),
     ):
-        a.assert_close(
+        assertions.assert_close(
             host(backend, actual, what, context),
             wanted,
             dtype=dtype,
@@ -469,10 +485,10 @@ def pooling_inputs(draw: st.DrawFn) -> dict[str, Any]:
     hold several maxima; the other half are generic. All-negative windows next
     to the padding are common in both.
     """
-    g = draw(s.pool_geometries(padded=True))
+    g = draw(strategies.pool_geometries(padded=True))
     shape = (g["batch"], g["channels"], g["height"], g["width"])
     ties = hnp.arrays(np.float64, shape, elements=st.integers(-2, 2).map(float))
-    x = draw(st.one_of(ties, s.arrays(shape, -3.0, 3.0)))
+    x = draw(st.one_of(ties, strategies.arrays(shape, -3.0, 3.0)))
     return {"x": x, "hyper": g["hyper"]}
 
 
@@ -494,7 +510,7 @@ def _window_slices(
 
 @pytest.mark.reference_too
 @fixtures_shared
-@given(drawn=pooling_inputs(), dout_seed=s.seeds())
+@given(drawn=pooling_inputs(), dout_seed=strategies.seeds())
 def test_max_pool_routes_gradient_to_a_maximum(
     backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
 ) -> None:
@@ -516,13 +532,13 @@ def test_max_pool_routes_gradient_to_a_maximum(
     require_operations(backend, "max_pool2d", "max_pool2d_backward")
     x = drawn["x"].astype(dtype).astype(np.float64)
     hyper = dict(drawn["hyper"])
-    kernel = s.as_pair(hyper["kernel_size"])
-    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
-    padding = s.as_pair(hyper.get("padding", 0))
+    kernel = strategies.as_pair(hyper["kernel_size"])
+    stride = strategies.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    padding = strategies.as_pair(hyper.get("padding", 0))
     n, c, height, width = x.shape
     out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
     out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
-    context = a.Context("max_pool2d", backend.name, dtype, {"x": x}, hyper)
+    context = assertions.Context("max_pool2d", backend.name, dtype, {"x": x}, hyper)
     native = backend.asarray(x, dtype)
 
     y = host(
@@ -536,7 +552,7 @@ def test_max_pool_routes_gradient_to_a_maximum(
         for j in range(out_w):
             rows, cols = _window_slices(i, j, kernel, stride, padding, height, width)
             expected[:, :, i, j] = x[:, :, rows, cols].max(axis=(2, 3))
-    a.assert_close(
+    assertions.assert_close(
         y,
         expected,
         dtype=dtype,
@@ -563,7 +579,7 @@ def test_max_pool_routes_gradient_to_a_maximum(
                 f"windows (i mod {groups[0]}, j mod {groups[1]}) = "
                 f"({group_i}, {group_j})"
             )
-            group_context = a.Context(
+            group_context = assertions.Context(
                 "max_pool2d_backward",
                 backend.name,
                 dtype,
@@ -604,7 +620,7 @@ def _check_routing(
     kernel: tuple[int, int],
     stride: tuple[int, int],
     padding: tuple[int, int],
-    context: a.Context,
+    context: assertions.Context,
 ) -> None:
     n, c, height, width = x.shape
     covered = np.zeros(x.shape, dtype=bool)
@@ -656,7 +672,9 @@ def _size(size: int, kernel: int, stride: int, padding: int) -> int:
 @pytest.mark.reference_too
 @pytest.mark.nnspec_ops("conv2d", "max_pool2d", "avg_pool2d")
 @fixtures_shared
-@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
+@given(
+    geometry=strategies.conv_geometries(), pool=strategies.pool_geometries(padded=True)
+)
 def test_output_size_formula(
     backend: Any, dtype: str, geometry: dict[str, Any], pool: dict[str, Any]
 ) -> None:
@@ -671,8 +689,8 @@ def test_output_size_formula(
     require_operations(backend, "conv2d")
     kernel, stride, padding = (
         geometry["kernel"],
-        s.as_pair(geometry["stride"]),
-        s.as_pair(geometry["padding"]),
+        strategies.as_pair(geometry["stride"]),
+        strategies.as_pair(geometry["padding"]),
     )
     x = np.zeros(
         (
@@ -685,7 +703,7 @@ def test_output_size_formula(
     w = np.zeros((geometry["out_channels"], geometry["in_channels"], *kernel))
     b = np.zeros(geometry["out_channels"])
     hyper = {"stride": geometry["stride"], "padding": geometry["padding"]}
-    context = a.Context(
+    context = assertions.Context(
         "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, hyper, "shape"
     )
     y = call(
@@ -705,8 +723,8 @@ def test_output_size_formula(
 
     px = np.zeros((pool["batch"], pool["channels"], pool["height"], pool["width"]))
     hyper = dict(pool["hyper"])
-    kernel = s.as_pair(hyper["kernel_size"])
-    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    kernel = strategies.as_pair(hyper["kernel_size"])
+    stride = strategies.as_pair(hyper.get("stride", hyper["kernel_size"]))
     for op in ("max_pool2d", "avg_pool2d"):
         if not contract.implements(backend, op):
             continue
@@ -715,12 +733,14 @@ def test_output_size_formula(
             if op == "max_pool2d"
             else {key: value for key, value in hyper.items() if key != "padding"}
         )
-        padding = s.as_pair(op_hyper.get("padding", 0))
+        padding = strategies.as_pair(op_hyper.get("padding", 0))
         if any(
             px.shape[2 + axis] + 2 * padding[axis] < kernel[axis] for axis in (0, 1)
         ):
             continue  # the window only fits with padding, which avg_pool2d lacks
-        context = a.Context(op, backend.name, dtype, {"x": px}, op_hyper, "shape")
+        context = assertions.Context(
+            op, backend.name, dtype, {"x": px}, op_hyper, "shape"
+        )
         y = call(backend, op, [backend.asarray(px, dtype)], context, **op_hyper)
         expected = (
             px.shape[0],
@@ -732,7 +752,7 @@ def test_output_size_formula(
 
 
 def _check_shape(
-    actual: np.ndarray, expected: tuple[int, ...], context: a.Context
+    actual: np.ndarray, expected: tuple[int, ...], context: assertions.Context
 ) -> None:
     if actual.shape != expected:
         raise context.fail(
@@ -805,7 +825,7 @@ def test_multiply_adds_from_the_backend_conv(
     x = np.zeros((1, in_channels, 32, 32))
     w = np.zeros((64, in_channels, 3, 3))
     b = np.zeros(64)
-    context = a.Context(
+    context = assertions.Context(
         "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, {"padding": 1}
     )
     y = host(

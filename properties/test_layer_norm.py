@@ -37,7 +37,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties import tolerance as tol
 from properties.assertions import (
     Context,
@@ -97,12 +97,16 @@ def samples(draw: st.DrawFn, affine: bool) -> Samples:
     )
     shape = (*leading, *normalized)
     count, m = math.prod(leading), math.prod(normalized)
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((count, m))
     z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
-    scales = 10.0 ** np.array([draw(s.floats(-2.0, 2.0)) for _ in range(count)])
-    offsets = np.array([draw(s.floats(-5.0, 5.0)) for _ in range(count)]) * scales
+    scales = 10.0 ** np.array(
+        [draw(strategies.floats(-2.0, 2.0)) for _ in range(count)]
+    )
+    offsets = (
+        np.array([draw(strategies.floats(-5.0, 5.0)) for _ in range(count)]) * scales
+    )
     x = (offsets[:, None] + scales[:, None] * z).reshape(shape)
     if affine:
         gamma = rng.uniform(0.5, 2.0, normalized) * rng.choice([-1.0, 1.0], normalized)
@@ -295,8 +299,8 @@ def factors(draw: st.DrawFn, case: Samples, transform: str) -> np.ndarray:
     in ``[1e-2, 1e2]`` (log-uniform)."""
     count = case.x.size // case.m
     if transform == "shift":
-        return np.array([draw(s.floats(-100.0, 100.0)) for _ in range(count)])
-    return 10.0 ** np.array([draw(s.floats(-2.0, 2.0)) for _ in range(count)])
+        return np.array([draw(strategies.floats(-100.0, 100.0)) for _ in range(count)])
+    return 10.0 ** np.array([draw(strategies.floats(-2.0, 2.0)) for _ in range(count)])
 
 
 @pytest.mark.reference_too

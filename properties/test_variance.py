@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from numpy.polynomial.hermite_e import hermegauss
 
 from backends import contract
-from properties import strategies as s
+from properties import strategies
 from properties.assertions import (
     Context,
     call_backend,
@@ -294,9 +294,9 @@ def _moment_examples(test: Callable) -> Callable:
 
 _MOMENT_DRAWS = {
     "shape": weight_shapes(),
-    "seed": s.seeds(),
-    "std": st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), s.floats(0.0, 1.0)),
+    "seed": strategies.seeds(),
+    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
 }
 
 
@@ -324,7 +324,7 @@ def test_initializer_moments(
     )
 
 
-@given(shape=weight_shapes(), seed=s.seeds())
+@given(shape=weight_shapes(), seed=strategies.seeds())
 @settings(fixtures_shared, max_examples=5)
 def test_zeros_initializer_is_zero(backend: Any, dtype: str, shape, seed) -> None:
     """``zeros`` gives exactly 0 everywhere, in the requested dtype.
@@ -355,8 +355,8 @@ def test_zeros_initializer_is_zero(backend: Any, dtype: str, shape, seed) -> Non
 @pytest.mark.parametrize("name", contract.INITIALIZER_NAMES)
 @given(
     shape=weight_shapes(),
-    std=st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    negative_slope=st.one_of(st.none(), s.floats(-2.0, 2.0)),
+    std=st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    negative_slope=st.one_of(st.none(), strategies.floats(-2.0, 2.0)),
 )
 @settings(max_examples=10)
 def test_reference_expected_moments_match_the_formulas(
@@ -465,9 +465,9 @@ def check_initializer_distribution(
 
 _DISTRIBUTION_DRAWS = {
     "shape": large_weight_shapes(),
-    "seed": s.seeds(),
-    "std": st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), s.floats(0.0, 1.0)),
+    "seed": strategies.seeds(),
+    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
 }
 
 
