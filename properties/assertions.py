@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
+from backends import contract
 from properties import checks
 from properties import tolerance as tol
 
@@ -174,6 +176,17 @@ def init_state(
             "the contract: the optimizer state is a dict (of native arrays)",
         )
     return state
+
+
+def require_operations(backend: Any, *operations: str) -> None:
+    """Skip as "not implemented" unless ``backend`` has every one of ``operations``.
+
+    A backend may leave out any op of the contract: its checks of that op are
+    skipped with this reason, never failed.
+    """
+    for operation in operations:
+        if not contract.implements(backend, operation):
+            pytest.skip(f"not implemented: {backend.name} has no {operation}")
 
 
 def decline_gradient(backend: Any, what: str, context: Context) -> None:

@@ -24,7 +24,8 @@ that keeps a record of the running check, which the helpers of
 * **Reproduce.** :func:`reproduce` is the command that reruns this check
   against this backend (:func:`properties.reproduce.reproduce_command`: the
   node id, the ``--backend`` spec it was loaded from, the profile, quoted for
-  a shell). Every failure of a backend check ends with it: a failure whose
+  a shell; a check on the reference needs no ``--backend``). Every failure
+  of a backend check or of a reference check ends with it: a failure whose
   text (message and Hypothesis's notes) does not already end with it gets it
   as a last note.
 """
@@ -194,8 +195,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 def _add_note(error: BaseException, check: Check) -> None:
-    """End the failure's text with the command that reruns the check."""
-    if check.backend_spec is None:
+    """End the failure's text with the command that reruns the check.
+
+    A check of a loaded backend reruns with ``--backend``; one of the
+    reference (which has no spec) without it, as the reference always runs.
+    """
+    if check.backend_spec is None and check.backend_name is None:
         return
     line = f"reproduce: {check.reproduce()}"
     text = "\n".join([str(error), *getattr(error, "__notes__", ())])

@@ -8,6 +8,9 @@ the loading error, so a typo never passes silently.
 
 A test takes the ``backend`` fixture to run once per selected backend, and
 ``dtype`` to run once per dtype (skipped where the backend lacks the dtype).
+A test marked ``@pytest.mark.reference_too`` runs on the reference as well
+(:mod:`properties.reference_backend`; id ``reference``, float64 only), whatever
+``--backend`` selects: a property of the contract holds for the oracle too.
 
 Hypothesis profiles: ``dev`` (10 examples, the default), ``ci`` (25,
 derandomized; what CI runs) and ``nightly`` (300). A failing check costs more
@@ -30,6 +33,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 from backends import contract
+from properties.reference_backend import MARKER, REFERENCE, REFERENCE_ENTRY
 
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
@@ -168,13 +172,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        loaded = loaded_backends(metafunc.config)
+    names = metafunc.fixturenames
+    if "backend" not in names:
+        if "dtype" in names:
+            metafunc.parametrize("dtype", contract.DTYPES, indirect=True)
+        return
+    entries: list[Any] = list(loaded_backends(metafunc.config))
+    reference_too = metafunc.definition.get_closest_marker(MARKER) is not None
+    if "dtype" not in names:
+        if reference_too:
+            entries.append(REFERENCE_ENTRY)
         metafunc.parametrize(
-            "backend", loaded, ids=[item.id for item in loaded], indirect=True
+            "backend", entries, ids=[entry.id for entry in entries], indirect=True
         )
-    if "dtype" in metafunc.fixturenames:
-        metafunc.parametrize("dtype", contract.DTYPES, indirect=True)
+        return
+    # One parametrization of both, so that the reference gets float64 alone
+    # (a float32 reference check is not generated, rather than skipped).
+    cases = [(entry, name) for entry in entries for name in contract.DTYPES]
+    if reference_too:
+        cases += [(REFERENCE_ENTRY, name) for name in REFERENCE.dtypes]
+    metafunc.parametrize(
+        ("backend", "dtype"),
+        cases,
+        ids=[f"{entry.id}-{name}" for entry, name in cases],
+        indirect=True,
+    )
 
 
 @pytest.fixture

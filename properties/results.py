@@ -29,8 +29,9 @@ reason starts with "unsupported:") and three other kinds of skip:
 ``skipped-not-implemented`` (the reason starts with "not implemented"),
 ``skipped-unavailable`` (it mentions "unavailable": the backend cannot run
 here) and ``skipped-other``. A record's ``kind`` is ``backend`` for a check of
-a backend (it takes the ``backend`` parameter), ``suite`` for the reference's
-and the suite's own tests; the terminal summary counts them apart.
+a backend (its ``backend`` parameter is a loaded spec), ``suite`` for the
+reference's checks (the ``reference`` entry of that parameter, which has no
+spec) and the suite's own tests; the terminal summary counts them apart.
 
 Nothing is lost: every collected check ends with an outcome, and the counts
 add up to the number collected. A check that never ran is ``not-run``, with
@@ -302,9 +303,10 @@ def item_metadata(item: pytest.Item) -> dict[str, Any]:
         "dtype": dtype if isinstance(dtype, str) else None,
         "params": callspec.id if callspec is not None else "",
         # A check of a backend takes the suite's ``backend`` fixture (a loaded
-        # spec); a test of the suite's own that merely has a parameter named
-        # backend (the report builder's, say) is the suite's.
-        "kind": "backend" if hasattr(backend, "spec") else "suite",
+        # spec); the reference's entry in that parametrization has no spec, and
+        # a test of the suite's own that merely has a parameter named backend
+        # (the report builder's, say) is the suite's too.
+        "kind": "backend" if getattr(backend, "spec", None) else "suite",
         "uses": uses,
     }
 

@@ -1,4 +1,4 @@
-r"""Statistical bounds for the randomised properties, and the reference as a backend.
+r"""Statistical bounds for the randomised properties.
 
 Every bound here is an *acceptance region* that a correct implementation leaves
 with probability at most ``probability`` (by default
@@ -58,19 +58,12 @@ Rounding. The bounds are for exact arithmetic; a property adds the rounding
 error of its statistic (a few units of roundoff of the dtype times the sum of
 the magnitudes involved) to the region, so float32 never tips a correct
 implementation over.
-
-The reference as a backend. :data:`REFERENCE` wraps the ``reference`` package
-in the backend interface (``name``, ``dtypes``, ``asarray``, ``to_numpy``,
-and every reference function as a method), so that a property written against
-the contract also runs against the oracle itself (float64 only).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -78,8 +71,6 @@ __all__ = [
     "EXAMPLE_FAILURE_PROBABILITY",
     "FAILURE_PROBABILITY",
     "MAX_EXAMPLES_PER_TEST",
-    "REFERENCE",
-    "ReferenceImplementation",
     "bernstein_deviation",
     "binomial_acceptance",
     "binomial_cdf",
@@ -280,54 +271,3 @@ def bernstein_deviation(
     log_term = math.log(2.0 / probability)
     third = bound * log_term / 3.0
     return third + math.sqrt(third * third + 2.0 * variance_sum * log_term)
-
-
-# -- the reference behind the backend interface ------------------------------
-
-
-class ReferenceImplementation:
-    """The ``reference`` package with the backend interface (float64, NumPy).
-
-    Operations are looked up by name in the reference modules, so a property
-    calls ``impl.batch_norm(...)`` the same way on a backend and on the oracle.
-    ``asarray`` copies, ``to_numpy`` copies: the reference is pure, and so are
-    the arrays the property keeps.
-    """
-
-    name = "reference"
-    dtypes: tuple[str, ...] = ("float64",)
-    device = "cpu"
-    unavailable_reason: str | None = None
-
-    def __init__(self) -> None:
-        # Imported here: the catalog imports this module.
-        from properties.catalog.entry import REFERENCE_MODULES
-
-        self._modules = [importlib.import_module(name) for name in REFERENCE_MODULES]
-
-    def __repr__(self) -> str:
-        return "<reference>"
-
-    def asarray(self, a: np.ndarray, dtype: str = "float64") -> np.ndarray:
-        if np.dtype(dtype).kind == "f" and dtype not in self.dtypes:
-            raise ValueError(f"the reference computes in float64 only, got {dtype!r}")
-        return np.array(a, dtype=dtype, copy=True)
-
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return np.array(a, copy=True)
-
-    def synchronize(self) -> None:
-        """Nothing is queued: the reference runs eagerly on the host."""
-
-    def __getattr__(self, operation: str) -> Callable[..., Any]:
-        if operation.startswith("_"):
-            raise AttributeError(operation)
-        for module in self.__dict__.get("_modules", ()):
-            function = getattr(module, operation, None)
-            if callable(function) and operation in getattr(module, "__all__", ()):
-                return function
-        raise AttributeError(f"the reference has no operation {operation!r}")
-
-
-#: The reference as an implementation the properties can run against.
-REFERENCE = ReferenceImplementation()

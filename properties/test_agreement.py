@@ -40,7 +40,6 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from backends import contract
 from properties.assertions import (
     Context,
     assert_close,
@@ -50,6 +49,7 @@ from properties.assertions import (
     expect_native,
     expect_tuple,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
 from properties.catalog import OpInfo, Sample, cases, summarize
@@ -83,12 +83,10 @@ def _skip_not_implemented(request: pytest.FixtureRequest) -> None:
         return
     backend = request.getfixturevalue("backend")
     op: OpInfo = request.node.callspec.params["op"]
-    for operation in required(op):
-        if not contract.implements(backend, operation):
-            pytest.skip(f"not implemented: {backend.name} has no {operation}")
+    require_operations(backend, *required(op))
 
 
-class Call:
+class SampleOnBackend:
     """One sample of one op on one backend: conversion, context, checks."""
 
     def __init__(self, backend: Any, dtype: str, op: OpInfo, sample: Sample) -> None:
@@ -177,7 +175,7 @@ class Call:
 def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each forward output equals the reference's on the same (rounded) inputs."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     expected = op.reference_outputs(sample)
     natives = call.arguments()
     result = call.call(op.name, natives)
@@ -215,7 +213,7 @@ def test_forward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> N
 def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Each backward output equals the reference's, for a random upstream gradient."""
     sample = data.draw(op.strategy(), label="sample").rounded(dtype)
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     output_shape = op.reference_outputs(sample)[0].shape
     dout = (
         data.draw(upstream(output_shape), label="dout").astype(dtype).astype(np.float64)
@@ -274,7 +272,7 @@ def test_backward(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> 
 def test_random(backend: Any, dtype: str, op: OpInfo, data: st.DataObject) -> None:
     """Shape, dtype, determinism in the seed and a loose distributional check."""
     sample = data.draw(op.strategy(), label="sample")
-    call = Call(backend, dtype, op, sample)
+    call = SampleOnBackend(backend, dtype, op, sample)
     extra = {"dtype": dtype} if op.takes_dtype else {}
 
     def run(**hyper: Any) -> np.ndarray:

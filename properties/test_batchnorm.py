@@ -43,8 +43,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract
-from properties import strategies as s
+from properties import strategies
 from properties.assertions import (
     Context,
     assert_close,
@@ -52,9 +51,9 @@ from properties.assertions import (
     call_backend,
     expect_tuple,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
-from properties.statistics import REFERENCE
 from properties.tolerance import ATOL, DERIVED_FACTOR, RTOL, UNIT_ROUNDOFF
 from reference import layers as reference_layers
 
@@ -64,7 +63,7 @@ LAYOUTS = ("1d", "2d")
 @functools.cache
 def _floats(low: float, high: float) -> st.SearchStrategy[float]:
     """``s.floats(low, high)``, built once (a strategy is validated on first use)."""
-    return s.floats(low, high)
+    return strategies.floats(low, high)
 
 
 @functools.cache
@@ -74,13 +73,9 @@ def _integers(low: int, high: int) -> st.SearchStrategy[int]:
 
 _SIGNS = st.sampled_from([-1.0, 1.0])
 _EPS = st.sampled_from([1e-5, 1e-3, 1e-1])
-_MOMENTUM = st.one_of(st.just(0.1), st.sampled_from([0.0, 1.0]), s.floats(0.05, 1.0))
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
+_MOMENTUM = st.one_of(
+    st.just(0.1), st.sampled_from([0.0, 1.0]), strategies.floats(0.05, 1.0)
+)
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
@@ -182,7 +177,7 @@ def batches(draw: st.DrawFn, layout: str, min_batch: int = 1) -> Batch:
 
     scales = 10.0 ** per_channel(-2.0, 2.0)
     offsets = per_channel(-5.0, 5.0) * scales
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     x = _channel_values(rng, shape, offsets, scales)
     signs = np.array([draw(_SIGNS) for _ in range(channels)])
@@ -309,6 +304,7 @@ def check_train_normalizes(impl: Any, dtype: str, layout: str, batch: Batch) -> 
             )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -316,15 +312,8 @@ def test_batch_norm_train_normalizes(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_train_normalizes`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_train_normalizes(backend, dtype, layout, data.draw(batches(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_train_normalizes_reference(layout: str, data) -> None:
-    """The reference normalises in training."""
-    check_train_normalizes(REFERENCE, "float64", layout, data.draw(batches(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -450,7 +439,7 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
     count = draw(_integers(1, 5))
     steps = [first]
     for _ in range(count - 1):
-        seed = draw(s.seeds())
+        seed = draw(strategies.seeds())
         scales = 10.0 ** np.array(
             [draw(_floats(-2.0, 2.0)) for _ in range(first.x.shape[1])]
         )
@@ -471,6 +460,7 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
     return steps
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -478,17 +468,8 @@ def test_batch_norm_running_statistics(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_running_statistics`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_running_statistics(backend, dtype, layout, data.draw(step_sequences(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_running_statistics_reference(layout: str, data) -> None:
-    """The reference's running statistics follow the momentum rule."""
-    check_running_statistics(
-        REFERENCE, "float64", layout, data.draw(step_sequences(layout))
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -614,20 +595,14 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
         )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
 def test_batch_norm_eval(backend: Any, dtype: str, layout: str, data) -> None:
     """See :func:`check_eval`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_eval(backend, dtype, layout, data.draw(batches(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_eval_reference(layout: str, data) -> None:
-    """The reference's eval uses the running statistics."""
-    check_eval(REFERENCE, "float64", layout, data.draw(batches(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -702,6 +677,7 @@ def check_train_depends_on_batch(
         )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -709,18 +685,9 @@ def test_batch_norm_train_depends_on_batch(
     backend: Any, dtype: str, layout: str, data
 ) -> None:
     """See :func:`check_train_depends_on_batch`."""
-    _require(backend, "batch_norm")
+    require_operations(backend, "batch_norm")
     check_train_depends_on_batch(
         backend, dtype, layout, data.draw(batches(layout, min_batch=2))
-    )
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_train_depends_on_batch_reference(layout: str, data) -> None:
-    """The reference's training output depends on the batch."""
-    check_train_depends_on_batch(
-        REFERENCE, "float64", layout, data.draw(batches(layout, min_batch=2))
     )
 
 
@@ -732,7 +699,7 @@ def test_batch_norm_train_depends_on_batch_reference(layout: str, data) -> None:
 @st.composite
 def folding_cases(draw: st.DrawFn, layout: str) -> dict[str, Any]:
     """A linear (1d) or conv (2d) layer's input, weights and bias, and BN parameters."""
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     channels = draw(_integers(1, 4))
     if layout == "1d":
@@ -741,7 +708,7 @@ def folding_cases(draw: st.DrawFn, layout: str) -> dict[str, Any]:
         w = rng.standard_normal((channels, features))
         hyper: dict[str, Any] = {}
     else:
-        geometry = draw(s.conv_geometries())
+        geometry = draw(strategies.conv_geometries())
         x = rng.standard_normal(
             (
                 geometry["batch"],
@@ -797,7 +764,7 @@ def check_folding(impl: Any, dtype: str, layout: str, case: dict[str, Any]) -> N
     ``running_var`` ranges over 1e-3..10).
     """
     layer = "linear" if layout == "1d" else "conv2d"
-    _require(impl, "batch_norm", layer)
+    require_operations(impl, "batch_norm", layer)
 
     def r(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype).astype(np.float64)
@@ -857,6 +824,7 @@ def check_folding(impl: Any, dtype: str, layout: str, case: dict[str, Any]) -> N
     )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
 @given(data=st.data())
@@ -865,13 +833,6 @@ def test_batch_norm_folds_into_layer(
 ) -> None:
     """See :func:`check_folding`."""
     check_folding(backend, dtype, layout, data.draw(folding_cases(layout)))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data())
-def test_batch_norm_folds_into_layer_reference(layout: str, data) -> None:
-    """The reference's eval batch norm folds into its conv and linear."""
-    check_folding(REFERENCE, "float64", layout, data.draw(folding_cases(layout)))
 
 
 # ---------------------------------------------------------------------------
@@ -911,7 +872,7 @@ def check_gradients(
     unbiased variance in the backward, batch terms in the eval gradient.
     """
     batch = batch.rounded(dtype)
-    _require(impl, "batch_norm_backward")
+    require_operations(impl, "batch_norm_backward")
     rng = np.random.default_rng([seed, 5])
     dout = rng.standard_normal(batch.x.shape).astype(dtype).astype(np.float64)
     u = UNIT_ROUNDOFF[dtype]
@@ -998,19 +959,13 @@ def check_gradients(
                 )
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("layout", LAYOUTS)
 @fixtures_shared
-@given(data=st.data(), seed=s.seeds())
+@given(data=st.data(), seed=strategies.seeds())
 def test_batch_norm_gradients(
     backend: Any, dtype: str, layout: str, data, seed
 ) -> None:
     """See :func:`check_gradients`."""
-    _require(backend, "batch_norm_backward")
+    require_operations(backend, "batch_norm_backward")
     check_gradients(backend, dtype, layout, data.draw(batches(layout)), seed)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@given(data=st.data(), seed=s.seeds())
-def test_batch_norm_gradients_reference(layout: str, data, seed) -> None:
-    """The reference's gradients carry the batch terms in training only."""
-    check_gradients(REFERENCE, "float64", layout, data.draw(batches(layout)), seed)

@@ -47,10 +47,11 @@ from properties import checks
 from properties.assertions import (
     Context,
     call_backend,
+    require_operations,
     to_numpy,
 )
 from properties.catalog import reference_function
-from properties.statistics import REFERENCE
+from properties.reference_backend import REFERENCE
 from properties.tolerance import allowed
 from reference.initializers import HYPER_DEFAULTS
 from reference.losses import LOG_CLAMP
@@ -673,23 +674,12 @@ CONVENTIONS: tuple[Convention, ...] = (
 )
 
 
-def _require(impl: Any, convention: Convention) -> None:
-    for op in convention.ops:
-        if not contract.implements(impl, op):
-            pytest.skip(f"not implemented: {impl.name} has no {op}")
-
-
+@pytest.mark.reference_too
 @pytest.mark.parametrize("convention", CONVENTIONS, ids=lambda c: c.name)
 def test_convention(backend: Any, dtype: str, convention: Convention) -> None:
     """The backend keeps the convention (see the module docstring)."""
-    _require(backend, convention)
+    require_operations(backend, *convention.ops)
     convention.check(Probe(backend, dtype, convention))
-
-
-@pytest.mark.parametrize("convention", CONVENTIONS, ids=lambda c: c.name)
-def test_convention_reference(convention: Convention) -> None:
-    """The reference keeps its own conventions (float64)."""
-    convention.check(Probe(REFERENCE, "float64", convention))
 
 
 def test_conventions_have_distinct_names() -> None:

@@ -22,7 +22,8 @@ The properties, each with the bug it catches:
 Statistical checks fail a correct implementation with probability below
 1e-9 per example, so below 1e-6 per test of up to 1000 examples (the
 computation is in each docstring). Every property runs on
-each backend and on the reference (:data:`properties.statistics.REFERENCE`).
+each backend and on the reference
+(``@pytest.mark.reference_too``, :mod:`properties.reference_backend`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from backends import contract
-from properties import strategies as s
+from properties import strategies
 from properties import tolerance as tol
 from properties.assertions import (
     Context,
@@ -44,11 +44,11 @@ from properties.assertions import (
     call_backend,
     fixtures_shared,
     flush_subnormals,
+    require_operations,
     to_numpy,
 )
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
-    REFERENCE,
     bernstein_deviation,
     binomial_acceptance,
     binomial_cdf,
@@ -61,12 +61,6 @@ from properties.statistics import (
 #: probability p instead of 1 - p is invisible at p = 1/2 only), a small and
 #: a large one.
 DROP_PROBABILITIES = (0.1, 0.25, 0.5, 0.8, 0.95)
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 @st.composite
@@ -157,9 +151,10 @@ def check_keep_fraction(impl: Any, shape: tuple[int, ...], p: float, seed: int) 
         )
 
 
-_KEEP_DRAWS = {"shape": mask_shapes(), "seed": s.seeds()}
+_KEEP_DRAWS = {"shape": mask_shapes(), "seed": strategies.seeds()}
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("p", DROP_PROBABILITIES)
 @fixtures_shared
 @given(**_KEEP_DRAWS)
@@ -168,17 +163,8 @@ def test_dropout_mask_keep_fraction(
     backend: Any, p: float, shape: tuple[int, ...], seed: int
 ) -> None:
     """See :func:`check_keep_fraction`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_keep_fraction(backend, shape, p, seed)
-
-
-@pytest.mark.parametrize("p", DROP_PROBABILITIES)
-@given(**_KEEP_DRAWS)
-def test_dropout_mask_keep_fraction_reference(
-    p: float, shape: tuple[int, ...], seed: int
-) -> None:
-    """The reference's mask passes the same binomial tests."""
-    check_keep_fraction(REFERENCE, shape, p, seed)
 
 
 @st.composite
@@ -233,9 +219,10 @@ def check_mask_row_counts(
         )
 
 
-_ROW_DRAWS = {"shape": row_shapes(), "seed": s.seeds()}
+_ROW_DRAWS = {"shape": row_shapes(), "seed": strategies.seeds()}
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("p", DROP_PROBABILITIES)
 @fixtures_shared
 @given(**_ROW_DRAWS)
@@ -243,23 +230,14 @@ def test_dropout_mask_row_counts(
     backend: Any, p: float, shape: tuple[int, int], seed: int
 ) -> None:
     """See :func:`check_mask_row_counts`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_mask_row_counts(backend, shape, p, seed)
-
-
-@pytest.mark.parametrize("p", DROP_PROBABILITIES)
-@given(**_ROW_DRAWS)
-def test_dropout_mask_row_counts_reference(
-    p: float, shape: tuple[int, int], seed: int
-) -> None:
-    """The reference's masks pass the same test."""
-    check_mask_row_counts(REFERENCE, shape, p, seed)
 
 
 _SEED_DRAWS = {
     "shape": mask_shapes(),
     "p": st.sampled_from(DROP_PROBABILITIES),
-    "seeds": st.lists(s.seeds(), min_size=2, max_size=2, unique=True),
+    "seeds": st.lists(strategies.seeds(), min_size=2, max_size=2, unique=True),
 }
 
 
@@ -291,18 +269,13 @@ def check_mask_seeds(
         )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_SEED_DRAWS)
 def test_dropout_mask_seeds(backend: Any, shape, p, seeds) -> None:
     """See :func:`check_mask_seeds`."""
-    _require(backend, "dropout_mask")
+    require_operations(backend, "dropout_mask")
     check_mask_seeds(backend, shape, p, seeds)
-
-
-@given(**_SEED_DRAWS)
-def test_dropout_mask_seeds_reference(shape, p, seeds) -> None:
-    """The reference's masks follow their seeds."""
-    check_mask_seeds(REFERENCE, shape, p, seeds)
 
 
 # ---------------------------------------------------------------------------
@@ -376,34 +349,31 @@ def check_inverted_scaling_keeps_mean(
 _MEAN_DRAWS = {
     "shape": mask_shapes(),
     "p": st.sampled_from(DROP_PROBABILITIES),
-    "seed": s.seeds(),
+    "seed": strategies.seeds(),
     "scale": st.sampled_from([1e-3, 1.0, 1e3]),
 }
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_MEAN_DRAWS)
 def test_dropout_inverted_scaling_keeps_mean(
     backend: Any, dtype: str, shape, p, seed, scale
 ) -> None:
     """See :func:`check_inverted_scaling_keeps_mean`."""
-    _require(backend, "dropout_mask", "dropout")
+    require_operations(backend, "dropout_mask", "dropout")
     check_inverted_scaling_keeps_mean(backend, dtype, shape, p, seed, scale)
-
-
-@given(**_MEAN_DRAWS)
-def test_dropout_inverted_scaling_keeps_mean_reference(shape, p, seed, scale) -> None:
-    """The reference's dropout keeps the mean (float64)."""
-    check_inverted_scaling_keeps_mean(REFERENCE, "float64", shape, p, seed, scale)
 
 
 @st.composite
 def dropout_inputs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x``, ``mask`` and ``dout`` of one small shape; any bool mask."""
-    shape = draw(s.shapes(min_dims=1, max_dims=4, max_side=5))
-    x = draw(s.arrays(shape, -10.0, 10.0))
-    mask = draw(st.one_of(s.masks(shape), st.just(np.zeros(shape, dtype=bool))))
-    dout = draw(s.upstream(shape))
+    shape = draw(strategies.shapes(min_dims=1, max_dims=4, max_side=5))
+    x = draw(strategies.arrays(shape, -10.0, 10.0))
+    mask = draw(
+        st.one_of(strategies.masks(shape), st.just(np.zeros(shape, dtype=bool)))
+    )
+    dout = draw(strategies.upstream(shape))
     return x, mask, dout
 
 
@@ -475,23 +445,18 @@ def check_backward_same_mask_and_scale(
     )
 
 
-_LAYER_DRAWS = {"inputs": dropout_inputs(), "p": s.floats(0.0, 0.95)}
+_LAYER_DRAWS = {"inputs": dropout_inputs(), "p": strategies.floats(0.0, 0.95)}
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_LAYER_DRAWS)
 def test_dropout_backward_same_mask_and_scale(
     backend: Any, dtype: str, inputs, p
 ) -> None:
     """See :func:`check_backward_same_mask_and_scale`."""
-    _require(backend, "dropout", "dropout_backward")
+    require_operations(backend, "dropout", "dropout_backward")
     check_backward_same_mask_and_scale(backend, dtype, *inputs, p)
-
-
-@given(**_LAYER_DRAWS)
-def test_dropout_backward_same_mask_and_scale_reference(inputs, p) -> None:
-    """The reference's backward uses its forward's mask and scale."""
-    check_backward_same_mask_and_scale(REFERENCE, "float64", *inputs, p)
 
 
 def _assert_identity(
@@ -534,18 +499,13 @@ def check_eval_is_identity(impl: Any, dtype: str, x, mask, dout, p: float) -> No
     _assert_identity(dx, dout, "eval backward dx must equal dout", context)
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_LAYER_DRAWS)
 def test_dropout_eval_is_identity(backend: Any, dtype: str, inputs, p) -> None:
     """See :func:`check_eval_is_identity`."""
-    _require(backend, "dropout", "dropout_backward")
+    require_operations(backend, "dropout", "dropout_backward")
     check_eval_is_identity(backend, dtype, *inputs, p)
-
-
-@given(**_LAYER_DRAWS)
-def test_dropout_eval_is_identity_reference(inputs, p) -> None:
-    """The reference's eval dropout is the identity."""
-    check_eval_is_identity(REFERENCE, "float64", *inputs, p)
 
 
 def check_p_zero_is_identity(impl: Any, dtype: str, x, dout, seed: int) -> None:
@@ -579,20 +539,14 @@ def check_p_zero_is_identity(impl: Any, dtype: str, x, dout, seed: int) -> None:
     _assert_identity(dx, dout, "p = 0 backward dx must equal dout", context)
 
 
-_ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": s.seeds()}
+_ZERO_DRAWS = {"inputs": dropout_inputs(), "seed": strategies.seeds()}
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(**_ZERO_DRAWS)
 def test_dropout_p_zero_is_identity(backend: Any, dtype: str, inputs, seed) -> None:
     """See :func:`check_p_zero_is_identity`."""
-    _require(backend, "dropout_mask", "dropout", "dropout_backward")
+    require_operations(backend, "dropout_mask", "dropout", "dropout_backward")
     x, _, dout = inputs
     check_p_zero_is_identity(backend, dtype, x, dout, seed)
-
-
-@given(**_ZERO_DRAWS)
-def test_dropout_p_zero_is_identity_reference(inputs, seed) -> None:
-    """The reference's dropout at p = 0 is the identity."""
-    x, _, dout = inputs
-    check_p_zero_is_identity(REFERENCE, "float64", x, dout, seed)

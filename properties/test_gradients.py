@@ -52,7 +52,7 @@ def case_id(op: OpInfo) -> str:
     return op.id
 
 
-def _primary(
+def _output_at(
     op: OpInfo, sample: Sample, argument: int, value: np.ndarray
 ) -> np.ndarray:
     """The output ``dout`` applies to (``y`` for batch norm) at a perturbed input."""
@@ -77,7 +77,7 @@ def finite_differences(
         if a[index] - h >= low:
             minus[index] = a[index] - h
         step = plus[index] - minus[index]  # the step actually represented
-        change = _primary(op, sample, position, plus) - _primary(
+        change = _output_at(op, sample, position, plus) - _output_at(
             op, sample, position, minus
         )
         gradient[index] = np.sum(dout * change) / step

@@ -22,52 +22,52 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends import contract
-from properties import assertions as a
-from properties import strategies as s
+from properties import assertions, strategies
 from properties import tolerance as tol
-from properties.assertions import fixtures_shared
-from properties.statistics import REFERENCE
+from properties.assertions import fixtures_shared, require_operations
 from reference import models
 
 
-def on_reference(test: Any, *arguments: Any) -> None:
-    """Run the body of the backend test ``test`` on the reference, in float64."""
-    test.hypothesis.inner_test(REFERENCE, "float64", *arguments)
+def call(
+    backend: Any,
+    op: str,
+    arguments: list[Any],
+    context: assertions.Context,
+    **hyper: Any,
+):
+    return assertions.call_backend(backend, op, arguments, hyper, context)
 
 
-def require(backend: Any, *ops: str) -> None:
-    """Skip as "not implemented" unless ``backend`` has every op of ``ops``."""
-    for op in ops:
-        if not contract.implements(backend, op):
-            pytest.skip(f"not implemented: {backend.name} has no {op}")
-
-
-def call(backend: Any, op: str, arguments: list[Any], context: a.Context, **hyper: Any):
-    return a.call_backend(backend, op, arguments, hyper, context)
-
-
-def host(backend: Any, value: Any, what: str, context: a.Context) -> np.ndarray:
-    return a.to_numpy(backend, value, what, context)
+def host(
+    backend: Any, value: Any, what: str, context: assertions.Context
+) -> np.ndarray:
+    return assertions.to_numpy(backend, value, what, context)
 
 
 def gradient(
-    backend: Any, op: str, arguments: list[Any], count: int, context: a.Context, **hyper
+    backend: Any,
+    op: str,
+    arguments: list[Any],
+    count: int,
+    context: assertions.Context,
+    **hyper,
 ) -> tuple[Any, ...]:
     """The tuple a backward returns, checked for its length."""
-    result = a.call_backend(backend, op, arguments, hyper, context)
-    return a.expect_tuple(result, count, "backward", backend.name, op, context)
+    result = assertions.call_backend(backend, op, arguments, hyper, context)
+    return assertions.expect_tuple(result, count, "backward", backend.name, op, context)
 
 
 def activation_inputs(low: float = -20.0, high: float = 20.0):
     """Small arrays of any shape over the whole useful range of sigmoid and tanh."""
-    return s.shapes(max_dims=3, max_side=4).flatmap(
-        lambda shape: s.arrays(shape, low, high)
+    return strategies.shapes(max_dims=3, max_side=4).flatmap(
+        lambda shape: strategies.arrays(shape, low, high)
     )
 
 
 # -- activations ---------------------------------------------------------------
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("sigmoid", "tanh")
 @fixtures_shared
 @given(x=activation_inputs())
@@ -78,9 +78,11 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     ``tanh(x / 2)``) or the wrong offset (a sigmoid centred at 1/2 instead of
     0), independently of the reference.
     """
-    require(backend, "tanh", "sigmoid")
+    require_operations(backend, "tanh", "sigmoid")
     x = x.astype(dtype).astype(np.float64)
-    context = a.Context("tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1")
+    context = assertions.Context(
+        "tanh", backend.name, dtype, {"x": x}, {}, "2 sigmoid(2x) - 1"
+    )
     t = host(
         backend,
         call(backend, "tanh", [backend.asarray(x, dtype)], context),
@@ -94,7 +96,7 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     allowed = (
         tol.allowed(dtype, expected) + tol.DERIVED_FACTOR * tol.UNIT_ROUNDOFF[dtype]
     )
-    a.assert_close(
+    assertions.assert_close(
         t,
         expected,
         dtype=dtype,
@@ -106,15 +108,10 @@ def test_tanh_is_a_rescaled_sigmoid(backend: Any, dtype: str, x: np.ndarray) -> 
     )
 
 
-@given(x=activation_inputs())
-def test_tanh_is_a_rescaled_sigmoid_reference(x: np.ndarray) -> None:
-    """tanh(x) = 2 sigmoid(2x) - 1 on the reference."""
-    on_reference(test_tanh_is_a_rescaled_sigmoid, x)
-
-
+@pytest.mark.reference_too
 @pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
 @fixtures_shared
-@given(x=activation_inputs(), dout_seed=s.seeds())
+@given(x=activation_inputs(), dout_seed=strategies.seeds())
 def test_derivative_from_the_output(
     backend: Any, dtype: str, operation: str, x: np.ndarray, dout_seed: int
 ) -> None:
@@ -128,10 +125,10 @@ def test_derivative_from_the_output(
     a missing factor of ``dout``, and a backward that differentiates a
     different forward than the one the backend computes.
     """
-    require(backend, operation, f"{operation}_backward")
+    require_operations(backend, operation, f"{operation}_backward")
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape).astype(dtype)
-    context = a.Context(
+    context = assertions.Context(
         f"{operation}_backward",
         backend.name,
         dtype,
@@ -156,7 +153,7 @@ def test_derivative_from_the_output(
     scale = np.abs(dout.astype(np.float64)) * (np.abs(y) + 1) ** 2
     allowed = tol.ATOL[dtype] * np.abs(dout) + tol.RTOL[dtype] * np.abs(expected)
     allowed = allowed + tol.DERIVED_FACTOR * tol.UNIT_ROUNDOFF[dtype] * scale
-    a.assert_close(
+    assertions.assert_close(
         host(backend, dx, "dx", context),
         expected,
         dtype=dtype,
@@ -165,15 +162,6 @@ def test_derivative_from_the_output(
         allowed=allowed,
         expected_label="dout * derivative from the forward output",
     )
-
-
-@pytest.mark.parametrize("operation", ["sigmoid", "tanh"])
-@given(x=activation_inputs(), dout_seed=s.seeds())
-def test_derivative_from_the_output_reference(
-    operation: str, x: np.ndarray, dout_seed: int
-) -> None:
-    """sigmoid' = s (1 - s) and tanh' = 1 - t^2 on the reference."""
-    on_reference(test_derivative_from_the_output, operation, x, dout_seed)
 
 
 #: The x-weighted-CDF activations, ``f(x) = x F(x)`` with ``F(x) + F(-x) = 1``:
@@ -185,13 +173,14 @@ ODD_PART_IS_IDENTITY = [
 ]
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize(
     ("operation", "hyper"),
     ODD_PART_IS_IDENTITY,
     ids=["gelu-none", "gelu-tanh", "silu"],
 )
 @fixtures_shared
-@given(x=activation_inputs(), dout_seed=s.seeds())
+@given(x=activation_inputs(), dout_seed=strategies.seeds())
 def test_odd_part_is_the_identity(
     backend: Any, dtype: str, operation: str, hyper: dict, x: np.ndarray, dout_seed
 ) -> None:
@@ -214,11 +203,11 @@ def test_odd_part_is_the_identity(
     form's :math:`\sigma(2u) \sigma(-2u)`.
     """
     backward = f"{operation}_backward"
-    require(backend, operation, backward)
+    require_operations(backend, operation, backward)
     x = x.astype(dtype).astype(np.float64)
     dout = np.random.default_rng(dout_seed).standard_normal(x.shape)
     dout = dout.astype(dtype).astype(np.float64)
-    context = a.Context(
+    context = assertions.Context(
         operation, backend.name, dtype, {"x": x, "dout": dout}, hyper, "odd part"
     )
     u = tol.UNIT_ROUNDOFF[dtype]
@@ -234,7 +223,7 @@ def test_odd_part_is_the_identity(
         gradients.append(host(backend, dx, "dx", context).astype(np.float64))
     magnitude = np.abs(values[0]) + np.abs(values[1])
     allowed = 2 * tol.ATOL[dtype] + (tol.RTOL[dtype] + 8 * u) * (magnitude + np.abs(x))
-    a.assert_close(
+    assertions.assert_close(
         (values[0] - values[1]).astype(dtype),
         x,
         dtype=dtype,
@@ -246,7 +235,7 @@ def test_odd_part_is_the_identity(
     )
     scale = np.abs(dout) * (1 + np.abs(x))
     allowed = 2 * tol.ATOL[dtype] * np.abs(dout) + (tol.RTOL[dtype] + 8 * u) * 2 * scale
-    a.assert_close(
+    assertions.assert_close(
         (gradients[0] + gradients[1]).astype(dtype),
         dout,
         dtype=dtype,
@@ -258,19 +247,7 @@ def test_odd_part_is_the_identity(
     )
 
 
-@pytest.mark.parametrize(
-    ("operation", "hyper"),
-    ODD_PART_IS_IDENTITY,
-    ids=["gelu-none", "gelu-tanh", "silu"],
-)
-@given(x=activation_inputs(), dout_seed=s.seeds())
-def test_odd_part_is_the_identity_reference(
-    operation: str, hyper: dict, x: np.ndarray, dout_seed: int
-) -> None:
-    """f(x) - f(-x) = x and f'(x) + f'(-x) = 1 on the reference."""
-    on_reference(test_odd_part_is_the_identity, operation, hyper, x, dout_seed)
-
-
+@pytest.mark.reference_too
 @fixtures_shared
 @given(x=activation_inputs(-5.0, 5.0))
 def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
@@ -280,13 +257,15 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
     softplus approximation): none of them is idempotent, or none is exactly
     the identity on positive inputs.
     """
-    require(backend, "relu")
+    require_operations(backend, "relu")
     x = x.astype(dtype).astype(np.float64)
-    context = a.Context("relu", backend.name, dtype, {"x": x}, {}, "idempotent")
+    context = assertions.Context(
+        "relu", backend.name, dtype, {"x": x}, {}, "idempotent"
+    )
     once = call(backend, "relu", [backend.asarray(x, dtype)], context)
     twice = call(backend, "relu", [once], context)
     first = host(backend, once, "relu(x)", context)
-    a.assert_close(
+    assertions.assert_close(
         host(backend, twice, "relu(relu(x))", context),
         first.astype(np.float64),
         dtype=dtype,
@@ -297,7 +276,7 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
         expected_label="relu(x)",
         explain="exact equality: ReLU only selects values",
     )
-    a.assert_close(
+    assertions.assert_close(
         first,
         np.maximum(x, 0.0),
         dtype=dtype,
@@ -309,17 +288,12 @@ def test_relu_is_idempotent(backend: Any, dtype: str, x: np.ndarray) -> None:
     )
 
 
-@given(x=activation_inputs(-5.0, 5.0))
-def test_relu_is_idempotent_reference(x: np.ndarray) -> None:
-    """relu(relu(x)) = relu(x) on the reference."""
-    on_reference(test_relu_is_idempotent, x)
-
-
+@pytest.mark.reference_too
 @fixtures_shared
 @given(
     x=activation_inputs(-5.0, 5.0),
-    alpha=s.optional(s.floats(1e-3, 1.0)),
-    dout_seed=s.seeds(),
+    alpha=strategies.optional(strategies.floats(1e-3, 1.0)),
+    dout_seed=strategies.seeds(),
 )
 def test_leaky_relu_gradient_is_never_zero(
     backend: Any, dtype: str, x: np.ndarray, alpha: Any, dout_seed: int
@@ -333,14 +307,14 @@ def test_leaky_relu_gradient_is_never_zero(
     the "dying ReLU" the leak exists to prevent) and a slope applied to the
     wrong side.
     """
-    require(backend, "leaky_relu_backward")
-    hyper = {} if alpha is s.OMITTED else {"alpha": alpha}
+    require_operations(backend, "leaky_relu_backward")
+    hyper = {} if alpha is strategies.OMITTED else {"alpha": alpha}
     slope = hyper.get("alpha", 0.01)
     x = x.astype(dtype).astype(np.float64)
     rng = np.random.default_rng(dout_seed)
     dout = rng.choice([-1.0, 1.0], size=x.shape) * rng.uniform(0.5, 2.0, size=x.shape)
     dout = dout.astype(dtype)
-    context = a.Context(
+    context = assertions.Context(
         "leaky_relu_backward",
         backend.name,
         dtype,
@@ -367,7 +341,7 @@ def test_leaky_relu_gradient_is_never_zero(
             f"alpha {slope}",
         )
     expected = np.where(x > 0, 1.0, slope) * dout.astype(np.float64)
-    a.assert_close(
+    assertions.assert_close(
         dx,
         expected,
         dtype=dtype,
@@ -377,18 +351,6 @@ def test_leaky_relu_gradient_is_never_zero(
     )
 
 
-@given(
-    x=activation_inputs(-5.0, 5.0),
-    alpha=s.optional(s.floats(1e-3, 1.0)),
-    dout_seed=s.seeds(),
-)
-def test_leaky_relu_gradient_is_never_zero_reference(
-    x: np.ndarray, alpha: Any, dout_seed: int
-) -> None:
-    """leaky ReLU's gradient is never 0 on the reference."""
-    on_reference(test_leaky_relu_gradient_is_never_zero, x, alpha, dout_seed)
-
-
 # -- maxout --------------------------------------------------------------------
 
 
@@ -396,23 +358,24 @@ def test_leaky_relu_gradient_is_never_zero_reference(
 def maxout_with_zero_piece(draw: st.DrawFn) -> dict[str, Any]:
     """x, one piece (w0, b0) with no pre-activation within 1e-3 of 0, and the order."""
     n, d_in, d_out = (draw(st.integers(1, 4)) for _ in range(3))
-    x = draw(s.arrays((n, d_in), -2.0, 2.0))
-    rng = np.random.default_rng(draw(s.seeds()))
+    x = draw(strategies.arrays((n, d_in), -2.0, 2.0))
+    rng = np.random.default_rng(draw(strategies.seeds()))
     w0 = rng.uniform(-2.0, 2.0, (d_out, d_in))
     b0 = rng.uniform(-2.0, 2.0, d_out)
     # Move b0 until no pre-activation sits at the kink (float32 and float64 must
     # then agree on every sign).
     for _ in range(64):
-        close = np.abs(x @ w0.T + b0) < 10 * s.KINK_GAP
+        close = np.abs(x @ w0.T + b0) < 10 * strategies.KINK_GAP
         if not close.any():
             break
-        b0 = b0 + np.where(close.any(axis=0), 25 * s.KINK_GAP, 0.0)
+        b0 = b0 + np.where(close.any(axis=0), 25 * strategies.KINK_GAP, 0.0)
     return {"x": x, "w0": w0, "b0": b0, "zero_first": draw(st.booleans())}
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("maxout", "linear", "relu")
 @fixtures_shared
-@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
+@given(drawn=maxout_with_zero_piece(), dout_seed=strategies.seeds())
 def test_maxout_with_a_zero_piece_is_relu(
     backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
 ) -> None:
@@ -426,7 +389,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     and a backward that routes the gradient to the wrong piece or to all of
     them.
     """
-    require(backend, "maxout", "maxout_backward", "relu", "linear")
+    require_operations(backend, "maxout", "maxout_backward", "relu", "linear")
     x = drawn["x"].astype(dtype).astype(np.float64)
     w0 = drawn["w0"].astype(dtype).astype(np.float64)
     b0 = drawn["b0"].astype(dtype).astype(np.float64)
@@ -436,7 +399,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     w[live], b[live] = w0, b0
     dout = np.random.default_rng(dout_seed).standard_normal((x.shape[0], w0.shape[0]))
     dout = dout.astype(dtype).astype(np.float64)
-    context = a.Context(
+    context = assertions.Context(
         "maxout",
         backend.name,
         dtype,
@@ -456,7 +419,7 @@ def test_maxout_with_a_zero_piece_is_relu(
     )
     z64 = x @ w0.T + b0
     bound = np.abs(x) @ np.abs(w0).T + np.abs(b0)
-    a.assert_close(
+    assertions.assert_close(
         host(
             backend, call(backend, "maxout", [nx, nw, nb], context), "maxout", context
         ),
@@ -500,7 +463,7 @@ def test_maxout_with_a_zero_piece_is_relu(
             (n + 1) * np.broadcast_to(d_bound.sum(axis=0), b.shape),
         ),
     ):
-        a.assert_close(
+        assertions.assert_close(
             host(backend, actual, what, context),
             wanted,
             dtype=dtype,
@@ -509,14 +472,6 @@ def test_maxout_with_a_zero_piece_is_relu(
             rounding=rounding,
             expected_label="relu/linear chain",
         )
-
-
-@given(drawn=maxout_with_zero_piece(), dout_seed=s.seeds())
-def test_maxout_with_a_zero_piece_is_relu_reference(
-    drawn: dict[str, Any], dout_seed: int
-) -> None:
-    """maxout with a zero piece is relu(linear) on the reference."""
-    on_reference(test_maxout_with_a_zero_piece_is_relu, drawn, dout_seed)
 
 
 # -- max pooling ----------------------------------------------------------------
@@ -530,10 +485,10 @@ def pooling_inputs(draw: st.DrawFn) -> dict[str, Any]:
     hold several maxima; the other half are generic. All-negative windows next
     to the padding are common in both.
     """
-    g = draw(s.pool_geometries(padded=True))
+    g = draw(strategies.pool_geometries(padded=True))
     shape = (g["batch"], g["channels"], g["height"], g["width"])
     ties = hnp.arrays(np.float64, shape, elements=st.integers(-2, 2).map(float))
-    x = draw(st.one_of(ties, s.arrays(shape, -3.0, 3.0)))
+    x = draw(st.one_of(ties, strategies.arrays(shape, -3.0, 3.0)))
     return {"x": x, "hyper": g["hyper"]}
 
 
@@ -553,8 +508,9 @@ def _window_slices(
     return rows, cols
 
 
+@pytest.mark.reference_too
 @fixtures_shared
-@given(drawn=pooling_inputs(), dout_seed=s.seeds())
+@given(drawn=pooling_inputs(), dout_seed=strategies.seeds())
 def test_max_pool_routes_gradient_to_a_maximum(
     backend: Any, dtype: str, drawn: dict[str, Any], dout_seed: int
 ) -> None:
@@ -573,16 +529,16 @@ def test_max_pool_routes_gradient_to_a_maximum(
     padding with zeros instead of -inf (an all-negative border window then has
     maximum 0 and loses its gradient to the padding).
     """
-    require(backend, "max_pool2d", "max_pool2d_backward")
+    require_operations(backend, "max_pool2d", "max_pool2d_backward")
     x = drawn["x"].astype(dtype).astype(np.float64)
     hyper = dict(drawn["hyper"])
-    kernel = s.as_pair(hyper["kernel_size"])
-    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
-    padding = s.as_pair(hyper.get("padding", 0))
+    kernel = strategies.as_pair(hyper["kernel_size"])
+    stride = strategies.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    padding = strategies.as_pair(hyper.get("padding", 0))
     n, c, height, width = x.shape
     out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
     out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
-    context = a.Context("max_pool2d", backend.name, dtype, {"x": x}, hyper)
+    context = assertions.Context("max_pool2d", backend.name, dtype, {"x": x}, hyper)
     native = backend.asarray(x, dtype)
 
     y = host(
@@ -596,7 +552,7 @@ def test_max_pool_routes_gradient_to_a_maximum(
         for j in range(out_w):
             rows, cols = _window_slices(i, j, kernel, stride, padding, height, width)
             expected[:, :, i, j] = x[:, :, rows, cols].max(axis=(2, 3))
-    a.assert_close(
+    assertions.assert_close(
         y,
         expected,
         dtype=dtype,
@@ -623,7 +579,7 @@ def test_max_pool_routes_gradient_to_a_maximum(
                 f"windows (i mod {groups[0]}, j mod {groups[1]}) = "
                 f"({group_i}, {group_j})"
             )
-            group_context = a.Context(
+            group_context = assertions.Context(
                 "max_pool2d_backward",
                 backend.name,
                 dtype,
@@ -654,14 +610,6 @@ def test_max_pool_routes_gradient_to_a_maximum(
             )
 
 
-@given(drawn=pooling_inputs(), dout_seed=s.seeds())
-def test_max_pool_routes_gradient_to_a_maximum_reference(
-    drawn: dict[str, Any], dout_seed: int
-) -> None:
-    """Max-pool routing on the reference."""
-    on_reference(test_max_pool_routes_gradient_to_a_maximum, drawn, dout_seed)
-
-
 def _check_routing(
     x: np.ndarray,
     dx: np.ndarray,
@@ -672,7 +620,7 @@ def _check_routing(
     kernel: tuple[int, int],
     stride: tuple[int, int],
     padding: tuple[int, int],
-    context: a.Context,
+    context: assertions.Context,
 ) -> None:
     n, c, height, width = x.shape
     covered = np.zeros(x.shape, dtype=bool)
@@ -721,9 +669,12 @@ def _size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("conv2d", "max_pool2d", "avg_pool2d")
 @fixtures_shared
-@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
+@given(
+    geometry=strategies.conv_geometries(), pool=strategies.pool_geometries(padded=True)
+)
 def test_output_size_formula(
     backend: Any, dtype: str, geometry: dict[str, Any], pool: dict[str, Any]
 ) -> None:
@@ -735,11 +686,11 @@ def test_output_size_formula(
     on one side only, stride ignored on one axis, and the height and width
     swapped in a pair.
     """
-    require(backend, "conv2d")
+    require_operations(backend, "conv2d")
     kernel, stride, padding = (
         geometry["kernel"],
-        s.as_pair(geometry["stride"]),
-        s.as_pair(geometry["padding"]),
+        strategies.as_pair(geometry["stride"]),
+        strategies.as_pair(geometry["padding"]),
     )
     x = np.zeros(
         (
@@ -752,7 +703,7 @@ def test_output_size_formula(
     w = np.zeros((geometry["out_channels"], geometry["in_channels"], *kernel))
     b = np.zeros(geometry["out_channels"])
     hyper = {"stride": geometry["stride"], "padding": geometry["padding"]}
-    context = a.Context(
+    context = assertions.Context(
         "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, hyper, "shape"
     )
     y = call(
@@ -772,8 +723,8 @@ def test_output_size_formula(
 
     px = np.zeros((pool["batch"], pool["channels"], pool["height"], pool["width"]))
     hyper = dict(pool["hyper"])
-    kernel = s.as_pair(hyper["kernel_size"])
-    stride = s.as_pair(hyper.get("stride", hyper["kernel_size"]))
+    kernel = strategies.as_pair(hyper["kernel_size"])
+    stride = strategies.as_pair(hyper.get("stride", hyper["kernel_size"]))
     for op in ("max_pool2d", "avg_pool2d"):
         if not contract.implements(backend, op):
             continue
@@ -782,12 +733,14 @@ def test_output_size_formula(
             if op == "max_pool2d"
             else {key: value for key, value in hyper.items() if key != "padding"}
         )
-        padding = s.as_pair(op_hyper.get("padding", 0))
+        padding = strategies.as_pair(op_hyper.get("padding", 0))
         if any(
             px.shape[2 + axis] + 2 * padding[axis] < kernel[axis] for axis in (0, 1)
         ):
             continue  # the window only fits with padding, which avg_pool2d lacks
-        context = a.Context(op, backend.name, dtype, {"x": px}, op_hyper, "shape")
+        context = assertions.Context(
+            op, backend.name, dtype, {"x": px}, op_hyper, "shape"
+        )
         y = call(backend, op, [backend.asarray(px, dtype)], context, **op_hyper)
         expected = (
             px.shape[0],
@@ -798,16 +751,8 @@ def test_output_size_formula(
         _check_shape(host(backend, y, "forward", context), expected, context)
 
 
-@given(geometry=s.conv_geometries(), pool=s.pool_geometries(padded=True))
-def test_output_size_formula_reference(
-    geometry: dict[str, Any], pool: dict[str, Any]
-) -> None:
-    """The output-size formula on the reference's conv and pools."""
-    on_reference(test_output_size_formula, geometry, pool)
-
-
 def _check_shape(
-    actual: np.ndarray, expected: tuple[int, ...], context: a.Context
+    actual: np.ndarray, expected: tuple[int, ...], context: assertions.Context
 ) -> None:
     if actual.shape != expected:
         raise context.fail(
@@ -876,11 +821,11 @@ def test_multiply_adds_from_the_backend_conv(
     Catches a conv whose "same" padding is not the same size (padding on one side
     only gives 31x31), so a count read off the layer disagrees with the formula.
     """
-    require(backend, "conv2d")
+    require_operations(backend, "conv2d")
     x = np.zeros((1, in_channels, 32, 32))
     w = np.zeros((64, in_channels, 3, 3))
     b = np.zeros(64)
-    context = a.Context(
+    context = assertions.Context(
         "conv2d", backend.name, dtype, {"x": x, "w": w, "b": b}, {"padding": 1}
     )
     y = host(

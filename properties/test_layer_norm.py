@@ -37,17 +37,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import contract
-from properties import strategies as s
+from properties import strategies
 from properties import tolerance as tol
 from properties.assertions import (
     Context,
     assert_close,
     call_backend,
     fixtures_shared,
+    require_operations,
     to_numpy,
 )
-from properties.statistics import REFERENCE
 
 #: Multiplies the rounding bounds (each a sum of first-order terms).
 SAFETY = 8.0
@@ -98,12 +97,16 @@ def samples(draw: st.DrawFn, affine: bool) -> Samples:
     )
     shape = (*leading, *normalized)
     count, m = math.prod(leading), math.prod(normalized)
-    seed = draw(s.seeds())
+    seed = draw(strategies.seeds())
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((count, m))
     z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
-    scales = 10.0 ** np.array([draw(s.floats(-2.0, 2.0)) for _ in range(count)])
-    offsets = np.array([draw(s.floats(-5.0, 5.0)) for _ in range(count)]) * scales
+    scales = 10.0 ** np.array(
+        [draw(strategies.floats(-2.0, 2.0)) for _ in range(count)]
+    )
+    offsets = (
+        np.array([draw(strategies.floats(-5.0, 5.0)) for _ in range(count)]) * scales
+    )
     x = (offsets[:, None] + scales[:, None] * z).reshape(shape)
     if affine:
         gamma = rng.uniform(0.5, 2.0, normalized) * rng.choice([-1.0, 1.0], normalized)
@@ -111,11 +114,6 @@ def samples(draw: st.DrawFn, affine: bool) -> Samples:
     else:
         gamma, beta = np.ones(normalized), np.zeros(normalized)
     return Samples(x, gamma, beta, normalized_ndim, draw(_EPS), seed)
-
-
-def _require(impl: Any) -> None:
-    if not contract.implements(impl, "layer_norm"):
-        pytest.skip(f"not implemented: {impl.name} has no layer_norm")
 
 
 def _layer_norm(
@@ -210,18 +208,13 @@ def check_normalizes(impl: Any, dtype: str, case: Samples) -> None:
             )
 
 
+@pytest.mark.reference_too
 @fixtures_shared
 @given(case=samples(affine=False))
 def test_layer_norm_normalizes(backend: Any, dtype: str, case: Samples) -> None:
     """See :func:`check_normalizes`."""
-    _require(backend)
+    require_operations(backend, "layer_norm")
     check_normalizes(backend, dtype, case)
-
-
-@given(case=samples(affine=False))
-def test_layer_norm_normalizes_reference(case: Samples) -> None:
-    """The reference normalizes each sample."""
-    check_normalizes(REFERENCE, "float64", case)
 
 
 # ---------------------------------------------------------------------------
@@ -306,27 +299,18 @@ def factors(draw: st.DrawFn, case: Samples, transform: str) -> np.ndarray:
     in ``[1e-2, 1e2]`` (log-uniform)."""
     count = case.x.size // case.m
     if transform == "shift":
-        return np.array([draw(s.floats(-100.0, 100.0)) for _ in range(count)])
-    return 10.0 ** np.array([draw(s.floats(-2.0, 2.0)) for _ in range(count)])
+        return np.array([draw(strategies.floats(-100.0, 100.0)) for _ in range(count)])
+    return 10.0 ** np.array([draw(strategies.floats(-2.0, 2.0)) for _ in range(count)])
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("transform", ["shift", "scale"])
 @fixtures_shared
 @given(data=st.data())
 def test_layer_norm_invariance(backend: Any, dtype: str, transform: str, data) -> None:
     """See :func:`check_invariance`."""
-    _require(backend)
+    require_operations(backend, "layer_norm")
     case = data.draw(samples(affine=True))
     check_invariance(
         backend, dtype, case, transform, data.draw(factors(case, transform))
-    )
-
-
-@pytest.mark.parametrize("transform", ["shift", "scale"])
-@given(data=st.data())
-def test_layer_norm_invariance_reference(transform: str, data) -> None:
-    """The reference is invariant to shifting and scaling a sample."""
-    case = data.draw(samples(affine=True))
-    check_invariance(
-        REFERENCE, "float64", case, transform, data.draw(factors(case, transform))
     )

@@ -22,18 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import contract
-from properties import assertions as a
-from properties import strategies as s
-from properties.assertions import fixtures_shared
+from properties import assertions, strategies
+from properties.assertions import fixtures_shared, require_operations
 from reference import losses, models, preprocessing
-
-
-def require(backend: Any, *ops: str) -> None:
-    """Skip as "not implemented" unless ``backend`` has every op of ``ops``."""
-    for op in ops:
-        if not contract.implements(backend, op):
-            pytest.skip(f"not implemented: {backend.name} has no {op}")
 
 
 def require_float64(backend: Any) -> None:
@@ -44,7 +35,7 @@ def require_float64(backend: Any) -> None:
 class Runner:
     """Calls a backend's ops in ``dtype``, every failure reported with ``context``."""
 
-    def __init__(self, backend: Any, dtype: str, context: a.Context) -> None:
+    def __init__(self, backend: Any, dtype: str, context: assertions.Context) -> None:
         self.backend, self.dtype, self.context = backend, dtype, context
 
     def native(self, value: np.ndarray) -> Any:
@@ -52,22 +43,24 @@ class Runner:
         return self.backend.asarray(np.array(value, copy=True), self.dtype)
 
     def __call__(self, op: str, *arguments: Any, **hyper: Any) -> Any:
-        return a.call_backend(self.backend, op, list(arguments), hyper, self.context)
+        return assertions.call_backend(
+            self.backend, op, list(arguments), hyper, self.context
+        )
 
     def backward(self, op: str, count: int, *arguments: Any, **hyper: Any) -> tuple:
         result = self(op, *arguments, **hyper)
-        return a.expect_tuple(
+        return assertions.expect_tuple(
             result, count, "backward", self.backend.name, op, self.context
         )
 
     def host(self, value: Any, what: str) -> np.ndarray:
-        return a.to_numpy(self.backend, value, what, self.context)
+        return assertions.to_numpy(self.backend, value, what, self.context)
 
     def compare(
         self, actual: Any, expected: np.ndarray, what: str, scale: Any = None
     ) -> None:
         """``actual`` (native) against the reference; ``scale``: the rounding bound."""
-        a.assert_close(
+        assertions.assert_close(
             self.host(actual, what),
             expected,
             dtype=self.dtype,
@@ -96,7 +89,7 @@ def correlated_data(draw: st.DrawFn) -> np.ndarray:
     """
     d = draw(st.integers(1, 6))
     n = draw(st.integers(d + 2, 40))
-    rng = np.random.default_rng(draw(s.seeds()))
+    rng = np.random.default_rng(draw(strategies.seeds()))
     mixing = np.eye(d) + 0.4 * rng.uniform(-1.0, 1.0, (d, d)) / np.sqrt(d)
     scales = draw(st.sampled_from([1e-2, 1.0, 1e2]))
     offset = rng.uniform(-5, 5, d) * scales
@@ -201,11 +194,11 @@ def test_pca_components_are_orthonormal(x: np.ndarray, data: st.DataObject) -> N
 @st.composite
 def mlp_samples(draw: st.DrawFn) -> dict[str, Any]:
     n, d0, d1, d2 = (draw(st.integers(1, 5)) for _ in range(4))
-    x = draw(s.arrays((n, d0)))
+    x = draw(strategies.arrays((n, d0)))
     params = _parameters(
-        models.mlp_parameter_shapes([d0, d1, d2]), draw(s.seeds()), 1.0
+        models.mlp_parameter_shapes([d0, d1, d2]), draw(strategies.seeds()), 1.0
     )
-    return {"x": x, "params": params, "labels": draw(s.labels(n, d2))}
+    return {"x": x, "params": params, "labels": draw(strategies.labels(n, d2))}
 
 
 @pytest.mark.nnspec_ops("linear", "relu", "softmax_cross_entropy")
@@ -225,10 +218,10 @@ def test_two_layer_mlp_matches_reference(backend: Any, drawn: dict[str, Any]) ->
     square), a loss backward that ignores its ``dout``.
     """
     ops = ("linear", "relu", "softmax_cross_entropy")
-    require(backend, *ops, *(f"{op}_backward" for op in ops))
+    require_operations(backend, *ops, *(f"{op}_backward" for op in ops))
     require_float64(backend)
     x, p, labels = drawn["x"], drawn["params"], drawn["labels"]
-    context = a.Context(
+    context = assertions.Context(
         "two_layer_mlp", backend.name, "float64", {"x": x, **p, "labels": labels}, {}
     )
     run = Runner(backend, "float64", context)
@@ -275,10 +268,10 @@ def residual_samples(draw: st.DrawFn) -> dict[str, Any]:
         draw(st.integers(1, 5)),
         draw(st.integers(1, 5)),
     )
-    x = draw(s.arrays(shape, -2.0, 2.0))
+    x = draw(strategies.arrays(shape, -2.0, 2.0))
     shapes = models.residual_block_parameter_shapes(channels, kernel_size=kernel)
-    params = _parameters(shapes, draw(s.seeds()), 1.0)
-    dout = draw(s.upstream(shape))
+    params = _parameters(shapes, draw(strategies.seeds()), 1.0)
+    dout = draw(strategies.upstream(shape))
     return {"x": x, "params": params, "dout": dout}
 
 
@@ -299,11 +292,11 @@ def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -
     gradient is lost.
     """
     ops = ("conv2d", "relu")
-    require(backend, *ops, *(f"{op}_backward" for op in ops))
+    require_operations(backend, *ops, *(f"{op}_backward" for op in ops))
     require_float64(backend)
     x, p, dout = drawn["x"], drawn["params"], drawn["dout"]
     padding = p["w1"].shape[-1] // 2
-    context = a.Context(
+    context = assertions.Context(
         "residual_block",
         backend.name,
         "float64",
@@ -330,7 +323,7 @@ def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -
     )
     dx = run.host(dx_conv, "dx through the convs") + run.host(du, "du")
     expected_dx, expected = models.residual_block_backward(dout, x, p)
-    a.assert_close(
+    assertions.assert_close(
         dx,
         expected_dx,
         dtype="float64",
@@ -344,7 +337,7 @@ def test_residual_block_matches_reference(backend: Any, drawn: dict[str, Any]) -
 
 @pytest.mark.nnspec_ops("conv2d", "tanh", "avg_pool2d", "flatten", "linear")
 @fixtures_shared
-@given(batch=st.integers(1, 2), seed=s.seeds())
+@given(batch=st.integers(1, 2), seed=strategies.seeds())
 def test_lenet5_matches_reference(backend: Any, batch: int, seed: int) -> None:
     """LeNet-5 of notes 004 through the backend's ops: logits equal the reference.
 
@@ -357,14 +350,16 @@ def test_lenet5_matches_reference(backend: Any, batch: int, seed: int) -> None:
     flatten in the wrong memory order (channels last).
     """
     ops = ("conv2d", "tanh", "avg_pool2d", "flatten", "linear")
-    require(backend, *ops)
+    require_operations(backend, *ops)
     require_float64(backend)
     shapes = models.lenet5_parameter_shapes()
     params = _parameters(shapes, seed, 0.2)
     x = np.random.default_rng(seed + 1).uniform(
         -1.0, 1.0, (batch, *models.LENET5_INPUT_SHAPE)
     )
-    context = a.Context("lenet5", backend.name, "float64", {"x": x, **params}, {})
+    context = assertions.Context(
+        "lenet5", backend.name, "float64", {"x": x, **params}, {}
+    )
     run = Runner(backend, "float64", context)
     p = {name: run.native(value) for name, value in params.items()}
     h = run.native(x)
@@ -415,7 +410,7 @@ def synthetic_classes(seed: int) -> tuple[np.ndarray, np.ndarray]:
     # Each example trains a network: a fifth of the profile's examples suffice.
     max_examples=max(1, fixtures_shared.max_examples // 5),
 )
-@given(seed=s.seeds())
+@given(seed=strategies.seeds())
 def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
     """15 steps of SGD with momentum on 3 Gaussian classes lower the loss by half.
 
@@ -438,7 +433,7 @@ def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
         "init_state",
         "sgd_step",
     )
-    require(
+    require_operations(
         backend,
         *ops,
         "linear_backward",
@@ -447,7 +442,7 @@ def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
     )
     x, labels = synthetic_classes(seed)
     hyper = {"lr": LEARNING_RATE, "momentum": MOMENTUM}
-    context = a.Context(
+    context = assertions.Context(
         "sgd_step",
         backend.name,
         dtype,
@@ -467,7 +462,7 @@ def test_sgd_lowers_the_loss(backend: Any, dtype: str, seed: int) -> None:
         "b2": run.native(np.zeros(CLASSES)),
     }
     states = {
-        name: a.init_state(backend, "sgd", value, hyper, context)
+        name: assertions.init_state(backend, "sgd", value, hyper, context)
         for name, value in params.items()
     }
     nx, nlabels = run.native(x), backend.asarray(labels, "int64")

@@ -29,8 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends import contract
-from properties import assertions as a
-from properties import strategies as s
+from properties import assertions, strategies
 from properties import tolerance as tol
 from properties.assertions import fixtures_shared
 from properties.catalog import BY_NAME, Sample
@@ -52,7 +51,9 @@ def large_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     protects), and a mixture of extreme and ordinary values in one slice.
     """
     shape = tuple(int(d) for d in shape)
-    elementwise = hnp.arrays(np.float64, shape, elements=s.floats(-LARGE, LARGE))
+    elementwise = hnp.arrays(
+        np.float64, shape, elements=strategies.floats(-LARGE, LARGE)
+    )
 
     def cloud(draw: tuple[int, float, float]) -> np.ndarray:
         seed, scale, offset = draw
@@ -60,7 +61,9 @@ def large_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
         return np.clip(values, -LARGE, LARGE)
 
     generic = st.tuples(
-        s.seeds(), st.sampled_from([1.0, 30.0, 1e3, LARGE]), s.floats(-LARGE, LARGE)
+        strategies.seeds(),
+        st.sampled_from([1.0, 30.0, 1e3, LARGE]),
+        strategies.floats(-LARGE, LARGE),
     ).map(cloud)
     extremes = hnp.arrays(np.float64, shape, elements=st.sampled_from(_EXTREMES))
     return st.one_of(elementwise, generic, extremes)
@@ -69,15 +72,15 @@ def large_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
 @st.composite
 def axis_samples(draw: st.DrawFn) -> Sample:
     """An input of 1 to 3 dimensions at large magnitude, and an axis (or none)."""
-    shape = draw(s.shapes(min_dims=1, max_dims=3, max_side=5))
+    shape = draw(strategies.shapes(min_dims=1, max_dims=3, max_side=5))
     x = draw(large_arrays(shape))
-    axis = draw(s.optional(st.integers(-len(shape), len(shape) - 1)))
-    return Sample((x,), {} if axis is s.OMITTED else {"axis": axis})
+    axis = draw(strategies.optional(st.integers(-len(shape), len(shape) - 1)))
+    return Sample((x,), {} if axis is strategies.OMITTED else {"axis": axis})
 
 
 @st.composite
 def elementwise_samples(draw: st.DrawFn) -> Sample:
-    shape = draw(s.shapes(min_dims=1, max_dims=3, max_side=5))
+    shape = draw(strategies.shapes(min_dims=1, max_dims=3, max_side=5))
     return Sample((draw(large_arrays(shape)),))
 
 
@@ -85,14 +88,14 @@ def elementwise_samples(draw: st.DrawFn) -> Sample:
 def cross_entropy_samples(draw: st.DrawFn) -> Sample:
     n, classes = draw(st.integers(1, 5)), draw(st.integers(1, 6))
     logits = draw(large_arrays((n, classes)))
-    return Sample((logits, draw(s.labels(n, classes))))
+    return Sample((logits, draw(strategies.labels(n, classes))))
 
 
 @st.composite
 def bce_logits_samples(draw: st.DrawFn) -> Sample:
-    shape = draw(s.shapes(min_dims=1, max_dims=3, max_side=5))
+    shape = draw(strategies.shapes(min_dims=1, max_dims=3, max_side=5))
     logits = draw(large_arrays(shape))
-    return Sample((logits, draw(s.binary_or_soft_targets(shape))))
+    return Sample((logits, draw(strategies.binary_or_soft_targets(shape))))
 
 
 #: The op each Hypothesis sample strategy feeds.
@@ -120,7 +123,9 @@ _WORST: dict[str, Sample] = {
 # -- running one op against the reference ------------------------------------
 
 
-def _require_finite_reference(value: np.ndarray, what: str, context: a.Context) -> None:
+def _require_finite_reference(
+    value: np.ndarray, what: str, context: assertions.Context
+) -> None:
     """A NaN in the reference would let a NaN from the backend pass: refuse it."""
     if not np.all(np.isfinite(value)):
         raise context.fail(
@@ -146,11 +151,10 @@ def check_against_reference(
     Finiteness is part of the comparison: :func:`properties.assertions.assert_close`
     fails on a NaN or an inf wherever the reference is finite (it always is here).
     """
-    if not contract.implements(backend, name):
-        pytest.skip(f"not implemented: {backend.name} has no {name}")
+    assertions.require_operations(backend, name)
     entry = BY_NAME[name]
     sample = sample.rounded(dtype)
-    context = a.Context(
+    context = assertions.Context(
         op=name,
         backend=backend.name,
         dtype=dtype,
@@ -164,10 +168,10 @@ def check_against_reference(
     arguments = [_native(backend, value, dtype) for value in sample.arguments]
     (expected,) = entry.reference_outputs(sample)
     _require_finite_reference(expected, "forward", context)
-    output = a.call_backend(backend, name, arguments, sample.hyper, context)
-    actual = a.to_numpy(backend, output, "forward", context)
+    output = assertions.call_backend(backend, name, arguments, sample.hyper, context)
+    actual = assertions.to_numpy(backend, output, "forward", context)
     bounds = entry.rounding_bounds(sample, None)
-    a.assert_close(
+    assertions.assert_close(
         actual,
         expected,
         dtype=dtype,
@@ -188,14 +192,14 @@ def check_against_reference(
         if argument is not None:
             _require_finite_reference(gradient, f"gradient d{argument}", context)
     bounds = entry.rounding_bounds(sample, dout)
-    result = a.call_backend(
+    result = assertions.call_backend(
         backend,
         backward,
         [backend.asarray(dout, dtype), *arguments],
         sample.hyper,
         context,
     )
-    gradients = a.expect_tuple(
+    gradients = assertions.expect_tuple(
         result, len(entry.gradients), "backward", backend.name, backward, context
     )
     for argument, gradient, expected_gradient in zip(
@@ -203,8 +207,10 @@ def check_against_reference(
     ):
         if argument is None:
             continue
-        a.assert_close(
-            a.to_numpy(backend, gradient, f"d{argument}", context, gradient=True),
+        assertions.assert_close(
+            assertions.to_numpy(
+                backend, gradient, f"d{argument}", context, gradient=True
+            ),
             expected_gradient,
             dtype=dtype,
             what=f"gradient with respect to {argument} (backward)",
@@ -218,7 +224,7 @@ def check_against_reference(
 
 @pytest.mark.parametrize("op", list(STRATEGIES))
 @fixtures_shared
-@given(data=st.data(), dout_seed=s.seeds())
+@given(data=st.data(), dout_seed=strategies.seeds())
 def test_stable_at_large_magnitude(
     backend: Any, dtype: str, op: str, data: st.DataObject, dout_seed: int
 ) -> None:
@@ -261,18 +267,17 @@ def test_softmax_sums_to_one(backend: Any, dtype: str, sample: Sample) -> None:
     overflow (NaN sums), and a max subtracted over the whole array instead of
     per slice (a slice far below the global max underflows to 0 / 0).
     """
-    if not contract.implements(backend, "softmax"):
-        pytest.skip(f"not implemented: {backend.name} has no softmax")
+    assertions.require_operations(backend, "softmax")
     sample = sample.rounded(dtype)
     (x,) = sample.arguments
     axis = sample.hyper.get("axis", -1)
-    context = a.Context(
+    context = assertions.Context(
         "softmax", backend.name, dtype, {"x": x}, dict(sample.hyper), "sums to 1"
     )
-    output = a.call_backend(
+    output = assertions.call_backend(
         backend, "softmax", [backend.asarray(x, dtype)], sample.hyper, context
     )
-    y = a.to_numpy(backend, output, "forward", context)
+    y = assertions.to_numpy(backend, output, "forward", context)
     if y.shape != x.shape:
         raise context.fail(f"softmax output has shape {y.shape}, expected {x.shape}")
     expected = np.ones_like(x)
@@ -288,7 +293,7 @@ def test_softmax_sums_to_one(backend: Any, dtype: str, sample: Sample) -> None:
     # Each of the C outputs errs by (C + 2) u relative, so their sum by 2 (C + 2) u:
     # the rounding term with B = C + 2, the sum being 1.
     allowed = tol.rounding_term(dtype, classes + 2) + tol.ATOL["float64"]
-    a.assert_close(
+    assertions.assert_close(
         totals,
         expected,
         dtype="float64",
@@ -339,12 +344,11 @@ def test_softmax_is_shift_invariant(
     ``log(softmax(x))`` (an entry far below its slice's max gives -inf where the
     log-softmax is a finite number).
     """
-    if not contract.implements(backend, op):
-        pytest.skip(f"not implemented: {backend.name} has no {op}")
+    assertions.require_operations(backend, op)
     sample, shift = drawn
     (x,) = sample.arguments
     shifted = x + shift
-    context = a.Context(
+    context = assertions.Context(
         op,
         backend.name,
         dtype,
@@ -352,19 +356,19 @@ def test_softmax_is_shift_invariant(
         dict(sample.hyper),
         "shift invariance: f(x + c) against f(x)",
     )
-    plain = a.call_backend(
+    plain = assertions.call_backend(
         backend, op, [backend.asarray(x, dtype)], sample.hyper, context
     )
-    moved = a.call_backend(
+    moved = assertions.call_backend(
         backend, op, [backend.asarray(shifted, dtype)], sample.hyper, context
     )
-    expected = a.to_numpy(backend, plain, "f(x)", context).astype(np.float64)
+    expected = assertions.to_numpy(backend, plain, "f(x)", context).astype(np.float64)
     if not np.all(np.isfinite(expected)):
         raise context.fail(
             f"{op}(x) is not finite for |x| <= 8", f"{op}(x) = {expected!r}"
         )
-    a.assert_close(
-        a.to_numpy(backend, moved, "f(x + c)", context),
+    assertions.assert_close(
+        assertions.to_numpy(backend, moved, "f(x + c)", context),
         expected,
         dtype=dtype,
         what=f"{op}(x + c)",
@@ -410,7 +414,7 @@ def test_reference_is_stable_at_large_magnitude(op: str, data: st.DataObject) ->
     """
     sample = data.draw(STRATEGIES[op], label="sample")
     entry = BY_NAME[op]
-    context = a.Context(
+    context = assertions.Context(
         op,
         "reference",
         "float64",
@@ -422,7 +426,7 @@ def test_reference_is_stable_at_large_magnitude(op: str, data: st.DataObject) ->
     _require_finite_reference(actual, "forward", context)
     independent = _independent(op, sample)
     bound = entry.rounding_bounds(sample, None).get("output")
-    a.assert_close(
+    assertions.assert_close(
         np.asarray(actual),
         independent,
         dtype="float64",

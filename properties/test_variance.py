@@ -46,12 +46,17 @@ from hypothesis import strategies as st
 from numpy.polynomial.hermite_e import hermegauss
 
 from backends import contract
-from properties import strategies as s
-from properties.assertions import Context, call_backend, fixtures_shared, to_numpy
+from properties import strategies
+from properties.assertions import (
+    Context,
+    call_backend,
+    fixtures_shared,
+    require_operations,
+    to_numpy,
+)
 from properties.statistics import (
     EXAMPLE_FAILURE_PROBABILITY,
     FAILURE_PROBABILITY,
-    REFERENCE,
     bernstein_deviation,
     chi_square_acceptance,
     dkw_epsilon,
@@ -110,12 +115,6 @@ def _hyper_for(name: str, std: float | None, negative_slope: float | None) -> di
     if name in ("he_normal", "he_uniform") and negative_slope is not None:
         hyper["negative_slope"] = negative_slope
     return hyper
-
-
-def _require(impl: Any, *operations: str) -> None:
-    for operation in operations:
-        if not contract.implements(impl, operation):
-            pytest.skip(f"not implemented: {impl.name} has no {operation}")
 
 
 # ---------------------------------------------------------------------------
@@ -295,12 +294,13 @@ def _moment_examples(test: Callable) -> Callable:
 
 _MOMENT_DRAWS = {
     "shape": weight_shapes(),
-    "seed": s.seeds(),
-    "std": st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), s.floats(0.0, 1.0)),
+    "seed": strategies.seeds(),
+    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
 }
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @fixtures_shared
 @_moment_examples
@@ -318,36 +318,20 @@ def test_initializer_moments(
 
     See :func:`check_initializer_moments` for the bounds and the bugs caught.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     check_initializer_moments(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
     )
 
 
-@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
-@_moment_examples
-@given(**_MOMENT_DRAWS)
-def test_initializer_moments_reference(
-    name: str,
-    shape: tuple[int, ...],
-    seed: int,
-    std: float | None,
-    negative_slope: float | None,
-) -> None:
-    """The reference initializers pass the same moment property (float64)."""
-    check_initializer_moments(
-        REFERENCE, "float64", name, shape, seed, _hyper_for(name, std, negative_slope)
-    )
-
-
-@given(shape=weight_shapes(), seed=s.seeds())
+@given(shape=weight_shapes(), seed=strategies.seeds())
 @settings(fixtures_shared, max_examples=5)
 def test_zeros_initializer_is_zero(backend: Any, dtype: str, shape, seed) -> None:
     """``zeros`` gives exactly 0 everywhere, in the requested dtype.
 
     Bugs caught: ``zeros`` drawing small random values, ignoring ``dtype``.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     context = Context(
         op="initialize",
         backend=backend.name,
@@ -371,8 +355,8 @@ def test_zeros_initializer_is_zero(backend: Any, dtype: str, shape, seed) -> Non
 @pytest.mark.parametrize("name", contract.INITIALIZER_NAMES)
 @given(
     shape=weight_shapes(),
-    std=st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    negative_slope=st.one_of(st.none(), s.floats(-2.0, 2.0)),
+    std=st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    negative_slope=st.one_of(st.none(), strategies.floats(-2.0, 2.0)),
 )
 @settings(max_examples=10)
 def test_reference_expected_moments_match_the_formulas(
@@ -481,12 +465,13 @@ def check_initializer_distribution(
 
 _DISTRIBUTION_DRAWS = {
     "shape": large_weight_shapes(),
-    "seed": s.seeds(),
-    "std": st.one_of(st.none(), s.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), s.floats(0.0, 1.0)),
+    "seed": strategies.seeds(),
+    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
 }
 
 
+@pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @settings(fixtures_shared, max_examples=10)
 @given(**_DISTRIBUTION_DRAWS)
@@ -504,25 +489,9 @@ def test_initializer_distribution(
 
     See :func:`check_initializer_distribution`.
     """
-    _require(backend, "initialize")
+    require_operations(backend, "initialize")
     check_initializer_distribution(
         backend, dtype, name, shape, seed, _hyper_for(name, std, negative_slope)
-    )
-
-
-@pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
-@settings(max_examples=10)
-@given(**_DISTRIBUTION_DRAWS)
-def test_initializer_distribution_reference(
-    name: str,
-    shape: tuple[int, ...],
-    seed: int,
-    std: float | None,
-    negative_slope: float | None,
-) -> None:
-    """The reference initializers pass the same distribution property."""
-    check_initializer_distribution(
-        REFERENCE, "float64", name, shape, seed, _hyper_for(name, std, negative_slope)
     )
 
 
@@ -748,7 +717,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
     """
     case = STACK_CASES[case_name]
     activation = case.activation
-    _require(
+    require_operations(
         impl,
         "initialize",
         "linear",
@@ -889,6 +858,7 @@ def check_deep_stack(impl: Any, dtype: str, case_name: str, seed: int) -> None:
 _STACK_SEEDS = {name: 1000 * (index + 1) for index, name in enumerate(STACK_CASES)}
 
 
+@pytest.mark.reference_too
 @pytest.mark.nnspec_ops("initialize", "linear", "relu", "tanh")
 @pytest.mark.parametrize("case", list(STACK_CASES))
 def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
@@ -897,12 +867,6 @@ def test_deep_stack_variance(backend: Any, dtype: str, case: str) -> None:
     See :func:`check_deep_stack`.
     """
     check_deep_stack(backend, dtype, case, _STACK_SEEDS[case])
-
-
-@pytest.mark.parametrize("case", list(STACK_CASES))
-def test_deep_stack_variance_reference(case: str) -> None:
-    """The reference ops pass the same deep-stack property (float64)."""
-    check_deep_stack(REFERENCE, "float64", case, _STACK_SEEDS[case])
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties.catalog.entry import OpInfo, Sample
 
 #: The domain of the ops drawn with ``kink=True`` (see :func:`elementwise_samples`).
@@ -34,10 +34,14 @@ def elementwise_samples(
 
     @st.composite
     def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-        x = draw(s.arrays(draw(s.shapes(max_dims=4, max_side=3)), low, high))
+        x = draw(
+            strategies.arrays(
+                draw(strategies.shapes(max_dims=4, max_side=3)), low, high
+            )
+        )
         if kink:
-            x = s.away_from(x)
-        return Sample((x,), draw(s.hyperparameters(**hyper)))
+            x = strategies.away_from(x)
+        return Sample((x,), draw(strategies.hyperparameters(**hyper)))
 
     return samples
 
@@ -64,10 +68,10 @@ def elementwise(
 
 @st.composite
 def _prelu_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    shape = draw(s.shapes(min_dims=2, max_dims=4, max_side=3))
-    x = s.away_from(draw(s.arrays(shape, -6.0, 6.0)))
+    shape = draw(strategies.shapes(min_dims=2, max_dims=4, max_side=3))
+    x = strategies.away_from(draw(strategies.arrays(shape, -6.0, 6.0)))
     channels = draw(st.sampled_from([(1,), (shape[1],)]))
-    alpha = draw(s.arrays(channels, -1.0, 1.0))
+    alpha = draw(strategies.arrays(channels, -1.0, 1.0))
     return Sample((x, alpha))
 
 
@@ -122,13 +126,17 @@ ENTRIES: tuple[OpInfo, ...] = (
     elementwise("relu", elementwise_samples(kink=True), AWAY_FROM_KINK),
     elementwise(
         "leaky_relu",
-        elementwise_samples(kink=True, alpha=s.optional(s.floats(0.0, 0.5))),
+        elementwise_samples(
+            kink=True, alpha=strategies.optional(strategies.floats(0.0, 0.5))
+        ),
         AWAY_FROM_KINK + "; alpha in [0, 0.5] or default",
     ),
     PRELU,
     elementwise(
         "elu",
-        elementwise_samples(kink=True, alpha=s.optional(s.floats(0.05, 2.0))),
+        elementwise_samples(
+            kink=True, alpha=strategies.optional(strategies.floats(0.05, 2.0))
+        ),
         AWAY_FROM_KINK
         + " (the derivative jumps there unless alpha = 1); alpha in [0.05, 2]",
     ),

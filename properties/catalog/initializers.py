@@ -16,14 +16,14 @@ from typing import Any
 from hypothesis import strategies as st
 
 from backends import contract
-from properties import strategies as s
+from properties import strategies
 from properties.catalog.entry import OpInfo, Sample
 from properties.catalog.sanity import initialize_sanity
 
 INITIALIZER_HYPER: dict[str, dict[str, st.SearchStrategy[Any]]] = {
-    "normal": {"std": s.optional(s.floats(1e-3, 2.0))},
-    "he_normal": {"negative_slope": s.optional(s.floats(0.0, 1.0))},
-    "he_uniform": {"negative_slope": s.optional(s.floats(0.0, 1.0))},
+    "normal": {"std": strategies.optional(strategies.floats(1e-3, 2.0))},
+    "he_normal": {"negative_slope": strategies.optional(strategies.floats(0.0, 1.0))},
+    "he_uniform": {"negative_slope": strategies.optional(strategies.floats(0.0, 1.0))},
 }
 
 
@@ -39,8 +39,8 @@ def _initialize_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
             draw(st.integers(3, 5)),
             draw(st.integers(3, 5)),
         )
-    hyper = {"seed": draw(s.seeds())} | draw(
-        s.hyperparameters(**INITIALIZER_HYPER.get(name, {}))
+    hyper = {"seed": draw(strategies.seeds())} | draw(
+        strategies.hyperparameters(**INITIALIZER_HYPER.get(name, {}))
     )
     return Sample((name, shape), hyper)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties.catalog.bounds import by_absolute_values
 from properties.catalog.entry import OpInfo, Sample
 from reference import layers as reference_layers
@@ -25,9 +25,9 @@ from reference import layers as reference_layers
 @st.composite
 def _linear_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     n, d_in, d_out = (draw(st.integers(1, 5)) for _ in range(3))
-    x = draw(s.arrays((n, d_in)))
-    w = draw(s.arrays((d_out, d_in)))
-    b = draw(s.arrays((d_out,)))
+    x = draw(strategies.arrays((n, d_in)))
+    w = draw(strategies.arrays((d_out, d_in)))
+    b = draw(strategies.arrays((d_out,)))
     return Sample((x, w, b))
 
 
@@ -63,10 +63,14 @@ LINEAR = OpInfo(
 
 @st.composite
 def _conv2d_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    g = draw(s.conv_geometries())
-    x = draw(s.arrays((g["batch"], g["in_channels"], g["height"], g["width"])))
-    w = draw(s.arrays((g["out_channels"], g["in_channels"], *g["kernel"]), -2.0, 2.0))
-    b = draw(s.arrays((g["out_channels"],)))
+    g = draw(strategies.conv_geometries())
+    x = draw(strategies.arrays((g["batch"], g["in_channels"], g["height"], g["width"])))
+    w = draw(
+        strategies.arrays(
+            (g["out_channels"], g["in_channels"], *g["kernel"]), -2.0, 2.0
+        )
+    )
+    b = draw(strategies.arrays((g["out_channels"],)))
     hyper = {}
     for key, default in (("stride", 1), ("padding", 0)):
         value = g[key]
@@ -115,17 +119,19 @@ def _pool_samples(*, padded: bool, distinct: bool):
 
     @st.composite
     def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-        g = draw(s.pool_geometries(padded=padded))
-        x = draw(s.arrays((g["batch"], g["channels"], g["height"], g["width"])))
+        g = draw(strategies.pool_geometries(padded=padded))
+        x = draw(
+            strategies.arrays((g["batch"], g["channels"], g["height"], g["width"]))
+        )
         if distinct:
-            x = s.separated(x)
+            x = strategies.separated(x)
         return Sample((x,), g["hyper"])
 
     return samples
 
 
 def _window_size(sample: Sample) -> int:
-    kernel_h, kernel_w = s.as_pair(sample.hyper["kernel_size"])
+    kernel_h, kernel_w = strategies.as_pair(sample.hyper["kernel_size"])
     return kernel_h * kernel_w
 
 
@@ -172,7 +178,15 @@ AVG_POOL2D = OpInfo(
 
 @st.composite
 def _flatten_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    return Sample((draw(s.arrays(draw(s.shapes(min_dims=2, max_dims=4, max_side=3)))),))
+    return Sample(
+        (
+            draw(
+                strategies.arrays(
+                    draw(strategies.shapes(min_dims=2, max_dims=4, max_side=3))
+                )
+            ),
+        )
+    )
 
 
 FLATTEN = OpInfo(
@@ -194,10 +208,10 @@ _SOFTMAX_DOMAIN = "1 to 3 axes, any axis (or the default), values in [-6, 6]"
 
 @st.composite
 def _softmax_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    shape = draw(s.shapes(max_dims=3, max_side=4))
-    x = draw(s.arrays(shape, -6.0, 6.0))
-    axis = draw(s.optional(st.integers(-len(shape), len(shape) - 1)))
-    return Sample((x,), {} if axis is s.OMITTED else {"axis": axis})
+    shape = draw(strategies.shapes(max_dims=3, max_side=4))
+    x = draw(strategies.arrays(shape, -6.0, 6.0))
+    axis = draw(strategies.optional(st.integers(-len(shape), len(shape) - 1)))
+    return Sample((x,), {} if axis is strategies.OMITTED else {"axis": axis})
 
 
 def _softmax_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
@@ -259,9 +273,11 @@ LOG_SOFTMAX = OpInfo(
 def _maxout_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     n, d_in, d_out = (draw(st.integers(1, 4)) for _ in range(3))
     pieces = draw(st.integers(1, 3))
-    x = draw(s.arrays((n, d_in), -2.0, 2.0))
-    w = draw(s.arrays((pieces, d_out, d_in), -2.0, 2.0))
-    b = s.separate_maxout(x, w, draw(s.arrays((pieces, d_out), -2.0, 2.0)))
+    x = draw(strategies.arrays((n, d_in), -2.0, 2.0))
+    w = draw(strategies.arrays((pieces, d_out, d_in), -2.0, 2.0))
+    b = strategies.separate_maxout(
+        x, w, draw(strategies.arrays((pieces, d_out), -2.0, 2.0))
+    )
     return Sample((x, w, b))
 
 
@@ -306,7 +322,7 @@ def _upsample_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
         draw(st.integers(1, 4)),
         draw(st.integers(1, 4)),
     )
-    x = draw(s.arrays(shape))
+    x = draw(strategies.arrays(shape))
     hyper = {"scale_factor": draw(st.integers(1, 3)), "mode": variant or "nearest"}
     return Sample((x,), hyper)
 

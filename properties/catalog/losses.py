@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties.catalog.activations import AWAY_FROM_KINK
 from properties.catalog.bounds import same_sign_sum_bound
 from properties.catalog.entry import OpInfo, Sample
@@ -23,7 +23,7 @@ from reference import losses as reference_losses
 
 
 def _batched_shapes() -> st.SearchStrategy[tuple[int, ...]]:
-    return s.shapes(min_dims=1, max_dims=3, max_side=4)
+    return strategies.shapes(min_dims=1, max_dims=3, max_side=4)
 
 
 # -- mse_loss ----------------------------------------------------------------
@@ -32,7 +32,7 @@ def _batched_shapes() -> st.SearchStrategy[tuple[int, ...]]:
 @st.composite
 def _mse_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     shape = draw(_batched_shapes())
-    return Sample((draw(s.arrays(shape)), draw(s.arrays(shape))))
+    return Sample((draw(strategies.arrays(shape)), draw(strategies.arrays(shape))))
 
 
 def _mse_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
@@ -59,8 +59,8 @@ MSE_LOSS = OpInfo(
 @st.composite
 def _bce_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     shape = draw(_batched_shapes())
-    prob = draw(s.arrays(shape, 0.05, 0.95))
-    return Sample((prob, draw(s.binary_or_soft_targets(shape))))
+    prob = draw(strategies.arrays(shape, 0.05, 0.95))
+    return Sample((prob, draw(strategies.binary_or_soft_targets(shape))))
 
 
 def _bce_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
@@ -95,8 +95,8 @@ BINARY_CROSS_ENTROPY = OpInfo(
 @st.composite
 def _bce_logits_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     shape = draw(_batched_shapes())
-    logits = draw(s.arrays(shape, -8.0, 8.0))
-    return Sample((logits, draw(s.binary_or_soft_targets(shape))))
+    logits = draw(strategies.arrays(shape, -8.0, 8.0))
+    return Sample((logits, draw(strategies.binary_or_soft_targets(shape))))
 
 
 def _bce_logits_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
@@ -132,8 +132,8 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = OpInfo(
 @st.composite
 def _cross_entropy_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     n, classes = draw(st.integers(1, 5)), draw(st.integers(1, 6))
-    logits = draw(s.arrays((n, classes), -6.0, 6.0))
-    return Sample((logits, draw(s.labels(n, classes))))
+    logits = draw(strategies.arrays((n, classes), -6.0, 6.0))
+    return Sample((logits, draw(strategies.labels(n, classes))))
 
 
 def _cross_entropy_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
@@ -168,10 +168,14 @@ SOFTMAX_CROSS_ENTROPY = OpInfo(
 @st.composite
 def _hinge_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     n, classes = draw(st.integers(1, 5)), draw(st.integers(1, 6))
-    labels = draw(s.labels(n, classes))
-    hyper = draw(s.hyperparameters(margin=s.optional(s.floats(0.0, 2.0))))
-    scores = draw(s.arrays((n, classes)))
-    scores = s.separate_hinge(scores, labels, hyper.get("margin", 1.0))
+    labels = draw(strategies.labels(n, classes))
+    hyper = draw(
+        strategies.hyperparameters(
+            margin=strategies.optional(strategies.floats(0.0, 2.0))
+        )
+    )
+    scores = draw(strategies.arrays((n, classes)))
+    scores = strategies.separate_hinge(scores, labels, hyper.get("margin", 1.0))
     return Sample((scores, labels), hyper)
 
 
@@ -205,10 +209,10 @@ def _penalty_samples(*, kink: bool, **hyper: st.SearchStrategy[Any]):
 
     @st.composite
     def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-        w = draw(s.arrays(draw(s.shapes(max_dims=4, max_side=3))))
+        w = draw(strategies.arrays(draw(strategies.shapes(max_dims=4, max_side=3))))
         if kink:
-            w = s.away_from(w)
-        return Sample((w,), draw(s.hyperparameters(**hyper)))
+            w = strategies.away_from(w)
+        return Sample((w,), draw(strategies.hyperparameters(**hyper)))
 
     return samples
 
@@ -261,7 +265,7 @@ ENTRIES: tuple[OpInfo, ...] = (
     ),
     _penalty(
         reference_losses.elastic_net_penalty,
-        _penalty_samples(kink=True, beta=s.floats(0.0, 2.0)),
+        _penalty_samples(kink=True, beta=strategies.floats(0.0, 2.0)),
         AWAY_FROM_KINK + " (|w|); beta in [0, 2]",
         3,
     ),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from properties import strategies as s
+from properties import strategies
 from properties.catalog.entry import OpInfo, Sample
 from properties.catalog.sanity import dropout_mask_sanity
 
@@ -35,16 +35,16 @@ def _batch_norm_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
         height, width = draw(st.integers(1, 4)), draw(st.integers(1, 4))
         least = 1 if height * width >= 2 or not training else 2
         shape = (draw(st.integers(least, 3)), channels, height, width)
-    x = s.spread_channels(draw(s.arrays(shape, -4.0, 4.0)))
-    gamma = draw(s.arrays((channels,), -2.0, 2.0))
-    beta = draw(s.arrays((channels,), -2.0, 2.0))
-    running_mean = draw(s.arrays((channels,), -2.0, 2.0))
-    running_var = draw(s.arrays((channels,), 0.05, 4.0))
+    x = strategies.spread_channels(draw(strategies.arrays(shape, -4.0, 4.0)))
+    gamma = draw(strategies.arrays((channels,), -2.0, 2.0))
+    beta = draw(strategies.arrays((channels,), -2.0, 2.0))
+    running_mean = draw(strategies.arrays((channels,), -2.0, 2.0))
+    running_var = draw(strategies.arrays((channels,), 0.05, 4.0))
     hyper = {"training": training} | draw(
-        s.hyperparameters(
-            momentum=s.optional(s.floats(0.0, 1.0)),
-            eps=s.optional(
-                st.one_of(st.sampled_from([1e-5, 1e-3]), s.floats(1e-6, 0.5))
+        strategies.hyperparameters(
+            momentum=strategies.optional(strategies.floats(0.0, 1.0)),
+            eps=strategies.optional(
+                st.one_of(st.sampled_from([1e-5, 1e-3]), strategies.floats(1e-6, 0.5))
             ),
         )
     )
@@ -144,16 +144,16 @@ def _layer_norm_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
             ).filter(lambda sides: math.prod(sides) >= 2)
         )
     )
-    x = draw(s.arrays(leading + normalized, -4.0, 4.0))
+    x = draw(strategies.arrays(leading + normalized, -4.0, 4.0))
     # Viewed as (1, samples, M), each sample is a "channel" on axis 1.
     samples = x.reshape(1, -1, math.prod(normalized))
-    x = s.spread_channels(samples).reshape(leading + normalized)
-    gamma = draw(s.arrays(normalized, -2.0, 2.0))
-    beta = draw(s.arrays(normalized, -2.0, 2.0))
+    x = strategies.spread_channels(samples).reshape(leading + normalized)
+    gamma = draw(strategies.arrays(normalized, -2.0, 2.0))
+    beta = draw(strategies.arrays(normalized, -2.0, 2.0))
     hyper = {"normalized_ndim": normalized_ndim} | draw(
-        s.hyperparameters(
-            eps=s.optional(
-                st.one_of(st.sampled_from([1e-5, 1e-3]), s.floats(1e-6, 0.5))
+        strategies.hyperparameters(
+            eps=strategies.optional(
+                st.one_of(st.sampled_from([1e-5, 1e-3]), strategies.floats(1e-6, 0.5))
             )
         )
     )
@@ -223,24 +223,24 @@ DROPOUT_VARIANTS = ("train", "eval")
 
 
 def _drop_probabilities() -> st.SearchStrategy[float]:
-    return st.one_of(st.just(0.0), s.floats(0.0, 0.9))
+    return st.one_of(st.just(0.0), strategies.floats(0.0, 0.9))
 
 
 @st.composite
 def _dropout_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    shape = draw(s.shapes(max_dims=4, max_side=3))
-    x = draw(s.arrays(shape, -4.0, 4.0))
-    mask = draw(s.masks(shape))
+    shape = draw(strategies.shapes(max_dims=4, max_side=3))
+    x = draw(strategies.arrays(shape, -4.0, 4.0))
+    mask = draw(strategies.masks(shape))
     hyper = {"p": draw(_drop_probabilities()), "training": variant != "eval"}
     return Sample((x, mask), hyper)
 
 
 @st.composite
 def _dropout_mask_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-    shape = draw(s.shapes(max_dims=3, max_side=12))
+    shape = draw(strategies.shapes(max_dims=3, max_side=12))
     hyper = {
-        "p": draw(st.one_of(_drop_probabilities(), s.floats(0.0, 0.99))),
-        "seed": draw(s.seeds()),
+        "p": draw(st.one_of(_drop_probabilities(), strategies.floats(0.0, 0.99))),
+        "seed": draw(strategies.seeds()),
     }
     return Sample((shape,), hyper)
 

@@ -19,8 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from backends import contract
-from properties import draws
-from properties import strategies as s
+from properties import draws, strategies
 from properties.catalog.entry import TRAJECTORY_STEPS, OpInfo, Sample
 
 # -- init_state and the steps ------------------------------------------------
@@ -33,38 +32,43 @@ def _weight_decay() -> st.SearchStrategy[Any]:
     from 0 within any tolerance. The decay comes first: Hypothesis prefers the
     first branch in a derandomized run, and decay is what needs covering.
     """
-    return st.one_of(s.floats(1e-3, 0.1), st.just(s.OMITTED), st.just(0.0))
+    return st.one_of(
+        strategies.floats(1e-3, 0.1), st.just(strategies.OMITTED), st.just(0.0)
+    )
 
 
 def _adam_hyper(lr: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
     """Adam's and AdamW's hyperparameters, ``lr`` drawn by ``lr``; decay first."""
-    return s.hyperparameters(
+    return strategies.hyperparameters(
         lr=lr,
-        beta1=s.optional(s.floats(0.0, 0.99)),
-        beta2=s.optional(s.floats(0.9, 0.9999)),
-        eps=s.optional(s.floats(1e-8, 1e-4)),
+        beta1=strategies.optional(strategies.floats(0.0, 0.99)),
+        beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
+        eps=strategies.optional(strategies.floats(1e-8, 1e-4)),
         weight_decay=_weight_decay(),
     )
 
 
 OPTIMIZER_HYPER: dict[str, Callable[[], st.SearchStrategy[dict]]] = {
-    "adagrad": lambda: s.hyperparameters(
-        lr=s.floats(1e-3, 1.0), eps=s.optional(s.floats(1e-10, 1e-6))
+    "adagrad": lambda: strategies.hyperparameters(
+        lr=strategies.floats(1e-3, 1.0),
+        eps=strategies.optional(strategies.floats(1e-10, 1e-6)),
     ),
-    "rmsprop": lambda: s.hyperparameters(
-        lr=s.floats(1e-3, 1.0),
-        alpha=s.optional(s.floats(0.5, 0.999)),
-        eps=s.optional(s.floats(1e-8, 1e-4)),
+    "rmsprop": lambda: strategies.hyperparameters(
+        lr=strategies.floats(1e-3, 1.0),
+        alpha=strategies.optional(strategies.floats(0.5, 0.999)),
+        eps=strategies.optional(strategies.floats(1e-8, 1e-4)),
     ),
-    "adadelta": lambda: s.hyperparameters(
-        lr=s.optional(s.floats(0.1, 2.0)),
-        rho=s.optional(s.floats(0.5, 0.99)),
-        eps=s.optional(s.floats(1e-6, 1e-3)),
+    "adadelta": lambda: strategies.hyperparameters(
+        lr=strategies.optional(strategies.floats(0.1, 2.0)),
+        rho=strategies.optional(strategies.floats(0.5, 0.99)),
+        eps=strategies.optional(strategies.floats(1e-6, 1e-3)),
     ),
-    "adam": lambda: _adam_hyper(s.floats(1e-4, 1.0)),
+    "adam": lambda: _adam_hyper(strategies.floats(1e-4, 1.0)),
     # AdamW's lr has a default (1e-3), and so has its decay (1e-2): an omitted
     # weight_decay still decays.
-    "adamw": lambda: _adam_hyper(st.one_of(s.floats(1e-4, 1.0), st.just(s.OMITTED))),
+    "adamw": lambda: _adam_hyper(
+        st.one_of(strategies.floats(1e-4, 1.0), st.just(strategies.OMITTED))
+    ),
 }
 
 
@@ -87,21 +91,21 @@ def _sgd_hyper(draw: st.DrawFn) -> dict[str, Any]:
     (:func:`_weight_decay`), so momentum with decay is common.
     """
     form = draw(st.sampled_from(SGD_FORMS))
-    hyper: dict[str, Any] = {"lr": draw(s.floats(1e-3, 1.0))}
+    hyper: dict[str, Any] = {"lr": draw(strategies.floats(1e-3, 1.0))}
     if form == "plain":
-        momentum = draw(st.one_of(st.just(s.OMITTED), st.just(0.0)))
-        if momentum is not s.OMITTED:
+        momentum = draw(st.one_of(st.just(strategies.OMITTED), st.just(0.0)))
+        if momentum is not strategies.OMITTED:
             hyper["momentum"] = momentum
             if draw(st.booleans()):
                 hyper["nesterov"] = False
     else:
-        hyper["momentum"] = draw(s.floats(0.1, 0.95))
+        hyper["momentum"] = draw(strategies.floats(0.1, 0.95))
         if form == "nesterov":
             hyper["nesterov"] = True
         elif draw(st.booleans()):
             hyper["nesterov"] = False
     weight_decay = draw(_weight_decay())
-    if weight_decay is not s.OMITTED:
+    if weight_decay is not strategies.OMITTED:
         hyper["weight_decay"] = weight_decay
     return hyper
 
@@ -125,7 +129,9 @@ def _gradient_values(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     ``eps`` to matter, where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ.
     """
     return st.one_of(
-        s.arrays(shape), st.just(np.zeros(shape)), s.arrays(shape, -3e-4, 3e-4)
+        strategies.arrays(shape),
+        st.just(np.zeros(shape)),
+        strategies.arrays(shape, -3e-4, 3e-4),
     )
 
 
@@ -133,8 +139,8 @@ def _optimizer_samples(fixed: str | None):
     @st.composite
     def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
         name = fixed or variant or "sgd"
-        shape = draw(s.shapes(max_dims=2, max_side=4))
-        param = draw(s.arrays(shape))
+        shape = draw(strategies.shapes(max_dims=2, max_side=4))
+        param = draw(strategies.arrays(shape))
         steps = tuple(draw(_gradient_values(shape)) for _ in range(TRAJECTORY_STEPS))
         return Sample((param,), draw(optimizer_hyper(name)), steps)
 
@@ -175,11 +181,12 @@ STEPS: tuple[OpInfo, ...] = tuple(
 def _clip_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     count = draw(st.integers(1, 3))
     grads = [
-        draw(s.arrays(draw(s.shapes(max_dims=3, max_side=4)))) for _ in range(count)
+        draw(strategies.arrays(draw(strategies.shapes(max_dims=3, max_side=4))))
+        for _ in range(count)
     ]
     total = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
     # Relative to the actual norm, so both regimes (clipped, untouched) occur.
-    factor = draw(st.one_of(s.floats(0.1, 0.95), s.floats(1.05, 3.0)))
+    factor = draw(st.one_of(strategies.floats(0.1, 0.95), strategies.floats(1.05, 3.0)))
     max_norm = factor * total if total > 0 else factor
     return Sample((grads,), {"max_norm": max_norm})
 
