@@ -265,6 +265,15 @@ def _calls_of_every_op(
         ("avg_pool2d", [x4], {"kernel_size": 2}),
         ("batch_norm", bn, {"training": True, "momentum": 0.2}),
         ("batch_norm", bn, {"training": False}),
+        (
+            "layer_norm",
+            [
+                x4,
+                rng.standard_normal(x4.shape[-2:]),
+                rng.standard_normal(x4.shape[-2:]),
+            ],
+            {"normalized_ndim": 2},
+        ),
         ("dropout", [x2, mask], {"p": 0.3, "training": True}),
         ("dropout", [x2, mask], {"p": 0.3, "training": False}),
         ("flatten", [x4], {}),
