@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from backends.mutants.probes import LOGITS, X4
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
@@ -31,6 +34,10 @@ class SoftmaxWithoutMaxShift(NumpyBackend):
     family = "activations"
     expected_killers = ("stability",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.softmax(LOGITS)
+
     def softmax(self, x: Any, *, axis: int = -1) -> Any:
         x, axis = self._check_axis(x, axis)
         e = self.xp.exp(x)
@@ -49,6 +56,10 @@ class SoftplusNaive(NumpyBackend):
     name = "mutant-softplus-naive"
     family = "activations"
     expected_killers = ("stability",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.softplus(LOGITS)
 
     def softplus(self, x: Any) -> Any:
         xp = self.xp
@@ -71,6 +82,10 @@ class SigmoidBackwardFromInput(NumpyBackend):
     family = "activations"
     expected_killers = ("agreement", "identities")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.sigmoid_backward(np.ones((2, 3)), LOGITS / 500)
+
     def sigmoid_backward(self, dout: Any, x: Any) -> tuple[Any]:
         x = self._float("x", x)
         dout = self._upstream(dout, x.shape)
@@ -90,6 +105,10 @@ class LeakyReluBackwardAsRelu(NumpyBackend):
     name = "mutant-leaky-relu-backward-as-relu"
     family = "activations"
     expected_killers = ("agreement", "identities")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.leaky_relu_backward(np.ones((2, 3)), LOGITS)
 
     def leaky_relu_backward(
         self, dout: Any, x: Any, *, alpha: float = 0.01
@@ -115,6 +134,10 @@ class GeluExactAsTanh(NumpyBackend):
     family = "activations"
     expected_killers = ("agreement", "conventions")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.gelu(X4)
+
     def gelu(self, x: Any, *, approximate: str = "none") -> Any:
         return super().gelu(x, approximate="tanh")
 
@@ -133,6 +156,10 @@ class SiluBackwardSigmoidNotComplemented(NumpyBackend):
     name = "mutant-silu-backward-sigmoid-not-complemented"
     family = "activations"
     expected_killers = ("agreement", "identities")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.silu_backward(np.ones_like(X4), X4)
 
     def silu_backward(self, dout: Any, x: Any) -> tuple[Any]:
         x = self._float("x", x)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from backends.mutants.probes import BN_PARAMS, BN_X
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
@@ -31,6 +34,10 @@ class BiasedRunningVariance(NumpyBackend):
     name = "mutant-bn-biased-running-var"
     family = "batchnorm"
     expected_killers = ("batchnorm", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.batch_norm(BN_X, *BN_PARAMS, training=True)
 
     def batch_norm(
         self,
@@ -72,6 +79,10 @@ class EvalUsesBatchStatistics(NumpyBackend):
     name = "mutant-bn-eval-uses-batch-stats"
     family = "batchnorm"
     expected_killers = ("batchnorm", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.batch_norm(BN_X, *BN_PARAMS, training=False)
 
     def batch_norm(
         self,
@@ -118,6 +129,10 @@ class MomentumSwapped(NumpyBackend):
     family = "batchnorm"
     expected_killers = ("batchnorm", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.batch_norm(BN_X, *BN_PARAMS, training=True)
+
     def batch_norm(
         self,
         x: Any,
@@ -153,6 +168,12 @@ class BackwardWithoutProjection(NumpyBackend):
     name = "mutant-bn-backward-no-variance-term"
     family = "batchnorm"
     expected_killers = ("agreement", "batchnorm")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.batch_norm_backward(
+            BN_X[::-1] ** 2, BN_X, *BN_PARAMS, training=True
+        )
 
     def batch_norm_backward(
         self,
@@ -197,6 +218,12 @@ class LayerNormUnbiasedVariance(NumpyBackend):
     name = "mutant-layer-norm-unbiased-variance"
     family = "batchnorm"
     expected_killers = ("layer_norm", "agreement", "conventions")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.layer_norm(
+            BN_X, np.ones(BN_X.shape[1:]), np.zeros(BN_X.shape[1:]), normalized_ndim=1
+        )
 
     def layer_norm(
         self,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import numpy as np
 
 from backends.numpy_backend import NumpyBackend
 
@@ -26,6 +29,12 @@ class ClipPerTensor(NumpyBackend):
     name = "mutant-clip-per-tensor"
     family = "clipping"
     expected_killers = ("optimizers", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.clip_grad_norm(
+            [np.array([3.0, 4.0]), np.array([0.1])], max_norm=1.0
+        )[0]
 
     def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:
         _, total_norm = super().clip_grad_norm(grads, max_norm=max_norm)
@@ -51,6 +60,10 @@ class ClipAlwaysRescales(NumpyBackend):
     name = "mutant-clip-always-rescales"
     family = "clipping"
     expected_killers = ("optimizers", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.clip_grad_norm([np.array([0.3, 0.4])], max_norm=1.0)[0]
 
     def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:
         _, total_norm = super().clip_grad_norm(grads, max_norm=max_norm)

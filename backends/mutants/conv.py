@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from backends.mutants.probes import W4, X4
 from backends.numpy_backend import NumpyBackend
 
 __all__ = ["BiasGradientAveraged", "FlippedKernel", "OneSidedPadding"]
@@ -23,6 +26,10 @@ class FlippedKernel(NumpyBackend):
     name = "mutant-conv-flipped-kernel"
     family = "conv"
     expected_killers = ("agreement", "models")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.conv2d(X4, W4, np.zeros(3))
 
     def conv2d(
         self, x: Any, w: Any, b: Any, *, stride: Any = 1, padding: Any = 0
@@ -46,6 +53,10 @@ class OneSidedPadding(NumpyBackend):
     name = "mutant-conv-one-sided-padding"
     family = "conv"
     expected_killers = ("agreement", "identities", "models")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.conv2d(X4, W4, np.zeros(3), padding=1)
 
     def conv2d(
         self, x: Any, w: Any, b: Any, *, stride: Any = 1, padding: Any = 0
@@ -74,6 +85,10 @@ class BiasGradientAveraged(NumpyBackend):
     name = "mutant-conv-bias-grad-averaged"
     family = "conv"
     expected_killers = ("agreement", "models")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.conv2d_backward(np.ones((2, 3, 3, 3)), X4, W4, np.zeros(3))
 
     def conv2d_backward(
         self, dout: Any, x: Any, w: Any, b: Any, *, stride: Any = 1, padding: Any = 0

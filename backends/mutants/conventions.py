@@ -29,6 +29,10 @@ class ReluGradientOneAtZero(NumpyBackend):
     family = "activations"
     expected_killers = ("conventions",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.relu_backward(np.ones(3), np.array([-1.0, 0.0, 1.0]))
+
     def relu_backward(self, dout: Any, x: Any) -> tuple[Any]:
         x = self._float("x", x)
         dout = self._upstream(dout, x.shape)
@@ -48,6 +52,12 @@ class BceWithoutClamp(NumpyBackend):
     name = "mutant-bce-without-clamp"
     family = "losses"
     expected_killers = ("conventions",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.binary_cross_entropy(
+            np.array([[0.0, 0.5]]), np.array([[1.0, 0.0]])
+        )
 
     def binary_cross_entropy(self, prob: Any, target: Any) -> Any:
         prob, target = self._loss_pair("prob", prob, "target", target)

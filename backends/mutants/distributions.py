@@ -72,6 +72,10 @@ class NormalTruncatedAtTwoSigma(NumpyBackend):
     family = "initializers"
     expected_killers = ("variance", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.initialize("he_normal", (64, 64), seed=1, dtype="float64")
+
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
     ) -> Any:
@@ -94,6 +98,10 @@ class NormalTruncatedRescaled(NumpyBackend):
     family = "initializers"
     expected_killers = ("variance",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.initialize("he_normal", (64, 64), seed=1, dtype="float64")
+
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
     ) -> Any:
@@ -114,6 +122,10 @@ class DropoutMaskFixedCountPerRow(NumpyBackend):
     name = "mutant-dropout-mask-fixed-count-per-row"
     family = "dropout"
     expected_killers = ("dropout",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.dropout_mask((64, 8), p=0.5, seed=1)
 
     def dropout_mask(self, shape: Any, *, p: float, seed: int) -> Any:
         mask = super().dropout_mask(shape, p=p, seed=seed)

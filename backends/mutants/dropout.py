@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from backends.mutants.probes import MASK
 from backends.numpy_backend import NumpyBackend
 from reference.shapes import dropout_mask_hyper
 
@@ -31,6 +34,10 @@ class NotRescaled(NumpyBackend):
     family = "dropout"
     expected_killers = ("dropout", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.dropout(np.ones((2, 3)), MASK, p=0.5, training=True)
+
     def dropout(self, x: Any, mask: Any, *, p: float, training: bool) -> Any:
         x, mask, p, training = self._check_dropout(x, mask, p, training)
         if not training:
@@ -53,6 +60,10 @@ class EvalAppliesMask(NumpyBackend):
     family = "dropout"
     expected_killers = ("dropout", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.dropout(np.ones((2, 3)), MASK, p=0.5, training=False)
+
     def dropout(self, x: Any, mask: Any, *, p: float, training: bool) -> Any:
         self._check_dropout(x, mask, p, training)
         return super().dropout(x, mask, p=p, training=True)
@@ -74,6 +85,10 @@ class MaskKeepsWithProbabilityP(NumpyBackend):
     family = "dropout"
     expected_killers = ("dropout",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.dropout_mask((64,), p=0.2, seed=1)
+
     def dropout_mask(self, shape: Any, *, p: float, seed: int) -> Any:
         dims, p, seed = dropout_mask_hyper(shape, p, seed)
         return self._uniform(seed, dims) < p
@@ -92,6 +107,12 @@ class BackwardNotRescaled(NumpyBackend):
     name = "mutant-dropout-backward-not-rescaled"
     family = "dropout"
     expected_killers = ("dropout", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.dropout_backward(
+            np.ones((2, 3)), np.ones((2, 3)), MASK, p=0.5, training=True
+        )
 
     def dropout_backward(
         self, dout: Any, x: Any, mask: Any, *, p: float, training: bool

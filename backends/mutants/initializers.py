@@ -38,6 +38,10 @@ class XavierNormalNotesTypo(NumpyBackend):
     family = "initializers"
     expected_killers = ("variance", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.initialize("xavier_normal", (8, 8), seed=1, dtype="float64")
+
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
     ) -> Any:
@@ -66,6 +70,10 @@ class HeNormalWithoutGain(NumpyBackend):
     family = "initializers"
     expected_killers = ("variance", "agreement")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.initialize("he_normal", (8, 8), seed=1, dtype="float64")
+
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float
     ) -> Any:
@@ -90,6 +98,10 @@ class UniformBoundFromNormalStd(NumpyBackend):
     name = "mutant-init-xavier-uniform-bound-as-std"
     family = "initializers"
     expected_killers = ("variance", "agreement")
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.initialize("xavier_uniform", (8, 8), seed=1, dtype="float64")
 
     def initialize(
         self, name: str, shape: Sequence[int], *, seed: int, dtype: str, **hyper: float

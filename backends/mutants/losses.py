@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from backends.mutants.probes import BN_X, LABELS, LOGITS
 from backends.numpy_backend import NumpyBackend
 from reference._checks import require_non_negative
 
@@ -32,6 +35,12 @@ class BinaryCrossEntropyWithLogitsNaive(NumpyBackend):
     family = "losses"
     expected_killers = ("stability",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.binary_cross_entropy_with_logits(
+            LOGITS, np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]])
+        )
+
     def binary_cross_entropy_with_logits(self, logits: Any, target: Any) -> Any:
         xp = self.xp
         logits, target = self._loss_pair("logits", logits, "target", target)
@@ -55,6 +64,10 @@ class CrossEntropySummedOverBatch(NumpyBackend):
     family = "losses"
     expected_killers = ("agreement", "models", "stability")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.softmax_cross_entropy(LOGITS[:1].repeat(2, axis=0), LABELS)
+
     def softmax_cross_entropy(self, logits: Any, labels: Any) -> Any:
         mean = super().softmax_cross_entropy(logits, labels)
         return self._scalar(mean * self._float("logits", logits).shape[0], mean.dtype)
@@ -75,6 +88,10 @@ class MseMeanOverElements(NumpyBackend):
     family = "losses"
     expected_killers = ("agreement",)
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.mse_loss(BN_X, np.zeros_like(BN_X))
+
     def mse_loss(self, pred: Any, target: Any) -> Any:
         pred, target = self._loss_pair("pred", pred, "target", target)
         residual = pred - target
@@ -93,6 +110,10 @@ class HingeCountsCorrectClass(NumpyBackend):
     name = "mutant-hinge-counts-correct-class"
     family = "losses"
     expected_killers = ("agreement",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.multiclass_hinge_loss(LOGITS[:1], LABELS[:1])
 
     def multiclass_hinge_loss(
         self, scores: Any, labels: Any, *, margin: float = 1.0

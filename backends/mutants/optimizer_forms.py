@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.mutants.probes import optimizer_steps
 from backends.numpy_backend import NumpyBackend
 from reference import optimizers
 
@@ -39,6 +40,9 @@ class SgdNesterovOnOldBuffer(NumpyBackend):
     name = "mutant-sgd-nesterov-old-buffer"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(
+        optimizer_steps("sgd", lr=0.1, momentum=0.9, nesterov=True)
+    )
 
     def sgd_step(
         self,
@@ -79,6 +83,9 @@ class SgdDecayOutsideMomentum(NumpyBackend):
     name = "mutant-sgd-decay-outside-momentum"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(
+        optimizer_steps("sgd", lr=0.1, momentum=0.9, weight_decay=0.1)
+    )
 
     def sgd_step(
         self,

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.mutants.probes import optimizer_steps
 from backends.numpy_backend import NumpyBackend
 from reference import optimizers
 
@@ -33,6 +34,7 @@ class AdamWithoutBiasCorrection(NumpyBackend):
     name = "mutant-adam-no-bias-correction"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(optimizer_steps("adam", lr=0.1))
 
     def adam_step(
         self,
@@ -71,6 +73,7 @@ class AdamwDecayInGradient(NumpyBackend):
     name = "mutant-adamw-decay-in-gradient"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(optimizer_steps("adamw", lr=0.1, weight_decay=0.1))
 
     def adamw_step(
         self,
@@ -120,6 +123,7 @@ class SgdMomentumDampened(NumpyBackend):
     name = "mutant-sgd-momentum-dampened"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(optimizer_steps("sgd", lr=0.1, momentum=0.9))
 
     def sgd_step(
         self,
@@ -160,6 +164,7 @@ class AdagradAccumulatesAfterStep(NumpyBackend):
     name = "mutant-adagrad-accumulates-after-step"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(optimizer_steps("adagrad", lr=0.1))
 
     def adagrad_step(
         self,
@@ -194,6 +199,7 @@ class RmspropDecayComplement(NumpyBackend):
     name = "mutant-rmsprop-decay-complement"
     family = "optimizers"
     expected_killers = ("optimizers", "agreement")
+    live_call = staticmethod(optimizer_steps("rmsprop", lr=0.1))
 
     def rmsprop_step(
         self,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from backends.array.core import offset_index
+from backends.mutants.probes import NEGATIVE, TIES, X4
 from backends.numpy_backend import NumpyBackend
 
 __all__ = [
@@ -31,6 +34,10 @@ class MaxPoolGradientToEveryTie(NumpyBackend):
     name = "mutant-maxpool-grad-to-every-tie"
     family = "pooling"
     expected_killers = ("identities",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.max_pool2d_backward(np.ones((1, 1, 1, 2)), TIES, kernel_size=2)
 
     def max_pool2d_backward(
         self,
@@ -71,6 +78,10 @@ class MaxPoolZeroPadding(NumpyBackend):
     family = "pooling"
     expected_killers = ("agreement", "identities")
 
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.max_pool2d(NEGATIVE, kernel_size=3, stride=1, padding=1)
+
     def max_pool2d(
         self, x: Any, *, kernel_size: Any, stride: Any = None, padding: Any = 0
     ) -> Any:
@@ -99,6 +110,10 @@ class AveragePoolGradientNotDivided(NumpyBackend):
     name = "mutant-avgpool-grad-not-divided"
     family = "pooling"
     expected_killers = ("agreement",)
+
+    @staticmethod
+    def live_call(backend: NumpyBackend) -> Any:
+        return backend.avg_pool2d_backward(np.ones((2, 2, 2, 2)), X4, kernel_size=2)
 
     def avg_pool2d_backward(
         self, dout: Any, x: Any, *, kernel_size: Any, stride: Any = None
