@@ -47,19 +47,11 @@ FAMILIES: tuple[str, ...] = (
     "precision",  # every operation, computed in a narrower dtype than promised
 )
 
-#: The modules of ``backends.mutants`` that hold mutants. Within a family,
-#: mutants are listed in this order of modules, then in definition order.
+#: The modules of ``backends.mutants`` that hold mutants: one named after each
+#: family, then those grouping mutants by a subtler kind of bug. Within a
+#: family, mutants are listed in this order of modules, then in definition order.
 FAMILY_MODULES: tuple[str, ...] = (
-    "conv",
-    "pooling",
-    "batchnorm",
-    "dropout",
-    "initializers",
-    "optimizers",
-    "clipping",
-    "losses",
-    "activations",
-    "precision",
+    *FAMILIES,
     "distributions",  # sampling: dropout masks, initializers' normal draws
     "optimizer_forms",  # SGD wrong only where momentum matters
     "conventions",  # wrong only at a kink or an end of the domain
