@@ -12,12 +12,23 @@ form is :math:`x \, \sigma(2u)`, again without the cancellation of
 :math:`1 + \tanh u`. Where ``x`` is squared or cubed it is clipped to
 :data:`reference.activations._GELU_CLIP` first, as in the reference (the
 factors it multiplies are exactly 0 or 1 there), so nothing overflows.
+
+On float32 NumPy arrays the exact GELU and its backward run on cache-sized
+blocks (:data:`GELU_BLOCK`) in place, with float32's own rational erf
+(:func:`backends.array.special.erf_float32_into`, absolute error under
+5e-7): ``Phi = (1 + erf) / 2`` then errs by under 2.5e-7, inside the float32
+contract (``rtol`` where ``Phi >= 1/2``, ``atol`` in the left tail), in a
+tenth of the time of Cody's float64-grade evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from backends.array import special
 from backends.array.core import Array, ArrayCore
@@ -33,9 +44,73 @@ from reference.shapes import gelu_hyper, prelu_alpha_shape
 
 __all__ = ["ActivationOps"]
 
+#: Elements per block of the float32 GELU passes (:meth:`ActivationOps._blockwise`):
+#: a block and its scratch stay in a core's L2 cache.
+GELU_BLOCK = 16384
+_HALF = np.float32(0.5)
+_ONE_OVER_SQRT2 = np.float32(1 / math.sqrt(2.0))
+_ONE_OVER_SQRT_2PI = np.float32(1 / math.sqrt(2 * math.pi))
+
+
+def _normal_cdf_float32_block(cdf, x, work) -> None:
+    """``cdf = Phi(x) = (1 + erf(x / sqrt 2)) / 2`` in float32 (absolute error)."""
+    np.multiply(x, _ONE_OVER_SQRT2, out=work[3])
+    special.erf_float32_into(work[3], cdf, work[:3])
+    cdf *= _HALF
+    cdf += _HALF
+
+
+def _gelu_float32_block(y, x, work) -> None:
+    """``y = x Phi(x)`` in float32."""
+    _normal_cdf_float32_block(y, x, work)
+    y *= x
+
+
+def _gelu_backward_float32_block(dx, dout, x, work) -> None:
+    """``dx = dout (Phi(x) + x phi(x))`` in float32 (phi is 0 past ``|x| = 16``)."""
+    _normal_cdf_float32_block(dx, x, work)
+    density = work[0]
+    np.clip(x, -16, 16, out=density)
+    density *= density
+    density *= -0.5
+    np.exp(density, out=density)
+    density *= _ONE_OVER_SQRT_2PI
+    density *= x
+    dx += density
+    dx *= dout
+
 
 class ActivationOps(ArrayCore):
     """The activations and their backwards (see the module)."""
+
+    def _float32_numpy(self, *arrays: Array) -> bool:
+        """Whether the arrays are all float32 NumPy arrays (the blocked GELU)."""
+        return self.xp is np and all(a.dtype == np.float32 for a in arrays)
+
+    def _blockwise(self, kernel: Callable, *inputs: Array) -> Array:
+        """``kernel(out, *inputs, work)`` over blocks of :data:`GELU_BLOCK` elements.
+
+        The inputs flattened (C order), the output a new float32 array of
+        their shape, ``work`` four blocks of scratch; the blocks are cut
+        among the backend's threads (:meth:`ArrayCore._parallel`).
+        """
+        shape = inputs[0].shape
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in inputs]
+        out = np.empty(shape, np.float32)
+        flat_out = out.reshape(-1)
+
+        def run(part: slice) -> None:
+            work = np.empty((4, min(GELU_BLOCK, part.stop - part.start)), np.float32)
+            for start in range(part.start, part.stop, GELU_BLOCK):
+                stop = min(start + GELU_BLOCK, part.stop)
+                n = stop - start
+                kernel(
+                    flat_out[start:stop], *(a[start:stop] for a in flat), work[:, :n]
+                )
+
+        parts = self._split(out.size, out.size)
+        self._parallel([functools.partial(run, part) for part in parts])
+        return out
 
     def relu(self, x: Array) -> Array:
         x = self._float("x", x)
@@ -174,6 +249,8 @@ class ActivationOps(ArrayCore):
         if approximate == "tanh":
             u, _ = self._gelu_tanh_inner(x)
             return x * self._sigmoid(2 * u)
+        if self._float32_numpy(x):
+            return self._blockwise(_gelu_float32_block, x)
         return x * self._normal_cdf(x)
 
     def gelu_backward(
@@ -187,6 +264,8 @@ class ActivationOps(ArrayCore):
             u, du = self._gelu_tanh_inner(x)
             s = self._sigmoid(2 * u)
             return (dout * (s + x * (2 * s * self._sigmoid(-2 * u) * du)),)
+        if self._float32_numpy(dout, x):
+            return (self._blockwise(_gelu_backward_float32_block, dout, x),)
         clipped = xp.clip(x, -_GELU_CLIP, _GELU_CLIP)
         density = xp.exp(clipped * clipped * -0.5) * (1 / math.sqrt(2 * math.pi))
         return (dout * (self._normal_cdf(x) + x * density),)

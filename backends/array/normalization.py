@@ -6,14 +6,19 @@ running statistics (the unbiased variance, as torch); its backward is the
 closed form over ``x_hat``. layer_norm normalizes each sample over its last
 ``normalized_ndim`` axes, in two passes (the mean, then the mean square of the
 centred values: no cancellation of ``E[x^2] - E[x]^2``); its backward is the
-same closed form with the sums over a sample's normalized axes. dropout_mask
+same closed form with the sums over a sample's normalized axes, on NumPy run
+on cache-sized blocks of rows (:data:`LAYER_NORM_BLOCK`), each block's passes
+in place out of the cache, ``dgamma`` and ``dbeta`` summed block by block. dropout_mask
 draws its mask from the backend's seeded generator; dropout and its backward
 scale the kept units by ``1 / (1 - p)``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import numpy as np
 
 from backends.array.core import Array, ArrayCore
 from reference._checks import (
@@ -32,6 +37,56 @@ from reference.shapes import (
 )
 
 __all__ = ["NormalizationOps"]
+
+#: Elements per block of rows of the NumPy layer_norm (``layer_norm_backward``):
+#: a block and its scratch stay in a core's L2 cache.
+LAYER_NORM_BLOCK = 16384
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each row's dot product, as a column (``np.vecdot`` where NumPy has it)."""
+    vecdot = getattr(np, "vecdot", None)
+    if vecdot is not None:
+        return vecdot(a, b)[:, None]
+    return np.einsum("ij,ij->i", a, b)[:, None]
+
+
+def _normalize_rows(x_hat: np.ndarray, x: np.ndarray, eps: float) -> np.ndarray:
+    """``x_hat = (x - mean) / sqrt(var + eps)`` row by row; returns ``1/sqrt``.
+
+    Two passes as :meth:`NormalizationOps._layer_statistics`: the mean, then
+    the mean square of the centred values (a row-wise dot product).
+    """
+    width = x.shape[1]
+    mean = np.add.reduce(x, axis=1, keepdims=True)
+    mean /= width
+    np.subtract(x, mean, out=x_hat)
+    variance = _row_dots(x_hat, x_hat)
+    variance /= width
+    variance += eps
+    inverse_std = np.sqrt(variance, out=variance)
+    np.divide(1, inverse_std, out=inverse_std)
+    x_hat *= inverse_std
+    return inverse_std
+
+
+def _layer_norm_backward_rows(dx, dout, x, gamma, eps, x_hat, dgamma, dbeta) -> None:
+    """dx of the rows; their parts of ``dgamma`` and ``dbeta`` added in."""
+    width = x.shape[1]
+    inverse_std = _normalize_rows(x_hat, x, eps)
+    dbeta += np.add.reduce(dout, axis=0)
+    np.multiply(dout, x_hat, out=dx)
+    dgamma += np.add.reduce(dx, axis=0)
+    # dx = s * (g - mean(g) - x_hat * mean(g * x_hat)), g = gamma * dout
+    np.multiply(dout, gamma, out=dx)
+    mean_g = np.add.reduce(dx, axis=1, keepdims=True)
+    mean_g /= width
+    mean_g_x_hat = _row_dots(dx, x_hat)
+    mean_g_x_hat /= width
+    dx -= mean_g
+    x_hat *= mean_g_x_hat
+    dx -= x_hat
+    dx *= inverse_std
 
 
 class NormalizationOps(ArrayCore):
@@ -202,6 +257,8 @@ class NormalizationOps(ArrayCore):
             x, gamma, beta, normalized_ndim, eps
         )
         dout = self._upstream(dout, x.shape)
+        if self._numpy_rows(dout, x, gamma, beta):
+            return self._layer_norm_backward_numpy(dout, x, gamma, eps)
         x_hat, inverse_std = self._layer_statistics(x, axes, eps)
         leading = tuple(range(x.ndim - len(axes)))
         dgamma = (dout * x_hat).sum(axis=leading)
@@ -215,6 +272,60 @@ class NormalizationOps(ArrayCore):
         dx -= x_hat
         dx *= inverse_std
         return dx, dgamma, dbeta
+
+    def _numpy_rows(self, *arrays: Array) -> bool:
+        """Whether layer_norm runs on blocks of rows: NumPy arrays of one dtype."""
+        return self.xp is np and len({a.dtype for a in arrays}) == 1
+
+    def _rows(
+        self, kernel, arrays: list, arguments: tuple, sums: int = 0
+    ) -> list[list]:
+        """``kernel(*row_blocks, *arguments, *state)`` over blocks of rows.
+
+        ``arrays`` (the output first) are seen as rows of one sample's
+        normalized elements (``arguments[0]``, gamma, sets the width), cut
+        into blocks of :data:`LAYER_NORM_BLOCK` elements among the backend's
+        threads. With ``sums``, ``state`` is one block of scratch and
+        ``sums`` zeroed accumulators of the width, which each thread's part
+        returns (summed by the caller); else empty.
+        """
+        width = arguments[0].size
+        rows = arrays[0].size // width if width else 0
+        row_views = [np.ascontiguousarray(a).reshape(rows, width) for a in arrays]
+        block = max(1, LAYER_NORM_BLOCK // max(width, 1))
+
+        def run(part: slice, state: list) -> None:
+            if sums:
+                rows_held = min(block, part.stop - part.start)
+                state += [np.empty((rows_held, width), arrays[0].dtype)]
+                state += [np.zeros(width, arrays[0].dtype) for _ in range(sums)]
+            for start in range(part.start, part.stop, block):
+                stop = min(start + block, part.stop)
+                blocks = [view[start:stop] for view in row_views]
+                work = [state[0][: stop - start], *state[1:]] if sums else []
+                kernel(*blocks, *arguments, *work)
+
+        parts = self._split(rows, arrays[0].size)
+        states: list[list] = [[] for _ in parts]
+        self._parallel(
+            [functools.partial(run, p, st) for p, st in zip(parts, states, strict=True)]
+        )
+        return [state[1:] for state in states]
+
+    def _layer_norm_backward_numpy(self, dout, x, gamma, eps) -> tuple:
+        """layer_norm_backward on blocks of rows (:meth:`_rows`)."""
+        dx = np.empty_like(x)
+        flat_gamma = gamma.reshape(-1)
+        sums = self._rows(
+            _layer_norm_backward_rows, [dx, dout, x], (flat_gamma, eps), sums=2
+        )
+        dgamma = functools.reduce(
+            np.add, (s[0] for s in sums), np.zeros_like(flat_gamma)
+        )
+        dbeta = functools.reduce(
+            np.add, (s[1] for s in sums), np.zeros_like(flat_gamma)
+        )
+        return dx, dgamma.reshape(gamma.shape), dbeta.reshape(gamma.shape)
 
     # -- dropout --------------------------------------------------------------
 
