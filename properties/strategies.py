@@ -114,6 +114,25 @@ def arrays(
     return st.one_of(elementwise, generic)
 
 
+def signed_magnitudes(
+    shape: Sequence[int], low_exponent: float, high_exponent: float
+) -> st.SearchStrategy[np.ndarray]:
+    """float64 arrays of ``shape``, ``10**low_exponent <= |x| <= 10**high_exponent``.
+
+    Magnitudes log-uniform, signs random, from a seeded generator: every
+    value lies in the band (none near 0), the inputs of a property whose
+    bound needs a floor and a ceiling on ``|x|``.
+    """
+    shape = tuple(int(d) for d in shape)
+
+    def draw(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        magnitude = 10.0 ** rng.uniform(low_exponent, high_exponent, shape)
+        return magnitude * rng.choice([-1.0, 1.0], shape)
+
+    return seeds().map(draw)
+
+
 def upstream(shape: Sequence[int]) -> st.SearchStrategy[np.ndarray]:
     """A random upstream gradient of ``shape`` (``()`` for a loss).
 

@@ -59,7 +59,7 @@ from properties.assertions import (
     to_numpy,
 )
 from properties.catalog import TRAJECTORY_STEPS, OpInfo, Sample
-from properties.catalog.optimizers import OPTIMIZER_HYPER
+from properties.catalog.optimizers import OPTIMIZER_HYPER, adam_moments
 from properties.reference_backend import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
@@ -550,15 +550,9 @@ def test_notes_momentum_forms_differ_under_a_schedule_on_the_reference(case) -> 
 def adam_first_steps(draw: st.DrawFn) -> dict[str, Any]:
     """A parameter in [-1, 1], gradients with 1e-3 <= |g| <= 1e3, Adam's betas."""
     shape = draw(strategies.shapes(max_dims=2, max_side=5))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-    magnitude = 10.0 ** rng.uniform(-3.0, 3.0, shape)
-    grad = magnitude * rng.choice([-1.0, 1.0], shape)
+    grad = draw(strategies.signed_magnitudes(shape, -3.0, 3.0))
     hyper = {"lr": draw(strategies.floats(1e-3, 1.0))} | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-6)),
-        )
+        strategies.hyperparameters(**adam_moments(1e-10, 1e-6))
     )
     return {
         "param": draw(strategies.arrays(shape, -1.0, 1.0)),
@@ -702,19 +696,11 @@ def adamw_scale_cases(draw: st.DrawFn) -> dict[str, Any]:
     decay is at least 0.01, ``eps`` at most 1e-8 (its default).
     """
     shape = draw(strategies.shapes(max_dims=2, max_side=4))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-    magnitude = 10.0 ** rng.uniform(-1.0, 1.0, (SCALE_STEPS, *shape))
-    grads = magnitude * rng.choice([-1.0, 1.0], (SCALE_STEPS, *shape))
+    grads = draw(strategies.signed_magnitudes((SCALE_STEPS, *shape), -1.0, 1.0))
     hyper = {
         "lr": draw(strategies.floats(1e-3, 0.1)),
         "weight_decay": draw(strategies.floats(1e-2, 0.1)),
-    } | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-8)),
-        )
-    )
+    } | draw(strategies.hyperparameters(**adam_moments(1e-10, 1e-8)))
     return {
         "param": draw(strategies.arrays(shape)),
         "grads": list(grads),
@@ -810,24 +796,13 @@ def test_adamw_step_ignores_gradient_scale(backend: Any, dtype: str, case) -> No
 def adamw_first_steps(draw: st.DrawFn) -> dict[str, Any]:
     """0.5 <= |w| <= 1, 1 <= |g| <= 100, lr in [0.01, 1], decay in [0.01, 0.1]."""
     shape = draw(strategies.shapes(max_dims=2, max_side=5))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-
-    def signed(low: float, high: float) -> np.ndarray:
-        return 10.0 ** rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
-
     hyper = {
         "lr": draw(strategies.floats(1e-2, 1.0)),
         "weight_decay": draw(strategies.floats(1e-2, 0.1)),
-    } | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-6)),
-        )
-    )
+    } | draw(strategies.hyperparameters(**adam_moments(1e-10, 1e-6)))
     return {
-        "param": signed(math.log10(0.5), 0.0),
-        "grad": signed(0.0, 2.0),
+        "param": draw(strategies.signed_magnitudes(shape, math.log10(0.5), 0.0)),
+        "grad": draw(strategies.signed_magnitudes(shape, 0.0, 2.0)),
         "hyper": hyper,
     }
 

@@ -43,14 +43,25 @@ def _weight_decay() -> st.SearchStrategy[Any]:
     )
 
 
+def adam_moments(
+    eps_low: float = 1e-8, eps_high: float = 1e-4
+) -> dict[str, st.SearchStrategy[Any]]:
+    """Strategies of Adam's ``beta1``, ``beta2`` and ``eps``, each drawn or omitted.
+
+    For :func:`properties.strategies.hyperparameters`; ``eps`` in
+    ``[eps_low, eps_high]``.
+    """
+    return {
+        "beta1": strategies.optional(strategies.floats(0.0, 0.99)),
+        "beta2": strategies.optional(strategies.floats(0.9, 0.9999)),
+        "eps": strategies.optional(strategies.floats(eps_low, eps_high)),
+    }
+
+
 def _adam_hyper(lr: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
     """Adam's and AdamW's hyperparameters, ``lr`` drawn by ``lr``; decay first."""
     return strategies.hyperparameters(
-        lr=lr,
-        beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-        beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-        eps=strategies.optional(strategies.floats(1e-8, 1e-4)),
-        weight_decay=_weight_decay(),
+        lr=lr, **adam_moments(), weight_decay=_weight_decay()
     )
 
 
