@@ -18,6 +18,7 @@ equal chance.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +35,13 @@ KINK_GAP = 1e-3
 # -- numbers -----------------------------------------------------------------
 
 
+@functools.cache
 def floats(low: float, high: float) -> st.SearchStrategy[float]:
-    """Finite float64 numbers in ``[low, high]``, no subnormals."""
+    """Finite float64 numbers in ``[low, high]``, no subnormals.
+
+    Built once per range (a strategy is validated on first use, and the
+    per-channel draws ask for the same range many times).
+    """
     return st.floats(
         low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False
     )
