@@ -18,6 +18,7 @@ equal chance.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +35,13 @@ KINK_GAP = 1e-3
 # -- numbers -----------------------------------------------------------------
 
 
+@functools.cache
 def floats(low: float, high: float) -> st.SearchStrategy[float]:
-    """Finite float64 numbers in ``[low, high]``, no subnormals."""
+    """Finite float64 numbers in ``[low, high]``, no subnormals.
+
+    Built once per range (a strategy is validated on first use, and the
+    per-channel draws ask for the same range many times).
+    """
     return st.floats(
         low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False
     )
@@ -112,6 +118,25 @@ def arrays(
         lambda seed: np.random.default_rng(seed).uniform(low, high, size=shape)
     )
     return st.one_of(elementwise, generic)
+
+
+def signed_magnitudes(
+    shape: Sequence[int], low_exponent: float, high_exponent: float
+) -> st.SearchStrategy[np.ndarray]:
+    """float64 arrays of ``shape``, ``10**low_exponent <= |x| <= 10**high_exponent``.
+
+    Magnitudes log-uniform, signs random, from a seeded generator: every
+    value lies in the band (none near 0), the inputs of a property whose
+    bound needs a floor and a ceiling on ``|x|``.
+    """
+    shape = tuple(int(d) for d in shape)
+
+    def draw(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        magnitude = 10.0 ** rng.uniform(low_exponent, high_exponent, shape)
+        return magnitude * rng.choice([-1.0, 1.0], shape)
+
+    return seeds().map(draw)
 
 
 def upstream(shape: Sequence[int]) -> st.SearchStrategy[np.ndarray]:

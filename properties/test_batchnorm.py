@@ -61,12 +61,6 @@ LAYOUTS = ("1d", "2d")
 
 
 @functools.cache
-def _floats(low: float, high: float) -> st.SearchStrategy[float]:
-    """``s.floats(low, high)``, built once (a strategy is validated on first use)."""
-    return strategies.floats(low, high)
-
-
-@functools.cache
 def _integers(low: int, high: int) -> st.SearchStrategy[int]:
     return st.integers(low, high)
 
@@ -173,7 +167,7 @@ def batches(draw: st.DrawFn, layout: str, min_batch: int = 1) -> Batch:
     channels = shape[1]
 
     def per_channel(low: float, high: float) -> np.ndarray:
-        return np.array([draw(_floats(low, high)) for _ in range(channels)])
+        return np.array([draw(strategies.floats(low, high)) for _ in range(channels)])
 
     scales = 10.0 ** per_channel(-2.0, 2.0)
     offsets = per_channel(-5.0, 5.0) * scales
@@ -441,9 +435,11 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
     for _ in range(count - 1):
         seed = draw(strategies.seeds())
         scales = 10.0 ** np.array(
-            [draw(_floats(-2.0, 2.0)) for _ in range(first.x.shape[1])]
+            [draw(strategies.floats(-2.0, 2.0)) for _ in range(first.x.shape[1])]
         )
-        offsets = np.array([draw(_floats(-5.0, 5.0)) for _ in scales]) * scales
+        offsets = (
+            np.array([draw(strategies.floats(-5.0, 5.0)) for _ in scales]) * scales
+        )
         x = _channel_values(np.random.default_rng(seed), first.x.shape, offsets, scales)
         steps.append(
             Batch(

@@ -10,9 +10,10 @@ only when the global norm exceeds ``max_norm``. The schedules of
 
 The properties, each with the bug it catches (in its docstring):
 
-* every backend's trajectory over ``STEPS = 50`` steps, with
-  Hypothesis-drawn gradients and hyperparameters, equals the reference's,
-  step by step;
+* every backend's trajectory over :data:`properties.catalog.TRAJECTORY_STEPS`
+  (50) steps, with the gradients and hyperparameters the catalog's optimizer
+  entries draw, equals the reference's, step by step (and clipping is drawn
+  by the catalog's clipping entry);
 * SGD with momentum 0 (explicit or the default) is ``w -= lr (g + wd w)``;
 * the notes' momentum ``v = gamma v + eta g; w -= v`` equals the torch form at
   a constant learning rate, and under a decaying one the backend follows the
@@ -42,8 +43,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from backends import contract
-from properties import draws, strategies
+from properties import catalog, draws, strategies
 from properties import tolerance as tol
 from properties.assertions import (
     Context,
@@ -58,16 +58,20 @@ from properties.assertions import (
     require_operations,
     to_numpy,
 )
-from properties.catalog.optimizers import OPTIMIZER_HYPER, optimizer_hyper
+from properties.catalog import TRAJECTORY_STEPS, OpInfo, Sample
+from properties.catalog.optimizers import OPTIMIZER_HYPER, adam_moments
 from properties.reference_backend import REFERENCE
 from reference import optimizers as reference_optimizers
 from reference import schedules
 
-#: Steps of a trajectory: enough for a wrong accumulator or bias correction to
-#: compound well past the first few steps.
-STEPS = 50
+#: The catalog's optimizer steps, one per optimizer (``init_state``'s cases
+#: draw the same trajectories: each step entry runs ``init_state`` first).
+OPTIMIZER_STEPS: dict[str, OpInfo] = {
+    case.optimizer: case for case in catalog.cases("optimizer") if case.optimizer
+}
 
-OPTIMIZER_NAMES = contract.OPTIMIZER_NAMES
+#: The catalog's one clipping entry.
+(CLIPPING,) = catalog.cases("clipping")
 
 
 def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -92,7 +96,7 @@ def run_trajectory(
     hyper: dict[str, Any],
     context: Context,
     *,
-    steps: int = STEPS,
+    steps: int = TRAJECTORY_STEPS,
     learning_rates: Sequence[float] | None = None,
 ) -> list[np.ndarray]:
     """The parameter after each of ``steps`` steps, on the host.
@@ -192,31 +196,14 @@ def compare_trajectories(
 # ---------------------------------------------------------------------------
 
 
-@st.composite
-def trajectory_cases(draw: st.DrawFn, name: str) -> dict[str, Any]:
-    """A parameter, ``STEPS`` gradients and the optimizer's hyperparameters.
-
-    The gradients are one drawn ``(STEPS, *shape)`` array with values in
-    [-3, 3] (element by element or from a seeded generator), with some steps
-    set to exact zeros (a parameter that gets no gradient for a while) and
-    some scaled to 1e-4 (squared averages small enough for ``eps`` to matter,
-    where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ).
-    """
-    shape = draw(strategies.shapes(max_dims=2, max_side=4))
-    grads = draw(strategies.arrays((STEPS, *shape)))
-    for step in draw(st.sets(st.integers(0, STEPS - 1), max_size=STEPS // 5)):
-        grads[step] = 0.0
-    for step in draw(st.sets(st.integers(0, STEPS - 1), max_size=STEPS // 2)):
-        grads[step] *= 1e-4
-    return {
-        "param": draw(strategies.arrays(shape)),
-        "grads": list(grads),
-        "hyper": draw(optimizer_hyper(name)),
-    }
+def trajectory_inputs(sample: Sample, dtype: str) -> tuple[np.ndarray, list]:
+    """The parameter and the gradients of an optimizer sample, rounded to ``dtype``."""
+    (param,) = sample.arguments
+    return _rounded(param, dtype), [_rounded(g, dtype) for g in sample.steps]
 
 
-def check_trajectory(impl: Any, dtype: str, name: str, case: dict[str, Any]) -> None:
-    r"""``STEPS`` steps of the backend equal the reference's, step by step.
+def check_trajectory(impl: Any, dtype: str, name: str, sample: Sample) -> None:
+    r"""``TRAJECTORY_STEPS`` steps of the backend equal the reference's, step by step.
 
     Gradients and the starting parameter are rounded to the dtype first, so
     both runs see the same numbers; the reference runs in float64. Compared
@@ -230,29 +217,27 @@ def check_trajectory(impl: Any, dtype: str, name: str, case: dict[str, Any]) -> 
     complement swapped, ``eps`` inside instead of outside the square root
     (where it shows), state not carried from step to step.
     """
-    param = _rounded(case["param"], dtype)
-    grads = [_rounded(g, dtype) for g in case["grads"]]
-    hyper = case["hyper"]
+    param, grads = trajectory_inputs(sample, dtype)
+    hyper = dict(sample.hyper)
     context = Context(
         op=f"{name}_step",
         backend=impl.name,
         dtype=dtype,
         inputs={"param": param.shape},
-        hyper={**hyper, "steps": STEPS},
+        hyper={**hyper, "steps": TRAJECTORY_STEPS},
     )
     actual = run_trajectory(impl, dtype, name, param, grads, hyper, context)
     expected = run_trajectory(REFERENCE, "float64", name, param, grads, hyper, context)
     compare_trajectories(actual, expected, param, dtype, context)
 
 
-@pytest.mark.parametrize("op", [f"{name}_step" for name in OPTIMIZER_NAMES])
+@pytest.mark.parametrize("op", OPTIMIZER_STEPS.values(), ids=lambda op: op.id)
 @fixtures_shared
 @given(data=st.data())
-def test_optimizer_trajectory(backend: Any, dtype: str, op: str, data) -> None:
-    """See :func:`check_trajectory` (``op`` is the contract's operation name)."""
-    require_operations(backend, "init_state", op)
-    name = op.removesuffix("_step")
-    check_trajectory(backend, dtype, name, data.draw(trajectory_cases(name)))
+def test_optimizer_trajectory(backend: Any, dtype: str, op: OpInfo, data) -> None:
+    """See :func:`check_trajectory` (``op`` is the catalog's step entry)."""
+    require_operations(backend, "init_state", op.name)
+    check_trajectory(backend, dtype, op.optimizer, data.draw(op.strategy()))
 
 
 #: Draws per optimizer in the coverage test of the strategies.
@@ -269,7 +254,7 @@ def test_strategy_reaches_what_matters(name: str) -> None:
     at least its :data:`~properties.draws.MINIMUM_FRACTIONS` share (Nesterov
     with momentum >= 0.1, momentum with weight decay >= 1e-3, ...) and none
     may draw a momentum or a weight decay too small to change a trajectory.
-    Every trajectory takes ``STEPS`` steps: at least 3, so that a momentum
+    Every trajectory takes ``TRAJECTORY_STEPS`` steps: at least 3, so that a momentum
     buffer or an accumulator is read after it was written.
 
     Bugs caught (in the suite): a strategy that draws Nesterov only with a
@@ -305,7 +290,7 @@ def test_strategy_reaches_what_matters(name: str) -> None:
             assert share <= most, (
                 f"{name}: {share:.1%} of the draws are '{category}'\n{report}"
             )
-    assert STEPS >= 3
+    assert TRAJECTORY_STEPS >= 3
 
 
 # ---------------------------------------------------------------------------
@@ -314,7 +299,7 @@ def test_strategy_reaches_what_matters(name: str) -> None:
 
 
 def check_sgd_without_momentum(
-    impl: Any, dtype: str, case: dict[str, Any], explicit: bool
+    impl: Any, dtype: str, sample: Sample, explicit: bool
 ) -> None:
     r"""With momentum 0, every SGD step is :math:`w \leftarrow w - \eta(g + \lambda w)`.
 
@@ -329,9 +314,8 @@ def check_sgd_without_momentum(
     buffer that leaks into plain SGD, the update added instead of subtracted,
     ``lr`` ignored or squared, weight decay ignored.
     """
-    param = _rounded(case["param"], dtype)
-    grads = [_rounded(g, dtype) for g in case["grads"]]
-    hyper = {k: v for k, v in case["hyper"].items() if k in ("lr", "weight_decay")}
+    param, grads = trajectory_inputs(sample, dtype)
+    hyper = {k: v for k, v in sample.hyper.items() if k in ("lr", "weight_decay")}
     if explicit:
         hyper["momentum"] = 0.0
     context = Context(
@@ -339,7 +323,7 @@ def check_sgd_without_momentum(
         backend=impl.name,
         dtype=dtype,
         inputs={"param": param.shape},
-        hyper={**hyper, "steps": STEPS},
+        hyper={**hyper, "steps": TRAJECTORY_STEPS},
         variant="momentum=0" if explicit else "momentum default",
     )
     history = run_trajectory(impl, dtype, "sgd", param, grads, hyper, context)
@@ -376,7 +360,7 @@ def test_sgd_momentum_zero_is_plain_sgd(
     """See :func:`check_sgd_without_momentum`."""
     require_operations(backend, "init_state", "sgd_step")
     check_sgd_without_momentum(
-        backend, dtype, data.draw(trajectory_cases("sgd")), explicit
+        backend, dtype, data.draw(OPTIMIZER_STEPS["sgd"].strategy()), explicit
     )
 
 
@@ -392,7 +376,7 @@ def momentum_cases(draw: st.DrawFn) -> dict[str, Any]:
     rng = np.random.default_rng(draw(strategies.seeds()))
     return {
         "param": draw(strategies.arrays(shape)),
-        "grads": [rng.standard_normal(shape) for _ in range(STEPS)],
+        "grads": [rng.standard_normal(shape) for _ in range(TRAJECTORY_STEPS)],
         "lr": draw(strategies.floats(1e-2, 0.5)),
         "momentum": draw(strategies.floats(0.5, 0.95)),
         "step_size": draw(st.integers(5, 20)),
@@ -419,7 +403,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
     Notes 002: :math:`v_t = \gamma v_{t-1} + \eta g_t,\ w_t = w_{t-1} - v_t`;
     torch: :math:`b_t = \mu b_{t-1} + g_t,\ w_t = w_{t-1} - \eta b_t`. With a
     constant :math:`\eta`, :math:`v_t = \eta b_t` and the iterates agree: the
-    backend's ``sgd_step`` over ``STEPS`` steps must equal
+    backend's ``sgd_step`` over ``TRAJECTORY_STEPS`` steps must equal
     ``reference.optimizers.sgd_momentum_notes_step``. Under a step-decay
     schedule (``lr0 * gamma**(t // step_size)``) the forms differ, and the
     backend must follow the torch form (the reference ``sgd_step``).
@@ -438,7 +422,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
         backend=impl.name,
         dtype=dtype,
         inputs={"param": param.shape},
-        hyper={"lr": lr, "momentum": momentum, "steps": STEPS},
+        hyper={"lr": lr, "momentum": momentum, "steps": TRAJECTORY_STEPS},
         variant="notes' momentum form",
     )
     actual = run_trajectory(
@@ -457,7 +441,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
         schedules.step_decay(
             t, lr0=lr, step_size=case["step_size"], gamma=case["gamma"]
         )
-        for t in range(STEPS)
+        for t in range(TRAJECTORY_STEPS)
     ]
     context = Context(
         op="sgd_step",
@@ -469,7 +453,7 @@ def check_notes_momentum(impl: Any, dtype: str, case: dict[str, Any]) -> None:
             "momentum": momentum,
             "step_size": case["step_size"],
             "gamma": case["gamma"],
-            "steps": STEPS,
+            "steps": TRAJECTORY_STEPS,
         },
         variant="torch momentum form under step decay",
     )
@@ -525,7 +509,7 @@ def test_notes_momentum_forms_differ_under_a_schedule_on_the_reference(case) -> 
         schedules.step_decay(
             t, lr0=case["lr"], step_size=case["step_size"], gamma=case["gamma"]
         )
-        for t in range(STEPS)
+        for t in range(TRAJECTORY_STEPS)
     ]
     context = Context(
         op="sgd_momentum_notes_step", backend="reference", dtype="float32"
@@ -566,15 +550,9 @@ def test_notes_momentum_forms_differ_under_a_schedule_on_the_reference(case) -> 
 def adam_first_steps(draw: st.DrawFn) -> dict[str, Any]:
     """A parameter in [-1, 1], gradients with 1e-3 <= |g| <= 1e3, Adam's betas."""
     shape = draw(strategies.shapes(max_dims=2, max_side=5))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-    magnitude = 10.0 ** rng.uniform(-3.0, 3.0, shape)
-    grad = magnitude * rng.choice([-1.0, 1.0], shape)
+    grad = draw(strategies.signed_magnitudes(shape, -3.0, 3.0))
     hyper = {"lr": draw(strategies.floats(1e-3, 1.0))} | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-6)),
-        )
+        strategies.hyperparameters(**adam_moments(1e-10, 1e-6))
     )
     return {
         "param": draw(strategies.arrays(shape, -1.0, 1.0)),
@@ -666,14 +644,12 @@ def _same_numbers(
             )
 
 
-def check_adamw_without_decay_is_adam(
-    impl: Any, dtype: str, case: dict[str, Any]
-) -> None:
+def check_adamw_without_decay_is_adam(impl: Any, dtype: str, sample: Sample) -> None:
     r"""AdamW with ``weight_decay = 0`` is Adam with ``weight_decay = 0``, exactly.
 
     With :math:`\lambda = 0` AdamW's decay factor :math:`1 - \eta\lambda` is 1
     and Adam adds no L2 term, so the two rules are one rule: the same
-    implementation of it gives the same numbers, step after step (``STEPS``
+    implementation of it gives the same numbers, step after step (``TRAJECTORY_STEPS``
     steps, Adam's hyperparameters drawn as for its trajectory, both with
     ``weight_decay=0`` explicitly).
 
@@ -682,15 +658,14 @@ def check_adamw_without_decay_is_adam(
     decay factor applied even at ``weight_decay = 0`` (``1 - lr`` in place of
     ``1 - lr wd``), AdamW's default decay (0.01) used where 0 was passed.
     """
-    param = _rounded(case["param"], dtype)
-    grads = [_rounded(g, dtype) for g in case["grads"]]
-    hyper = {**case["hyper"], "weight_decay": 0.0}
+    param, grads = trajectory_inputs(sample, dtype)
+    hyper = {**sample.hyper, "weight_decay": 0.0}
     context = Context(
         op="adamw_step",
         backend=impl.name,
         dtype=dtype,
         inputs={"param": param.shape},
-        hyper={**hyper, "steps": STEPS},
+        hyper={**hyper, "steps": TRAJECTORY_STEPS},
         variant="weight_decay=0 against adam_step",
     )
     adamw = run_trajectory(impl, dtype, "adamw", param, grads, hyper, context)
@@ -705,7 +680,7 @@ def test_adamw_without_decay_is_adam(backend: Any, dtype: str, data) -> None:
     """See :func:`check_adamw_without_decay_is_adam`."""
     require_operations(backend, "init_state", "adam_step", "adamw_step")
     check_adamw_without_decay_is_adam(
-        backend, dtype, data.draw(trajectory_cases("adam"))
+        backend, dtype, data.draw(OPTIMIZER_STEPS["adam"].strategy())
     )
 
 
@@ -721,19 +696,11 @@ def adamw_scale_cases(draw: st.DrawFn) -> dict[str, Any]:
     decay is at least 0.01, ``eps`` at most 1e-8 (its default).
     """
     shape = draw(strategies.shapes(max_dims=2, max_side=4))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-    magnitude = 10.0 ** rng.uniform(-1.0, 1.0, (SCALE_STEPS, *shape))
-    grads = magnitude * rng.choice([-1.0, 1.0], (SCALE_STEPS, *shape))
+    grads = draw(strategies.signed_magnitudes((SCALE_STEPS, *shape), -1.0, 1.0))
     hyper = {
         "lr": draw(strategies.floats(1e-3, 0.1)),
         "weight_decay": draw(strategies.floats(1e-2, 0.1)),
-    } | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-8)),
-        )
-    )
+    } | draw(strategies.hyperparameters(**adam_moments(1e-10, 1e-8)))
     return {
         "param": draw(strategies.arrays(shape)),
         "grads": list(grads),
@@ -829,24 +796,13 @@ def test_adamw_step_ignores_gradient_scale(backend: Any, dtype: str, case) -> No
 def adamw_first_steps(draw: st.DrawFn) -> dict[str, Any]:
     """0.5 <= |w| <= 1, 1 <= |g| <= 100, lr in [0.01, 1], decay in [0.01, 0.1]."""
     shape = draw(strategies.shapes(max_dims=2, max_side=5))
-    rng = np.random.default_rng(draw(strategies.seeds()))
-
-    def signed(low: float, high: float) -> np.ndarray:
-        return 10.0 ** rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
-
     hyper = {
         "lr": draw(strategies.floats(1e-2, 1.0)),
         "weight_decay": draw(strategies.floats(1e-2, 0.1)),
-    } | draw(
-        strategies.hyperparameters(
-            beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-            beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-            eps=strategies.optional(strategies.floats(1e-10, 1e-6)),
-        )
-    )
+    } | draw(strategies.hyperparameters(**adam_moments(1e-10, 1e-6)))
     return {
-        "param": signed(math.log10(0.5), 0.0),
-        "grad": signed(0.0, 2.0),
+        "param": draw(strategies.signed_magnitudes(shape, math.log10(0.5), 0.0)),
+        "grad": draw(strategies.signed_magnitudes(shape, 0.0, 2.0)),
         "hyper": hyper,
     }
 
@@ -1089,29 +1045,6 @@ def test_optimizer_decreases_convex_quadratic(
 # ---------------------------------------------------------------------------
 
 
-#: Powers of ten of the gradients' scale: ordinary ones, and exploding ones
-#: (1e20, 1e30: their squares overflow float32, not float64), the case
-#: clipping exists for.
-CLIPPING_SCALES = st.one_of(st.integers(-4, 3), st.sampled_from([20, 30]))
-
-
-@st.composite
-def clipping_cases(draw: st.DrawFn) -> dict[str, Any]:
-    """1 to 3 gradients at a scale from 1e-4 to 1e3, or 1e20 or 1e30.
-
-    ``max_norm`` is 0.1 to 0.95 or 1.05 to 3 times their global norm.
-    """
-    count = draw(st.integers(1, 3))
-    scale = 10.0 ** draw(CLIPPING_SCALES)
-    grads = [
-        scale * draw(strategies.arrays(draw(strategies.shapes(max_dims=3, max_side=4))))
-        for _ in range(count)
-    ]
-    total = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
-    factor = draw(st.one_of(strategies.floats(0.1, 0.95), strategies.floats(1.05, 3.0)))
-    return {"grads": grads, "max_norm": factor * total if total > 0 else factor}
-
-
 def _squarable(a: np.ndarray, dtype: str) -> np.ndarray:
     r"""``a`` rounded to ``dtype``, with the values whose square underflows set to 0.
 
@@ -1125,7 +1058,7 @@ def _squarable(a: np.ndarray, dtype: str) -> np.ndarray:
     return rounded.astype(np.float64)
 
 
-def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
+def check_clipping(impl: Any, dtype: str, sample: Sample) -> None:
     r"""Clipping caps the global norm at ``max_norm`` and keeps the direction.
 
     With :math:`\|G\|` the L2 norm over all the gradients and :math:`\tau` =
@@ -1150,8 +1083,9 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
     torch's :math:`\tau/(\|G\| + 10^{-6})` (visible at norms of 1e-3), an L1 or
     max norm, clipping in place, a norm that overflows (squares in float32).
     """
-    grads = [_squarable(g, dtype) for g in case["grads"]]
-    max_norm = case["max_norm"]
+    (drawn,) = sample.arguments
+    grads = [_squarable(g, dtype) for g in drawn]
+    max_norm = sample.hyper["max_norm"]
     total = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
     context = Context(
         op="clip_grad_norm",
@@ -1241,13 +1175,15 @@ def check_clipping(impl: Any, dtype: str, case: dict[str, Any]) -> None:
 
 @pytest.mark.reference_too
 @fixtures_shared
-@given(case=clipping_cases())
-@example(case={"grads": [np.full((2, 2), 5e-4), np.full(3, -5e-4)], "max_norm": 1e-4})
-@example(case={"grads": [np.array([3e19, -4e19])], "max_norm": 1.0})
-def test_clip_grad_norm(backend: Any, dtype: str, case) -> None:
-    """See :func:`check_clipping`."""
+@given(sample=CLIPPING.strategy())
+@example(
+    sample=Sample(([np.full((2, 2), 5e-4), np.full(3, -5e-4)],), {"max_norm": 1e-4})
+)
+@example(sample=Sample(([np.array([3e19, -4e19])],), {"max_norm": 1.0}))
+def test_clip_grad_norm(backend: Any, dtype: str, sample: Sample) -> None:
+    """See :func:`check_clipping` (``sample`` drawn by the catalog's entry)."""
     require_operations(backend, "clip_grad_norm")
-    check_clipping(backend, dtype, case)
+    check_clipping(backend, dtype, sample)
 
 
 # ---------------------------------------------------------------------------

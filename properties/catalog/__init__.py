@@ -48,13 +48,13 @@ from properties.catalog.entry import (
     FAMILIES,
     KINDS,
     REFERENCE_MODULES,
-    TRAJECTORY_STEPS,
     UNIFORM_INITIALIZERS,
     OpInfo,
     Sample,
     reference_function,
     summarize,
 )
+from properties.catalog.optimizers import TRAJECTORY_STEPS
 
 __all__ = [
     "BY_NAME",

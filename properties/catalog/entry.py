@@ -41,9 +41,6 @@ REFERENCE_MODULES: tuple[str, ...] = (
     "reference.optimizers",
 )
 
-#: How many steps an optimizer trajectory runs.
-TRAJECTORY_STEPS = 5
-
 #: The uniform initializers (the others draw from a normal distribution),
 #: as the reference defines them.
 UNIFORM_INITIALIZERS = reference_initializers.UNIFORM_INITIALIZERS

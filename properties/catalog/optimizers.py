@@ -1,8 +1,9 @@
 """Catalog entries of the optimizers and clipping (``reference/optimizers.py``).
 
 ``init_state`` has one case per optimizer, each ``<name>_step`` an entry of its
-own; both are run as a trajectory of :data:`~properties.catalog.TRAJECTORY_STEPS`
-steps, the state threaded through, and compared step by step.
+own; both are run as a trajectory of :data:`TRAJECTORY_STEPS` steps, the state
+threaded through (``test_optimizers.py`` compares the steps' trajectories
+with the reference's, step by step).
 The hyperparameter strategies (:data:`OPTIMIZER_HYPER`) draw the forms that
 need covering first (momentum, Nesterov, weight decay), and
 :func:`optimizer_hyper` tallies every draw for ``--nnspec-coverage``.
@@ -20,7 +21,12 @@ from hypothesis import strategies as st
 
 from backends import contract
 from properties import draws, strategies
-from properties.catalog.entry import TRAJECTORY_STEPS, OpInfo, Sample
+from properties.catalog.entry import OpInfo, Sample
+
+#: Steps of an optimizer trajectory: enough for a wrong accumulator or bias
+#: correction to compound well past the first few steps, and at least 3, so
+#: that a momentum buffer or an accumulator is read after it was written.
+TRAJECTORY_STEPS = 50
 
 # -- init_state and the steps ------------------------------------------------
 
@@ -37,14 +43,25 @@ def _weight_decay() -> st.SearchStrategy[Any]:
     )
 
 
+def adam_moments(
+    eps_low: float = 1e-8, eps_high: float = 1e-4
+) -> dict[str, st.SearchStrategy[Any]]:
+    """Strategies of Adam's ``beta1``, ``beta2`` and ``eps``, each drawn or omitted.
+
+    For :func:`properties.strategies.hyperparameters`; ``eps`` in
+    ``[eps_low, eps_high]``.
+    """
+    return {
+        "beta1": strategies.optional(strategies.floats(0.0, 0.99)),
+        "beta2": strategies.optional(strategies.floats(0.9, 0.9999)),
+        "eps": strategies.optional(strategies.floats(eps_low, eps_high)),
+    }
+
+
 def _adam_hyper(lr: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
     """Adam's and AdamW's hyperparameters, ``lr`` drawn by ``lr``; decay first."""
     return strategies.hyperparameters(
-        lr=lr,
-        beta1=strategies.optional(strategies.floats(0.0, 0.99)),
-        beta2=strategies.optional(strategies.floats(0.9, 0.9999)),
-        eps=strategies.optional(strategies.floats(1e-8, 1e-4)),
-        weight_decay=_weight_decay(),
+        lr=lr, **adam_moments(), weight_decay=_weight_decay()
     )
 
 
@@ -122,27 +139,30 @@ def optimizer_hyper(name: str) -> st.SearchStrategy[dict[str, Any]]:
     return OPTIMIZER_HYPER[name]().map(lambda hyper: draws.record(name, hyper))
 
 
-def _gradient_values(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    """A step's gradient: values in [-3, 3], exact zeros, or tiny values.
+@st.composite
+def _trajectory(draw: st.DrawFn, name: str) -> Sample:
+    """A parameter, :data:`TRAJECTORY_STEPS` gradients and ``name``'s hyperparameters.
 
-    Gradients of order 1e-4 make the squared averages small enough for
-    ``eps`` to matter, where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ.
+    The gradients are one drawn ``(TRAJECTORY_STEPS, *shape)`` array with
+    values in [-3, 3] (element by element or from a seeded generator), with
+    some steps set to exact zeros (a parameter that gets no gradient for a
+    while) and some scaled to 1e-4 (squared averages small enough for ``eps``
+    to matter, where ``sqrt(v) + eps`` and ``sqrt(v + eps)`` differ).
     """
-    return st.one_of(
-        strategies.arrays(shape),
-        st.just(np.zeros(shape)),
-        strategies.arrays(shape, -3e-4, 3e-4),
-    )
+    shape = draw(strategies.shapes(max_dims=2, max_side=4))
+    grads = draw(strategies.arrays((TRAJECTORY_STEPS, *shape)))
+    every_step = st.integers(0, TRAJECTORY_STEPS - 1)
+    for step in draw(st.sets(every_step, max_size=TRAJECTORY_STEPS // 5)):
+        grads[step] = 0.0
+    for step in draw(st.sets(every_step, max_size=TRAJECTORY_STEPS // 2)):
+        grads[step] *= 1e-4
+    param = draw(strategies.arrays(shape))
+    return Sample((param,), draw(optimizer_hyper(name)), tuple(grads))
 
 
 def _optimizer_samples(fixed: str | None):
-    @st.composite
-    def samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
-        name = fixed or variant or "sgd"
-        shape = draw(strategies.shapes(max_dims=2, max_side=4))
-        param = draw(strategies.arrays(shape))
-        steps = tuple(draw(_gradient_values(shape)) for _ in range(TRAJECTORY_STEPS))
-        return Sample((param,), draw(optimizer_hyper(name)), steps)
+    def samples(variant: str | None = None) -> st.SearchStrategy[Sample]:
+        return _trajectory(fixed or variant or "sgd")
 
     return samples
 
@@ -177,15 +197,26 @@ STEPS: tuple[OpInfo, ...] = tuple(
 # -- clip_grad_norm ----------------------------------------------------------
 
 
+#: Powers of ten of the gradients' scale: ordinary ones, and exploding ones
+#: (1e20, 1e30: their squares overflow float32, not float64), the case
+#: clipping exists for.
+CLIPPING_SCALES = st.one_of(st.integers(-4, 3), st.sampled_from([20, 30]))
+
+
 @st.composite
 def _clip_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
+    """1 to 3 gradients at a scale from 1e-4 to 1e3, or 1e20 or 1e30.
+
+    ``max_norm`` is 0.1 to 0.95 or 1.05 to 3 times their global norm, so
+    both regimes (clipped, untouched) occur and rounding never decides which.
+    """
     count = draw(st.integers(1, 3))
+    scale = 10.0 ** draw(CLIPPING_SCALES)
     grads = [
-        draw(strategies.arrays(draw(strategies.shapes(max_dims=3, max_side=4))))
+        scale * draw(strategies.arrays(draw(strategies.shapes(max_dims=3, max_side=4))))
         for _ in range(count)
     ]
     total = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
-    # Relative to the actual norm, so both regimes (clipped, untouched) occur.
     factor = draw(st.one_of(strategies.floats(0.1, 0.95), strategies.floats(1.05, 3.0)))
     max_norm = factor * total if total > 0 else factor
     return Sample((grads,), {"max_norm": max_norm})
@@ -197,7 +228,10 @@ CLIP_GRAD_NORM = OpInfo(
     kind="clipping",
     arguments=("grads",),
     samples=_clip_samples,
-    domain="1 to 3 gradients; max_norm from 0.1 to 3 times their global norm",
+    domain=(
+        "1 to 3 gradients at a scale of 1e-4 to 1e3, 1e20 or 1e30; max_norm "
+        "0.1 to 0.95 or 1.05 to 3 times their global norm"
+    ),
 )
 
 ENTRIES: tuple[OpInfo, ...] = (INIT_STATE, *STEPS, CLIP_GRAD_NORM)
