@@ -46,6 +46,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from reference import optimizers as reference_optimizers
+
 #: The operations of the contract, by section. Every differentiable operation
 #: ``f`` also has ``f_backward`` (listed in :data:`BACKWARD_OPERATIONS`).
 ACTIVATIONS: tuple[str, ...] = (
@@ -97,14 +99,8 @@ INITIALIZER_NAMES: tuple[str, ...] = (
     "he_normal",
     "he_uniform",
 )
-OPTIMIZER_NAMES: tuple[str, ...] = (
-    "sgd",
-    "adagrad",
-    "rmsprop",
-    "adadelta",
-    "adam",
-    "adamw",
-)
+#: The reference's optimizers less its notes-only momentum form.
+OPTIMIZER_NAMES: tuple[str, ...] = reference_optimizers.CONTRACT_OPTIMIZER_NAMES
 OPTIMIZERS: tuple[str, ...] = (
     "init_state",
     *(f"{name}_step" for name in OPTIMIZER_NAMES),

@@ -45,7 +45,9 @@ from reference._checks import (
 )
 
 __all__ = [
+    "CONTRACT_OPTIMIZER_NAMES",
     "OPTIMIZER_NAMES",
+    "STATE_ARRAYS",
     "adadelta_hyperparameters",
     "adadelta_step",
     "adagrad_hyperparameters",
@@ -64,20 +66,21 @@ __all__ = [
     "sgd_step",
 ]
 
-#: The optimizers of the contract, plus the notes' momentum form (reference only).
-OPTIMIZER_NAMES: tuple[str, ...] = (
+#: The optimizers of the contract: every backend steps these.
+CONTRACT_OPTIMIZER_NAMES: tuple[str, ...] = (
     "sgd",
     "adagrad",
     "rmsprop",
     "adadelta",
     "adam",
     "adamw",
-    "sgd_momentum_notes",
 )
+#: The optimizers of the contract, plus the notes' momentum form (reference only).
+OPTIMIZER_NAMES: tuple[str, ...] = (*CONTRACT_OPTIMIZER_NAMES, "sgd_momentum_notes")
 
 #: The arrays each optimizer keeps per parameter (``adam`` and ``adamw`` also
 #: keep ``step``).
-_STATE_ARRAYS: dict[str, tuple[str, ...]] = {
+STATE_ARRAYS: dict[str, tuple[str, ...]] = {
     "sgd": ("momentum_buffer",),
     "adagrad": ("sum",),
     "rmsprop": ("square_avg",),
@@ -111,13 +114,13 @@ def init_state(name: str, param: np.ndarray) -> dict[str, np.ndarray | int]:
     ValueError
         If ``name`` is not an optimizer of this module.
     """
-    if name not in _STATE_ARRAYS:
+    if name not in STATE_ARRAYS:
         raise ValueError(
             f"name must be one of {', '.join(OPTIMIZER_NAMES)}, got {name!r}"
         )
     param = as_float64("param", param)
     state: dict[str, np.ndarray | int] = {
-        key: np.zeros_like(param) for key in _STATE_ARRAYS[name]
+        key: np.zeros_like(param) for key in STATE_ARRAYS[name]
     }
     if name in ("adam", "adamw"):
         state["step"] = 0
@@ -134,13 +137,13 @@ def _param_and_grad(param: object, grad: object) -> tuple[np.ndarray, np.ndarray
 
 def _buffers(name: str, state: object, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """The float64 buffers of ``state`` for optimizer ``name``, checked."""
-    if not isinstance(state, dict) or any(k not in state for k in _STATE_ARRAYS[name]):
+    if not isinstance(state, dict) or any(k not in state for k in STATE_ARRAYS[name]):
         raise ValueError(
-            f"state must be a dict with keys {', '.join(_STATE_ARRAYS[name])} "
+            f"state must be a dict with keys {', '.join(STATE_ARRAYS[name])} "
             f"(make it with init_state({name!r}, param)), got {_describe(state)}"
         )
     buffers = {}
-    for key in _STATE_ARRAYS[name]:
+    for key in STATE_ARRAYS[name]:
         buffers[key] = as_float64(f"state[{key!r}]", state[key])
         require_shape(f"state[{key!r}]", buffers[key], shape)
     return buffers

@@ -27,12 +27,8 @@ __all__ = ["OPTIMIZER_BUFFERS", "OptimizerOps"]
 
 #: The state arrays of each optimizer (torch's names) besides scratch buffers.
 OPTIMIZER_BUFFERS: dict[str, tuple[str, ...]] = {
-    "sgd": ("momentum_buffer",),
-    "adagrad": ("sum",),
-    "rmsprop": ("square_avg",),
-    "adadelta": ("square_avg", "acc_delta"),
-    "adam": ("exp_avg", "exp_avg_sq"),
-    "adamw": ("exp_avg", "exp_avg_sq"),
+    name: reference_optimizers.STATE_ARRAYS[name]
+    for name in reference_optimizers.CONTRACT_OPTIMIZER_NAMES
 }
 
 
@@ -295,20 +291,7 @@ class OptimizerOps(ArrayCore):
         lr, beta1, beta2, eps, weight_decay = reference_optimizers.adam_hyperparameters(
             lr, beta1, beta2, eps, weight_decay
         )
-        step_size, bias_correction2_sqrt = self._adam_count_step(
-            state, lr, beta1, beta2
-        )
-        self._adam_update(
-            param,
-            grad,
-            state,
-            step_size,
-            beta1,
-            beta2,
-            eps,
-            bias_correction2_sqrt,
-            weight_decay,
-        )
+        self._adam_step(param, grad, state, lr, beta1, beta2, eps, weight_decay)
         return param, state
 
     def _adam_count_step(
@@ -326,6 +309,36 @@ class OptimizerOps(ArrayCore):
         # As torch: step_size = lr / (1 - beta1^t), denominator
         # sqrt(v) / sqrt(1 - beta2^t) + eps.
         return lr / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t)
+
+    def _adam_step(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        decay: float = 1.0,
+    ) -> None:
+        """Count the step, then Adam's update with L2 ``weight_decay`` after
+        ``param *= decay``."""
+        step_size, bias_correction2_sqrt = self._adam_count_step(
+            state, lr, beta1, beta2
+        )
+        self._adam_update(
+            param,
+            grad,
+            state,
+            step_size,
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt,
+            weight_decay,
+            decay,
+        )
 
     def _adam_update(
         self,
@@ -365,21 +378,8 @@ class OptimizerOps(ArrayCore):
                 lr, beta1, beta2, eps, weight_decay
             )
         )
-        step_size, bias_correction2_sqrt = self._adam_count_step(
-            state, lr, beta1, beta2
-        )
-        self._adam_update(
-            param,
-            grad,
-            state,
-            step_size,
-            beta1,
-            beta2,
-            eps,
-            bias_correction2_sqrt,
-            0.0,
-            decay=1.0 - lr * weight_decay,
-        )
+        decay = 1.0 - lr * weight_decay
+        self._adam_step(param, grad, state, lr, beta1, beta2, eps, 0.0, decay)
         return param, state
 
     def clip_grad_norm(self, grads: list, *, max_norm: float) -> tuple[list, float]:

@@ -35,6 +35,20 @@ _OPTIMIZER_CLASSES = {
 }
 
 
+def _adam_hyperparameters(
+    lr: float, beta1: float, beta2: float, eps: float, weight_decay: float
+) -> dict[str, Any]:
+    """The param group of torch.optim.Adam and AdamW (their ``weight_decay``
+    differs: L2 in the gradient for Adam, decoupled for AdamW)."""
+    return {
+        "lr": lr,
+        "betas": (beta1, beta2),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "amsgrad": False,
+    }
+
+
 class Optimizers(TorchCore):
     """init_state, the *_step functions and clip_grad_norm."""
 
@@ -190,13 +204,7 @@ class Optimizers(TorchCore):
         lr, beta1, beta2, eps, weight_decay = optimizers.adam_hyperparameters(
             lr, beta1, beta2, eps, weight_decay
         )
-        hyper = {
-            "lr": lr,
-            "betas": (beta1, beta2),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": False,
-        }
+        hyper = _adam_hyperparameters(lr, beta1, beta2, eps, weight_decay)
         return self._optimizer_step("adam", param, grad, state, hyper)
 
     def adamw_step(
@@ -215,13 +223,7 @@ class Optimizers(TorchCore):
         lr, beta1, beta2, eps, weight_decay = optimizers.adamw_hyperparameters(
             lr, beta1, beta2, eps, weight_decay
         )
-        hyper = {
-            "lr": lr,
-            "betas": (beta1, beta2),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": False,
-        }
+        hyper = _adam_hyperparameters(lr, beta1, beta2, eps, weight_decay)
         return self._optimizer_step("adamw", param, grad, state, hyper)
 
     def clip_grad_norm(
