@@ -1,8 +1,9 @@
 """The NumPy backend: :class:`~backends.array.ArrayBackend` over ``numpy``.
 
-Vectorised and float32-first: conv2d is im2col from strided views and one
-GEMM (see :mod:`backends.array` for the algorithm table), the optimizer
-steps update ``param`` and their state in place. Importing it needs only NumPy.
+Vectorised and float32-first: conv2d picks its algorithm per shape from the
+table of :mod:`backends.array.conv` (im2col from strided views and one GEMM,
+or Winograd for 3x3 stride-1 layers), the optimizer steps update ``param``
+and their state in place. Importing it needs only NumPy.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ the names of :mod:`reference`'s modules:
 * :mod:`backends.array.activations`, :mod:`backends.array.layers` (linear,
   pooling, flatten, softmax, maxout, upsampling),
   :mod:`backends.array.conv` (conv2d's algorithm table),
-  :mod:`backends.array.normalization` (batch norm, dropout),
+  :mod:`backends.array.normalization` (batch norm, layer norm, dropout),
   :mod:`backends.array.losses` (losses and penalties),
   :mod:`backends.array.initializers`, :mod:`backends.array.optimizers`.
 

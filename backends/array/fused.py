@@ -9,7 +9,7 @@ part of it computes, in fewer passes over memory:
   in the same order and dtype (the hyperparameters rounded to it as NumPy
   rounds a Python float meeting an array), without fused multiply-adds
   (``fastmath=False``): the plain path's results bit for bit;
-* im2col's copies (:mod:`backends.array`): the windows gathered
+* im2col's copies (:mod:`backends.array.conv`): the windows gathered
   into columns and their gradients added back (col2im) in one loop each,
   with no padded buffer for col2im;
 * a direct conv at stride 1 (:func:`direct_conv`) that im2col's forward

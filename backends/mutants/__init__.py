@@ -1,11 +1,12 @@
 """Mutant backends: the NumPy backend with one realistic bug each.
 
 Every mutant subclasses :class:`backends.numpy_backend.NumpyBackend` and
-overrides exactly one operation of the contract with a bug of the kind people
-ship (a train/eval mix-up, a biased running variance, a missing rescale, a
-forgotten bias correction, a standard deviation off by a constant, an unstable
-formula). Its docstring says what the bug is and which property should catch
-it; its class attributes say the same for tools:
+overrides exactly one operation of the contract (the precision mutant: every
+one, with the same bug) with a bug of the kind people ship (a train/eval
+mix-up, a biased running variance, a missing rescale, a forgotten bias
+correction, a standard deviation off by a constant, an unstable formula).
+Its docstring says what the bug is and which property should catch it; its
+class attributes say the same for tools:
 
 * ``name``: ``"mutant-..."``, the backend name in test ids;
 * ``family``: one of :data:`FAMILIES`, the kind of op it breaks;

@@ -10,7 +10,7 @@ Loaded with ``-p backends.mutants.plugin`` by :mod:`backends.mutants.run`.
   deadline, database) is kept, with ``max_examples=N`` on top. Tests that set
   fewer examples themselves keep theirs.
 * ``--mutant-no-shrink`` drops Hypothesis' shrink phase: a kill needs one
-  failing example, not the smallest one, and shrinking every failure of 30
+  failing example, not the smallest one, and shrinking every failure of 40-odd
   mutants would cost more than finding them.
 * ``--mutant-report PATH`` writes one record per test to ``PATH`` (JSON): node
   id, property family (the module without ``test_``), the backend it ran

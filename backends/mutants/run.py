@@ -16,14 +16,14 @@ The plugin :mod:`backends.mutants.plugin` keeps only the tests that take the
 
 The mutants go to pytest in batches of ``--batch`` (default 4) per session
 (``--backend`` is repeatable; every test id names its mutant): a session per
-mutant would pay a collection and an xdist start-up 30 times over (minutes
+mutant would pay a collection and an xdist start-up over 40 times (minutes
 of the CI budget), while one session for all of them breaks Hypothesis'
 pytest plugin, which wraps a parametrized test's settings in one more
 ``settings(parent=...)`` at every invocation: past about 900 invocations of
-one test function in one worker (30 mutants x 30 ops x 2 dtypes), reading
-the settings overflows the recursion limit and every later example fails
-with a ``RecursionError`` inside Hypothesis. ``--batch 1`` gives each mutant
-its own session, for debugging one.
+one test function in one worker (40-odd mutants x 30 ops x 2 dtypes is far
+past it), reading the settings overflows the recursion limit and every later
+example fails with a ``RecursionError`` inside Hypothesis. ``--batch 1`` gives
+each mutant its own session, for debugging one.
 
 The Hypothesis profile defaults to ``ci`` (derandomized: the same examples on
 every run, so a kill is reproducible) capped at ``--max-examples`` (default
