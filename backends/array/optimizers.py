@@ -327,18 +327,8 @@ class OptimizerOps(ArrayCore):
         step_size, bias_correction2_sqrt = self._adam_count_step(
             state, lr, beta1, beta2
         )
-        self._adam_update(
-            param,
-            grad,
-            state,
-            step_size,
-            beta1,
-            beta2,
-            eps,
-            bias_correction2_sqrt,
-            weight_decay,
-            decay,
-        )
+        scalars = (step_size, beta1, beta2, eps, bias_correction2_sqrt)
+        self._adam_update(param, grad, state, *scalars, weight_decay, decay)
 
     def _adam_update(
         self,

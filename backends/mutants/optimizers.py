@@ -91,20 +91,8 @@ class AdamwDecayInGradient(NumpyBackend):
         lr, beta1, beta2, eps, weight_decay = optimizers.adamw_hyperparameters(
             lr, beta1, beta2, eps, weight_decay
         )
-        step_size, bias_correction2_sqrt = self._adam_count_step(
-            state, lr, beta1, beta2
-        )
-        self._adam_update(
-            param,
-            grad,
-            state,
-            step_size,
-            beta1,
-            beta2,
-            eps,
-            bias_correction2_sqrt,
-            weight_decay,
-        )
+        # Adam's step with weight_decay as its L2 term, no decoupled decay.
+        self._adam_step(param, grad, state, lr, beta1, beta2, eps, weight_decay)
         return param, state
 
 
