@@ -41,6 +41,18 @@ def check_timeout(profile: str) -> str:
     return os.environ.get("NNSPEC_CHECK_TIMEOUT", str(CHECK_TIMEOUT.get(profile, 300)))
 
 
+def suite_command(profile: str) -> list[str]:
+    """The property suite on every core, with ``profile`` and its check timeout."""
+    return [
+        "pytest",
+        "properties",
+        "-n",
+        "auto",
+        f"--hypothesis-profile={profile}",
+        f"--timeout={check_timeout(profile)}",
+    ]
+
+
 #: What to pip-install for a third-party backend: space-separated pip
 #: arguments (a path, a package, ``-r requirements.txt``); the sessions'
 #: ``--install ARG`` option adds one more.
@@ -118,15 +130,7 @@ def verify(session: nox.Session) -> None:
     install(session, "torch", "test", "fast")
     arguments = install_backend(session)
     profile = hypothesis_profile()
-    session.run(
-        "pytest",
-        "properties",
-        "-n",
-        "auto",
-        f"--hypothesis-profile={profile}",
-        f"--timeout={check_timeout(profile)}",
-        *arguments,
-    )
+    session.run(*suite_command(profile), *arguments)
 
 
 @nox.session(python=PYTHON)
@@ -486,12 +490,7 @@ def _build_report(
     session.log(f"[1/4] property suite, {profile} profile, every available backend")
     status = _exit_status(
         session,
-        "pytest",
-        "properties",
-        "-n",
-        "auto",
-        f"--hypothesis-profile={profile}",
-        f"--timeout={check_timeout(profile)}",
+        *suite_command(profile),
         f"--nnspec-results={results}",
         "--nnspec-progress",
         "-p",

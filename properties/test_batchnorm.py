@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -109,15 +109,13 @@ class Batch:
         def r(a: np.ndarray) -> np.ndarray:
             return a.astype(dtype).astype(np.float64)
 
-        return Batch(
-            r(self.x),
-            r(self.gamma),
-            r(self.beta),
-            r(self.running_mean),
-            r(self.running_var),
-            self.eps,
-            self.momentum,
-            self.seed,
+        return replace(
+            self,
+            x=r(self.x),
+            gamma=r(self.gamma),
+            beta=r(self.beta),
+            running_mean=r(self.running_mean),
+            running_var=r(self.running_var),
         )
 
     def native(self, impl: Any, dtype: str) -> list[Any]:
@@ -441,18 +439,7 @@ def step_sequences(draw: st.DrawFn, layout: str) -> list[Batch]:
             np.array([draw(strategies.floats(-5.0, 5.0)) for _ in scales]) * scales
         )
         x = _channel_values(np.random.default_rng(seed), first.x.shape, offsets, scales)
-        steps.append(
-            Batch(
-                x,
-                first.gamma,
-                first.beta,
-                first.running_mean,
-                first.running_var,
-                first.eps,
-                first.momentum,
-                seed,
-            )
-        )
+        steps.append(replace(first, x=x, seed=seed))
     return steps
 
 
@@ -548,16 +535,7 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
             explain="eval must return copies of the running statistics (tolerance 0)",
         )
     keep = batch.x.shape[0] - 1
-    alone = Batch(
-        batch.x[keep : keep + 1],
-        batch.gamma,
-        batch.beta,
-        batch.running_mean,
-        batch.running_var,
-        batch.eps,
-        batch.momentum,
-        batch.seed,
-    )
+    alone = replace(batch, x=batch.x[keep : keep + 1])
     y_alone, _, _ = _forward(impl, dtype, alone, False, context)
     assert_close(
         y_alone,
@@ -569,15 +547,9 @@ def check_eval(impl: Any, dtype: str, layout: str, batch: Batch) -> None:
         expected_label="same sample in the full batch",
     )
     if batch.x.shape[0] >= 2:
-        changed = Batch(
-            _rows_changed(batch.x, keep, batch.seed).astype(dtype).astype(np.float64),
-            batch.gamma,
-            batch.beta,
-            batch.running_mean,
-            batch.running_var,
-            batch.eps,
-            batch.momentum,
-            batch.seed,
+        changed = replace(
+            batch,
+            x=_rows_changed(batch.x, keep, batch.seed).astype(dtype).astype(np.float64),
         )
         y_changed, _, _ = _forward(impl, dtype, changed, False, context)
         assert_close(
@@ -647,16 +619,7 @@ def check_train_depends_on_batch(
                 best = (change, sign)
         predicted[c] = best[0]
         shifted[1:, c] += best[1] * 10.0 * spread[c]
-    changed = Batch(
-        shifted.astype(dtype).astype(np.float64),
-        batch.gamma,
-        batch.beta,
-        batch.running_mean,
-        batch.running_var,
-        batch.eps,
-        batch.momentum,
-        batch.seed,
-    )
+    changed = replace(batch, x=shifted.astype(dtype).astype(np.float64))
     y, _, _ = _forward(impl, dtype, batch, True, context)
     y_changed, _, _ = _forward(impl, dtype, changed, True, context)
     moved = np.abs(y_changed[0].astype(np.float64) - y[0].astype(np.float64))

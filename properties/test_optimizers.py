@@ -3,7 +3,8 @@ r"""Optimizer trajectories, clipping and learning-rate schedules.
 The contract: ``init_state(name, param)`` and
 ``<name>_step(param, grad, state, **hyper) -> (param, state)`` with
 ``torch.optim``'s formulas for ``sgd`` (momentum, Nesterov, weight decay),
-``adagrad``, ``rmsprop``, ``adadelta`` and ``adam``; ``clip_grad_norm(grads,
+``adagrad``, ``rmsprop``, ``adadelta``, ``adam`` and ``adamw`` (decoupled
+weight decay); ``clip_grad_norm(grads,
 *, max_norm) -> (grads, total_norm)`` scales by ``max_norm / total_norm``
 only when the global norm exceeds ``max_norm``. The schedules of
 ``reference/schedules.py`` are reference-only.
@@ -19,6 +20,11 @@ The properties, each with the bug it catches (in its docstring):
   a constant learning rate, and under a decaying one the backend follows the
   torch form (the two forms then differ, which the reference test proves);
 * Adam's first step moves every coordinate by ``lr`` (bias correction);
+* AdamW with weight decay 0 is Adam; scaling the gradients changes its steps
+  only through ``eps``; and it is not Adam with an L2 term (the decay is
+  decoupled);
+* the catalog's hyperparameter strategy draws the cases where the formulas
+  differ (Nesterov, momentum with weight decay: :mod:`properties.draws`);
 * every optimizer decreases a convex quadratic from any start;
 * global-norm clipping caps the norm at ``max_norm`` and keeps the direction;
 * the learning-rate schedules are non-increasing, start at ``lr0`` and end

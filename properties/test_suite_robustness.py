@@ -251,6 +251,10 @@ class SuiteRun:
             + (self.output[-3000:])
         )
 
+    def assert_no_problems(self, heading: str, problems: list[str]) -> None:
+        """Fail with ``heading``, one problem a line, and :meth:`context`."""
+        assert not problems, f"{heading}:\n  " + "\n  ".join(problems) + self.context()
+
 
 def _read_outcomes(path: Path) -> list[Outcome]:
     by_test: dict[str, list[dict]] = {}
@@ -438,10 +442,8 @@ def test_broken_backend_fails_only_its_broken_ops(
                         f"{outcome.exception}: {message[:500]!r}"
                     )
     problems += _problems_with_lacked(run, name, has=broken)
-    assert not problems, (
-        f"backend {name!r} (properties.broken_backends:{attribute}):\n  "
-        + "\n  ".join(problems)
-        + run.context()
+    run.assert_no_problems(
+        f"backend {name!r} (properties.broken_backends:{attribute})", problems
     )
 
 
@@ -462,10 +464,9 @@ def test_unloadable_spec_fails_with_the_loading_error(
         or spec not in outcome.message
         or module.split(".")[0] not in outcome.message
     ]
-    assert not problems, (
-        f"tests of the unloadable spec {spec!r} must fail with the loading error:\n  "
-        + "\n  ".join(problems)
-        + run.context()
+    run.assert_no_problems(
+        f"tests of the unloadable spec {spec!r} must fail with the loading error",
+        problems,
     )
 
 
@@ -480,9 +481,9 @@ def test_unavailable_backend_is_skipped_with_its_reason(
         for outcome in outcomes
         if outcome.outcome != "skipped" or UNAVAILABLE_REASON not in outcome.message
     ]
-    assert not problems, (
-        f"tests of the unavailable backend must be skipped with "
-        f"{UNAVAILABLE_REASON!r}:\n  " + "\n  ".join(problems) + run.context()
+    run.assert_no_problems(
+        f"tests of the unavailable backend must be skipped with {UNAVAILABLE_REASON!r}",
+        problems,
     )
 
 
@@ -550,7 +551,7 @@ def _check_tiny(run: SuiteRun, *, every_operation: bool, also: set[str] = frozen
         unseen = [op for op in DIFFERENTIABLE if op not in seen]
         if unseen:
             problems.append(f"operations never tried on tiny: {unseen}")
-    assert not problems, "backend 'tiny':\n  " + "\n  ".join(problems) + run.context()
+    run.assert_no_problems("backend 'tiny'", problems)
 
 
 # -- declined options ------------------------------------------------------------
@@ -603,9 +604,7 @@ def test_declined_options_are_unsupported_not_failed(
             "no softmax check counted a declined example (nnspec-declined): "
             + "; ".join(o.describe() for o in softmax)
         )
-    assert not problems, "\n  ".join(["examples.declining:", *problems]) + (
-        run.context()
-    )
+    run.assert_no_problems("examples.declining", problems)
 
 
 def test_bug_in_the_supported_space_is_still_found(
@@ -631,7 +630,7 @@ def test_bug_in_the_supported_space_is_still_found(
                     f"{op} in {dtype}: no failure saying {word!r}: "
                     + "; ".join(o.describe() for o in run.of("broken_declining", op))
                 )
-    assert not problems, "\n  ".join(["broken_declining:", *problems]) + (run.context())
+    run.assert_no_problems("broken_declining", problems)
 
 
 # -- aliasing --------------------------------------------------------------------

@@ -292,19 +292,24 @@ def _moment_examples(test: Callable) -> Callable:
     return example(shape=(256, 128), seed=1, std=0.05, negative_slope=0.5)(test)
 
 
-_MOMENT_DRAWS = {
-    "shape": weight_shapes(),
-    "seed": strategies.seeds(),
-    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
-}
+def _initializer_draws(
+    shapes: st.SearchStrategy[tuple[int, ...]],
+) -> dict[str, st.SearchStrategy]:
+    """The drawn arguments of an initializer test: a weight shape from
+    ``shapes``, a seed, and optional ``std`` and ``negative_slope``."""
+    return {
+        "shape": shapes,
+        "seed": strategies.seeds(),
+        "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
+        "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
+    }
 
 
 @pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @fixtures_shared
 @_moment_examples
-@given(**_MOMENT_DRAWS)
+@given(**_initializer_draws(weight_shapes()))
 def test_initializer_moments(
     backend: Any,
     dtype: str,
@@ -463,18 +468,10 @@ def check_initializer_distribution(
         )
 
 
-_DISTRIBUTION_DRAWS = {
-    "shape": large_weight_shapes(),
-    "seed": strategies.seeds(),
-    "std": st.one_of(st.none(), strategies.floats(1e-3, 2.0)),
-    "negative_slope": st.one_of(st.none(), strategies.floats(0.0, 1.0)),
-}
-
-
 @pytest.mark.reference_too
 @pytest.mark.parametrize("name", RANDOM_INITIALIZERS)
 @settings(fixtures_shared, max_examples=10)
-@given(**_DISTRIBUTION_DRAWS)
+@given(**_initializer_draws(large_weight_shapes()))
 def test_initializer_distribution(
     backend: Any,
     dtype: str,

@@ -302,8 +302,22 @@ class Check:
         )
 
 
+class _Checks:
+    """What a group of checks (a cell, the whole run) sums up from its ``checks``."""
+
+    checks: list[Check]
+
+    @property
+    def examples(self) -> int:
+        return sum(check.examples or 0 for check in self.checks)
+
+    @property
+    def problems(self) -> list[Check]:
+        return [check for check in self.checks if check.outcome in PROBLEMS]
+
+
 @dataclass
-class Cell:
+class Cell(_Checks):
     """The checks of one property family on one op and one backend."""
 
     row: str
@@ -334,14 +348,6 @@ class Cell:
     @property
     def css(self) -> str:
         return css_class(self.status)
-
-    @property
-    def examples(self) -> int:
-        return sum(check.examples or 0 for check in self.checks)
-
-    @property
-    def problems(self) -> list[Check]:
-        return [check for check in self.checks if check.outcome in PROBLEMS]
 
     @property
     def link(self) -> str | None:
@@ -426,7 +432,7 @@ class BackendColumn:
 
 
 @dataclass
-class Results:
+class Results(_Checks):
     """The whole run: environment, backends, checks, and the matrix built from them."""
 
     document: dict[str, Any]
@@ -603,14 +609,6 @@ class Results:
         )
         rows = [row for row in self.rows if any(k[0] == row for k in cells)]
         return PrecisionTable(rows, columns, cells)
-
-    @property
-    def examples(self) -> int:
-        return sum(check.examples or 0 for check in self.checks)
-
-    @property
-    def problems(self) -> list[Check]:
-        return [check for check in self.checks if check.outcome in PROBLEMS]
 
     @property
     def failed(self) -> bool:

@@ -33,6 +33,7 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,45 @@ def _short_case(case: str, width: int = 22) -> str:
     return case if len(case) <= width else case[: width - 1] + "\u2026"
 
 
+def _ratio_label(timing: Timing) -> str | None:
+    """``time / baseline's``, with ``?`` where the baseline's timing is noisy."""
+    if timing.ratio_to_baseline is None:
+        return None
+    doubt = "?" if timing.ratios[timing.baseline][1] else ""
+    return f"{timing.ratio_to_baseline:.2f}\u00d7{doubt}"
+
+
+def _grouped_bars(
+    axis: Any,
+    kernel: Kernel,
+    width: float,
+    *,
+    height: Callable[[Timing], float],
+    label: Callable[[Timing], str | None],
+    legend: bool,
+) -> None:
+    """A group of bars per case, one per backend: ``height(timing)`` (0 where
+    the case has no timing), ``label(timing)`` written above the bar where it
+    has one; ``legend``: each backend's bars carry its name."""
+    for index, backend in enumerate(kernel.backends):
+        offsets = [p - 0.4 + width * (index + 0.5) for p in range(len(kernel.cases))]
+        timings = [kernel.timing(case, backend) for case in kernel.cases]
+        values = [height(timing) if timing else 0.0 for timing in timings]
+        named = {"label": backend} if legend else {}
+        color = PALETTE[index % len(PALETTE)]
+        bars = axis.bar(offsets, values, width, color=color, **named)
+        for bar, timing in zip(bars, timings, strict=True):
+            text = label(timing) if timing else None
+            if text is not None:
+                axis.annotate(
+                    text,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+
+
 def draw_kernel(kernel: Kernel, directory: Path) -> None:
     """Time and throughput bars per case and backend; ratios written on the bars."""
     import matplotlib
@@ -363,26 +403,14 @@ def draw_kernel(kernel: Kernel, directory: Path) -> None:
     positions = range(len(cases))
 
     time_axis = axes[0]
-    for index, backend in enumerate(backends):
-        offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
-        values = []
-        for case in cases:
-            timing = kernel.timing(case, backend)
-            values.append(timing.seconds * 1e3 if timing and timing.seconds else 0.0)
-        bars = time_axis.bar(
-            offsets, values, width, label=backend, color=PALETTE[index % len(PALETTE)]
-        )
-        for bar, case in zip(bars, cases, strict=True):
-            timing = kernel.timing(case, backend)
-            if timing and timing.ratio_to_baseline is not None:
-                doubt = "?" if timing.ratios[timing.baseline][1] else ""
-                time_axis.annotate(
-                    f"{timing.ratio_to_baseline:.2f}\u00d7{doubt}",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
+    _grouped_bars(
+        time_axis,
+        kernel,
+        width,
+        height=lambda t: t.seconds * 1e3 if t.seconds else 0.0,
+        label=_ratio_label,
+        legend=True,
+    )
     time_axis.set_ylabel("median time (ms)")
     fair = next((a for a in FAIR_ANCHORS if a in kernel.anchors), BASELINE)
     time_axis.set_title(
@@ -399,25 +427,18 @@ def draw_kernel(kernel: Kernel, directory: Path) -> None:
     if has_throughput:
         axis = axes[1]
         units = sorted({t.unit for t in kernel.timings if t.unit}) or [""]
-        for index, backend in enumerate(backends):
-            offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
-            values = []
-            for case in cases:
-                timing = kernel.timing(case, backend)
-                values.append(
-                    timing.throughput if timing and timing.throughput else 0.0
-                )
-            bars = axis.bar(offsets, values, width, color=PALETTE[index % len(PALETTE)])
-            for bar, case in zip(bars, cases, strict=True):
-                timing = kernel.timing(case, backend)
-                if timing and timing.fraction_of_limit is not None:
-                    axis.annotate(
-                        f"{100 * timing.fraction_of_limit:.0f}%",
-                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                    )
+        _grouped_bars(
+            axis,
+            kernel,
+            width,
+            height=lambda t: t.throughput or 0.0,
+            label=lambda t: (
+                f"{100 * t.fraction_of_limit:.0f}%"
+                if t.fraction_of_limit is not None
+                else None
+            ),
+            legend=False,
+        )
         seen_limits: dict[str, float] = {}
         for timing in kernel.timings:
             if timing.limit:

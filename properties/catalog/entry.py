@@ -1,9 +1,11 @@
 """What one catalog entry is: :class:`Sample` (one drawn input) and :class:`OpInfo`.
 
 The family modules (``activations``, ``layers``, ...) build their entries with
-these; :mod:`properties.catalog` assembles them into :data:`CATALOG`. The
+these; :mod:`properties.catalog` assembles them into its ``CATALOG``. The
 constants here (families, kinds, where the reference functions live, the
-trajectory length) are the vocabulary of the entries.
+uniform initializers) are the vocabulary of the entries; an optimizer
+trajectory's length belongs to its family module
+(:data:`properties.catalog.optimizers.TRAJECTORY_STEPS`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,19 @@ from properties.catalog.bounds import by_absolute_values
 from properties.catalog.entry import OpInfo, Sample
 from reference import layers as reference_layers
 
+
+def _layer(name: str, arguments: tuple[str, ...], **fields: Any) -> OpInfo:
+    """A deterministic layer entry with a gradient for every argument."""
+    return OpInfo(
+        name=name,
+        family="layer",
+        kind="deterministic",
+        arguments=arguments,
+        gradients=arguments,
+        **fields,
+    )
+
+
 # -- linear ------------------------------------------------------------------
 
 
@@ -41,12 +54,9 @@ def _linear_sum_lengths(sample: Sample) -> dict[str, int]:
     }
 
 
-LINEAR = OpInfo(
-    name="linear",
-    family="layer",
-    kind="deterministic",
-    arguments=("x", "w", "b"),
-    gradients=("x", "w", "b"),
+LINEAR = _layer(
+    "linear",
+    ("x", "w", "b"),
     samples=_linear_samples,
     domain="N, D_in, D_out in 1..5, values in [-3, 3]",
     rounding=by_absolute_values(
@@ -91,12 +101,9 @@ def _conv2d_sum_lengths(sample: Sample) -> dict[str, int]:
     }
 
 
-CONV2D = OpInfo(
-    name="conv2d",
-    family="layer",
-    kind="deterministic",
-    arguments=("x", "w", "b"),
-    gradients=("x", "w", "b"),
+CONV2D = _layer(
+    "conv2d",
+    ("x", "w", "b"),
     samples=_conv2d_samples,
     domain=(
         "N <= 2, C_in, C_out <= 3, H, W <= 8, kernel 1..3, stride 1..3 and "
@@ -135,12 +142,9 @@ def _window_size(sample: Sample) -> int:
     return kernel_h * kernel_w
 
 
-MAX_POOL2D = OpInfo(
-    name="max_pool2d",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+MAX_POOL2D = _layer(
+    "max_pool2d",
+    ("x",),
     samples=_pool_samples(padded=True, distinct=True),
     domain=(
         "all values at least 1e-3 apart (no ties, so every window has one "
@@ -156,12 +160,9 @@ MAX_POOL2D = OpInfo(
     ),
 )
 
-AVG_POOL2D = OpInfo(
-    name="avg_pool2d",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+AVG_POOL2D = _layer(
+    "avg_pool2d",
+    ("x",),
     samples=_pool_samples(padded=False, distinct=False),
     domain="kernel 1..3, stride 1..3 or default, no padding",
     rounding=by_absolute_values(
@@ -189,12 +190,9 @@ def _flatten_samples(draw: st.DrawFn, variant: str | None = None) -> Sample:
     )
 
 
-FLATTEN = OpInfo(
-    name="flatten",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+FLATTEN = _layer(
+    "flatten",
+    ("x",),
     samples=_flatten_samples,
     domain="2 to 4 axes",
 )
@@ -228,12 +226,9 @@ def _softmax_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]
     return bounds
 
 
-SOFTMAX = OpInfo(
-    name="softmax",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+SOFTMAX = _layer(
+    "softmax",
+    ("x",),
     samples=_softmax_samples,
     domain=_SOFTMAX_DOMAIN,
     rounding=_softmax_rounding,
@@ -254,12 +249,9 @@ def _log_softmax_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, 
     return bounds
 
 
-LOG_SOFTMAX = OpInfo(
-    name="log_softmax",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+LOG_SOFTMAX = _layer(
+    "log_softmax",
+    ("x",),
     samples=_softmax_samples,
     domain=_SOFTMAX_DOMAIN,
     rounding=_log_softmax_rounding,
@@ -297,12 +289,9 @@ def _maxout_rounding(sample: Sample, dout: np.ndarray | None) -> dict[str, Any]:
     return bounds
 
 
-MAXOUT = OpInfo(
-    name="maxout",
-    family="layer",
-    kind="deterministic",
-    arguments=("x", "w", "b"),
-    gradients=("x", "w", "b"),
+MAXOUT = _layer(
+    "maxout",
+    ("x", "w", "b"),
     samples=_maxout_samples,
     domain="k in 1..3 pieces; the winning piece leads by >= 1e-2 everywhere",
     rounding=_maxout_rounding,
@@ -334,12 +323,9 @@ def _upsample_sum_lengths(sample: Sample) -> dict[str, int]:
     return {"output": 6, "dx": 4 * factor * factor + 4}
 
 
-UPSAMPLE2D = OpInfo(
-    name="upsample2d",
-    family="layer",
-    kind="deterministic",
-    arguments=("x",),
-    gradients=("x",),
+UPSAMPLE2D = _layer(
+    "upsample2d",
+    ("x",),
     samples=_upsample_samples,
     domain="H, W <= 4, scale_factor 1..3",
     rounding=by_absolute_values(
