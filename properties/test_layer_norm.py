@@ -263,9 +263,11 @@ def check_invariance(
         leading = case.x.shape[: case.x.ndim - case.normalized_ndim]
         for n, a in enumerate(factors):
             index = np.unravel_index(n, leading) if leading else ()
+            # eps stays a Python float, as everywhere else: a NumPy float64
+            # scalar promotes float32 to float64 in some libraries (JAX).
             one = Samples(
                 moved[index], case.gamma, case.beta, case.normalized_ndim,
-                case.eps * a * a, case.seed,
+                float(case.eps * a * a), case.seed,
             )  # fmt: skip
             y_moved[index], _ = _layer_norm(
                 impl, dtype, one.x, one, one.eps, f"sample {n} scaled by {a:.6g}"
