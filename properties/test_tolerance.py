@@ -3,6 +3,9 @@
 ``backends.contract`` holds ``RTOL`` and ``ATOL`` and states them in its
 docstring; the README states them to backend authors; ``properties.tolerance``
 applies them. A change to the numbers must change all three.
+
+These checks read documents and numbers, never a backend, so they kill no
+mutant (``nox -s mutants`` runs every property module and says so).
 """
 
 from __future__ import annotations

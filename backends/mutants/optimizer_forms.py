@@ -33,13 +33,13 @@ class SgdNesterovOnOldBuffer(NumpyBackend):
     the new buffer; this one reads the buffer before updating it, so every
     step lacks ``mu^2 b_old + mu g``. Invisible with a tiny momentum.
 
-    Caught by: optimizers and agreement (the ``sgd_step`` trajectories, which
-    draw Nesterov with momentum >= 0.1).
+    Caught by: optimizers (the ``sgd_step`` trajectories, which draw
+    Nesterov with momentum >= 0.1).
     """
 
     name = "mutant-sgd-nesterov-old-buffer"
     family = "optimizers"
-    expected_killers = ("optimizers", "agreement")
+    expected_killers = ("optimizers",)
     live_call = staticmethod(
         optimizer_steps("sgd", lr=0.1, momentum=0.9, nesterov=True)
     )
@@ -76,13 +76,13 @@ class SgdDecayOutsideMomentum(NumpyBackend):
     hand-written loops), where torch adds ``wd w`` to the gradient first.
     Exact without momentum or without decay.
 
-    Caught by: optimizers and agreement (the ``sgd_step`` trajectories, which
-    draw momentum >= 0.1 together with weight decay >= 1e-3).
+    Caught by: optimizers (the ``sgd_step`` trajectories, which draw
+    momentum >= 0.1 together with weight decay >= 1e-3).
     """
 
     name = "mutant-sgd-decay-outside-momentum"
     family = "optimizers"
-    expected_killers = ("optimizers", "agreement")
+    expected_killers = ("optimizers",)
     live_call = staticmethod(
         optimizer_steps("sgd", lr=0.1, momentum=0.9, weight_decay=0.1)
     )
