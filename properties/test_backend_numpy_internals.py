@@ -35,6 +35,7 @@ from backends.array import (
     blocked,
     fused,
     winograd,
+    workspace,
 )
 from backends.array import conv as array_conv
 from backends.numpy_backend import NumpyBackend
@@ -561,26 +562,172 @@ def test_conv_with_nothing_to_sum_matches_the_reference(
 
 
 def test_conv_chunks_cover_the_batch_within_the_budget() -> None:
-    """Chunks partition the batch, hold at most the budget, and keep enough columns."""
+    """Chunks partition the batch, hold at most the budget, and keep enough columns.
+
+    With ``parts``, there are at least that many chunks where the columns allow.
+    """
     backend = NumpyBackend()
     geometry = _geometry(backend, (7, 4, 10, 10), (4, 4, 3, 3), padding=1)
-    for budget, min_columns in [(None, 1), (1, 1), (3000, 1), (3000, 250), (10**9, 1)]:
+    cases = [
+        (None, 1, 1),
+        (1, 1, 1),
+        (3000, 1, 1),
+        (3000, 250, 1),
+        (10**9, 1, 1),
+        (10**9, 1, 4),
+        (10**9, 250, 4),
+        (3000, 1, 4),
+        (None, 1, 4),
+    ]
+    for budget, min_columns, parts in cases:
         backend.conv_chunk_bytes, backend.conv_chunk_min_columns = budget, min_columns
         per_image = 1000
-        parts = list(array_conv._chunks(backend, geometry, per_image))
-        covered = [i for part in parts for i in range(7)[part]]
-        assert covered == list(range(7)), (
-            f"conv2d chunks, budget {budget}: {parts} do not partition the batch of 7"
-        )
-        sizes = {part.stop - part.start for part in parts[:-1]} or {parts[0].stop}
+        chunks = list(array_conv._chunks(backend, geometry, per_image, parts))
+        covered = [i for part in chunks for i in range(7)[part]]
+        what = f"conv2d chunks, budget {budget}, min columns {min_columns}, "
+        what += f"parts {parts}: {chunks}"
+        assert covered == list(range(7)), f"{what} do not partition the batch of 7"
+        sizes = {part.stop - part.start for part in chunks[:-1]} or {chunks[0].stop}
         step = max(sizes)
         if budget is None:
-            assert step == 7, f"conv2d chunks: no budget, yet chunks {parts}"
+            assert step == 7, f"{what}: no budget, yet not one chunk"
             continue
         needed = -(-min_columns // geometry.pixels)
-        assert step == max(1, min(7, max(budget // per_image, needed))), (
-            f"conv2d chunks, budget {budget}, min columns {min_columns}: {parts}"
+        fitting = min(budget // per_image, -(-7 // parts))
+        assert step == max(1, min(7, max(fitting, needed))), what
+
+
+@pytest.mark.parametrize("budget", [1, array_conv.CONV_CHUNK_BYTES])
+@pytest.mark.parametrize("name", ["winograd", "winograd2x2", "im2col"])
+def test_chunked_conv_gives_the_same_bits_on_any_thread_count(
+    name: str, budget: int
+) -> None:
+    """The chunks, and the order dW's terms are added in, do not follow the threads.
+
+    Run on 1 and on 2 and 3 threads (chunk tasks in parallel where
+    threadpoolctl is installed), y, dx and dw are the very same bits: with
+    one image a chunk, and with the batch cut into ``conv_chunk_parts``.
+    """
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    dout = rng.standard_normal((16, 8, 12, 12)).astype(np.float32)
+    results = {}
+    for threads in (1, 2, 3):
+        backend = NumpyBackend()
+        backend.conv_algorithm = name
+        backend.conv_chunk_bytes, backend.conv_chunk_min_columns = budget, 1
+        backend.threads = threads
+        y = backend.conv2d(x, w, b, stride=1, padding=1)
+        grads = backend.conv2d_backward(dout, x, w, b, stride=1, padding=1)
+        results[threads] = (y, *grads)
+    for threads in (2, 3):
+        pairs = zip(results[threads], results[1], strict=True)
+        for label, (got, want) in zip(("y", "dx", "dw", "db"), pairs, strict=True):
+            assert np.array_equal(got, want), (
+                f"conv2d algorithm {name!r}, backend numpy, x {x.shape}, chunk "
+                f"budget {budget}: {label} on {threads} threads differs from 1 "
+                f"thread, {_mismatch(got, want)}"
+            )
+
+
+def test_blas_is_held_to_one_thread_for_a_block_of_parallel_tasks() -> None:
+    """Inside ``_blas_tasks`` with tasks for every thread, BLAS runs on one thread.
+
+    Its other BLAS calls (a filter transform, a reduction) would otherwise
+    wake BLAS's own threads, which spin on the cores the tasks need.
+    """
+    if blocked.single_threaded_blas() is None:
+        pytest.skip("threadpoolctl is not installed: BLAS cannot be held")
+    backend = NumpyBackend()
+    backend.threads = 2
+    ran = []
+    with backend._blas_tasks(4) as run:
+        inside = blocked.blas_threads()
+        run([lambda worker: ran.append(worker.thread_count())] * 4)
+    assert inside == 1, f"backend numpy: BLAS on {inside} threads inside the block"
+    assert ran == [1, 1, 1, 1], f"backend numpy: the tasks' workers said {ran}"
+    with backend._blas_tasks(1) as run:  # too few tasks to share: BLAS's threads
+        run([lambda worker: ran.append(worker is backend)])
+    assert ran[-1], "backend numpy: a lone task was not given the backend itself"
+
+
+# ---------------------------------------------------------------------------
+# Scratch arrays kept between calls
+# ---------------------------------------------------------------------------
+
+
+def test_scratch_arrays_are_reused_between_loans_and_never_shared_within_one() -> None:
+    """A name's memory comes back on the next loan; a name lent twice is a bug."""
+    workspace.release()
+    with workspace.scratch(np) as first:
+        a = first.empty("a", (3, 4), np.float32)
+        b = first.zeros("b", (5,), np.float64)
+        assert not np.shares_memory(a, b), "scratch: two names share memory"
+        assert b.shape == (5,) and b.dtype == np.float64 and not b.any()
+        with pytest.raises(RuntimeError, match="'a' is already lent"):
+            first.empty("a", (2,), np.float32)
+        with workspace.scratch(np) as nested:  # a second caller at the same time
+            c = nested.empty("a", (3, 4), np.float32)
+            assert not np.shares_memory(a, c), "scratch: two loans share memory"
+    with workspace.scratch(np) as again:
+        smaller = again.empty("a", (2, 2), np.float32)
+        assert np.shares_memory(smaller, a), "scratch: 'a' was not kept"
+        too_big = again.empty("big", (workspace.KEEP_BYTES + 1,), np.uint8)
+    with workspace.scratch(np) as third:
+        assert not np.shares_memory(third.empty("big", (4,), np.uint8), too_big), (
+            "scratch: an array above KEEP_BYTES was kept"
         )
+    assert workspace.release() > 0, "scratch: release() freed nothing"
+    assert workspace.release() == 0, "scratch: release() left memory behind"
+
+
+#: Every name the conv algorithms ask their scratch for.
+SCRATCH_NAMES = (
+    "padded gathered transformed product untransformed tiles tiles_hat "
+    "columns rows upstream dcolumns"
+).split()
+
+
+def _dirty_scratch() -> None:
+    """Fill the kept scratch arrays with NaN (two workspaces: two threads)."""
+    with workspace.scratch(np) as one, workspace.scratch(np) as two:
+        for lent in (one, two):
+            for key in SCRATCH_NAMES:
+                lent.empty(key, (1 << 16,), np.float32)[...] = np.nan
+
+
+def test_conv_gives_the_same_result_on_reused_scratch() -> None:
+    """A call on kept, dirty scratch arrays gives a call on fresh ones' bits.
+
+    Padding and zero-filled tiles are written afresh on every call, not
+    inherited from the memory's last use, whatever shapes came before.
+    """
+    backend = NumpyBackend()
+    backend.conv_chunk_bytes, backend.conv_chunk_min_columns = 1, 1
+    rng = np.random.default_rng(9)
+    cases = [((4, 4, 9, 7), 1), ((5, 4, 6, 11), 2), ((4, 4, 9, 7), 0)]
+    for name in ("winograd", "winograd2x2", "im2col"):
+        backend.conv_algorithm = name
+        for shape, padding in cases:
+            x = rng.standard_normal(shape).astype(np.float32)
+            w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+            b = rng.standard_normal(5).astype(np.float32)
+            hyper = {"stride": 1, "padding": padding}
+            y = backend.conv2d(x, w, b, **hyper)
+            dout = rng.standard_normal(y.shape).astype(np.float32)
+            results = []
+            for prepare in (workspace.release, _dirty_scratch):
+                prepare()
+                grads = backend.conv2d_backward(dout, x, w, b, **hyper)
+                results.append((backend.conv2d(x, w, b, **hyper), *grads))
+            for label, fresh, dirty in zip(("y", "dx", "dw"), *results, strict=False):
+                assert np.array_equal(fresh, dirty), (
+                    f"conv2d algorithm {name!r}, backend numpy, x {shape}, padding "
+                    f"{padding}: {label} differs on reused scratch, "
+                    f"{_mismatch(dirty, fresh)}"
+                )
 
 
 # ---------------------------------------------------------------------------

@@ -71,9 +71,11 @@ class ArrayBackend(
       (each only where ``worthwhile``, unless none is);
     * ``conv_workspace_limit``: the most extra bytes ``"auto"`` lets an
       algorithm use; when every algorithm needs more, the one needing least wins;
-    * ``conv_chunk_bytes``, ``conv_chunk_min_columns``: the workspace of one
-      batch chunk of im2col and Winograd, and the fewest GEMM columns a chunk
-      keeps (``conv_chunk_bytes = None``: the whole batch at once);
+    * ``conv_chunk_bytes``, ``conv_chunk_min_columns``, ``conv_chunk_parts``:
+      the workspace of one batch chunk of im2col and Winograd, the fewest
+      GEMM columns a chunk keeps, and the fewest chunks the batch of the
+      chunk-parallel algorithms is cut into where the columns allow
+      (``conv_chunk_bytes = None``: the whole batch at once);
     * ``threads``: threads for what BLAS does not run (the optimizer passes,
       the copies of the conv algorithms) and for the batch chunks of the
       Winograd conv and of im2col's backward (each chunk on one thread, BLAS

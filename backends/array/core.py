@@ -17,13 +17,15 @@
   the window of a kernel offset (:func:`offset_index`), and running
   independent copies on threads (:meth:`ArrayCore._split`,
   :meth:`ArrayCore._parallel`, :meth:`ArrayCore.thread_count`) and
-  independent BLAS-calling tasks on threads (:meth:`ArrayCore._parallel_blas`).
+  independent BLAS-calling tasks on threads (:meth:`ArrayCore._parallel_blas`,
+  :meth:`ArrayCore._blas_tasks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,6 +93,11 @@ class _OneThread:
     def _parallel(self, calls: Sequence[Callable[[], object]], elements=None) -> None:
         for call in calls:
             call()
+
+
+def _run_in_order(tasks: Sequence[Callable[[Any], object]], backend: Any) -> None:
+    for task in tasks:
+        task(backend)
 
 
 class ArrayCore:
@@ -204,26 +211,47 @@ class ArrayCore:
     def _parallel_blas(self, tasks: Sequence[Callable[[Any], object]]) -> None:
         """Run independent ``tasks`` that call BLAS, each on one thread.
 
+        Shorthand for :meth:`_blas_tasks` around these tasks alone.
+        """
+        with self._blas_tasks(len(tasks)) as run:
+            run(tasks)
+
+    @contextlib.contextmanager
+    def _blas_tasks(self, count: int) -> Iterator[Callable[[Sequence[Any]], None]]:
+        """Lend a runner of ``count`` independent BLAS-calling tasks for the block.
+
         Each task is called with the backend to run its work on. With NumPy,
-        more than one thread and more than one task (and ``threadpoolctl``
-        to hold BLAS to one thread), the tasks run on :meth:`thread_count`
-        threads, each given this backend run on one thread (its copies in
-        order), while BLAS is held to one thread: many small GEMMs, which
-        BLAS runs on one thread anyway, then use every core. Otherwise in
-        order on this thread, each given this backend.
+        more than one thread, at least :data:`TASKS_PER_THREAD` tasks a thread
+        (and ``threadpoolctl`` to hold BLAS to one thread), the tasks run on
+        :meth:`thread_count` threads, each given this backend run on one
+        thread (its copies in order): many small GEMMs, which BLAS runs on one
+        thread anyway, then use every core. Otherwise they run in order on
+        this thread, each given this backend.
+
+        BLAS stays held to one thread for the whole block, so that the
+        block's other BLAS calls (a filter transform before the tasks, a
+        reduction after) do not wake BLAS's own threads: OpenBLAS's spin for
+        a while after a call, on the cores the tasks need (measured: the 3x3
+        64->64 56x56 Winograd forward, 8 tasks on 2 threads, took 9-14 ms
+        with a 2-thread filter-transform GEMM before the tasks, 7.2-7.5 ms
+        without).
         """
         threads = self.thread_count() if self.xp is np else 1
         # Fewer than two tasks a thread: a late or long task holds up the
         # whole call, and chunks that few are big enough for BLAS's own threads.
-        parallel = threads > 1 and len(tasks) >= TASKS_PER_THREAD * threads
+        parallel = threads > 1 and count >= TASKS_PER_THREAD * threads
         limit = blocked.single_threaded_blas() if parallel else None
         if limit is None:
-            for task in tasks:
-                task(self)
+            yield lambda tasks: _run_in_order(tasks, self)
             return
         one_thread = _OneThread(self)
+
+        def run(tasks: Sequence[Callable[[Any], object]]) -> None:
+            calls = [functools.partial(task, one_thread) for task in tasks]
+            blocked.parallel(calls, threads)
+
         with limit:
-            blocked.parallel([functools.partial(t, one_thread) for t in tasks], threads)
+            yield run
 
     def thread_count(self) -> int:
         """Threads for the optimizer passes and the copies: ``threads``, else BLAS's."""

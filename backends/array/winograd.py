@@ -52,12 +52,15 @@ float32 against a direct sum's worst case.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from backends.array import blocked
+from backends.array.workspace import Workspace, matmul_into, scratch
 
 __all__ = [
     "F2X2_3X3",
@@ -182,20 +185,13 @@ def tile_counts(
     return -(-out_height // tiling.m), -(-out_width // tiling.m)
 
 
-def _matmul_into(xp: Any, a: Array, b: Array, out: Array) -> None:
-    """``out[...] = a @ b``, written in place where the library allows it."""
-    if xp is np:
-        np.matmul(a, b, out=out)
-    else:
-        out[...] = xp.matmul(a, b)
-
-
 def input_transform(
     backend: Any,
     x: Array,
     pads: tuple[int, int],
     tiles: tuple[int, int],
     tiling: WinogradTiling,
+    workspace: Workspace | None = None,
 ) -> Array:
     """``V = (B^T (x) B^T) d`` for every tile: ``(alpha^2, C, N th tw)``.
 
@@ -203,25 +199,36 @@ def input_transform(
     columns of zeros (negative: cropped) and by zeros on the bottom and right
     as far as the tiles reach. The two copies (pad, gather) run split over the
     channels on ``backend``'s threads, the transform is one batched GEMM.
+    Intermediates and ``V`` come from ``workspace`` (fresh ones without it).
     """
     xp = backend.xp
+    ws = workspace if workspace is not None else Workspace(xp)
     n, c, h, w = x.shape
     th, tw = tiles
     m, alpha = tiling.m, tiling.alpha
     hb, wb = th * m + alpha - m, tw * m + alpha - m
     top, left = pads
-    padded = xp.zeros((c, n, hb, wb), dtype=x.dtype)
+    padded = ws.empty("padded", (c, n, hb, wb), x.dtype)
     r0, r1 = max(0, top), min(hb, top + h)
     c0, c1 = max(0, left), min(wb, left + w)
     parts = backend._split(c, padded.size)
-    if r1 > r0 and c1 > c0:
+    meets = r1 > r0 and c1 > c0  # whether the tiles meet the input at all
+    if meets:
         i0, j0 = r0 - top, c0 - left
         source = x[:, :, i0 : i0 + r1 - r0, j0 : j0 + c1 - c0].transpose(1, 0, 2, 3)
 
-        def pad(part: slice) -> None:
-            padded[part, :, r0:r1, c0:c1] = source[part]
+    def pad(part: slice) -> None:
+        target = padded[part]
+        if not meets:
+            target[...] = 0
+            return
+        target[:, :, :r0] = 0
+        target[:, :, r1:] = 0
+        target[:, :, r0:r1, :c0] = 0
+        target[:, :, r0:r1, c1:] = 0
+        target[:, :, r0:r1, c0:c1] = source[part]
 
-        backend._parallel([functools.partial(pad, part) for part in parts])
+    backend._parallel([functools.partial(pad, part) for part in parts])
     s_c, s_n, s_h, s_w = padded.strides
     windows = backend._as_strided(
         padded,
@@ -229,17 +236,17 @@ def input_transform(
         (s_c, s_n, s_h, s_w, m * s_h, m * s_w),
     )
     # Tile positions before tiles: each (alpha^2, th tw) slab is one GEMM operand.
-    gathered = xp.empty((c, n, alpha, alpha, th, tw), dtype=x.dtype)
+    gathered = ws.empty("gathered", (c, n, alpha, alpha, th, tw), x.dtype)
 
     def gather(part: slice) -> None:
         gathered[part] = windows[part]
 
     backend._parallel([functools.partial(gather, part) for part in parts])
     kron_b = tiling.constants(xp, x.dtype)[0]
-    v = xp.empty((alpha * alpha, c, n * th * tw), dtype=x.dtype)
+    v = ws.empty("transformed", (alpha * alpha, c, n * th * tw), x.dtype)
     # Batched over (C, N): (alpha^2, alpha^2) @ (alpha^2, th tw), written
     # straight into the position-major layout the product GEMM wants.
-    _matmul_into(
+    matmul_into(
         xp,
         kron_b,
         gathered.reshape(c * n, alpha * alpha, th * tw),
@@ -263,6 +270,7 @@ def output_transform(
     tiles: tuple[int, int],
     bias: Array | None,
     y: Array,
+    workspace: Workspace | None = None,
 ) -> Array:
     """``y[...] = (A^T (x) A^T) M`` scattered to NCHW ``(N, K, H_out, W_out)`` (+ bias).
 
@@ -271,6 +279,7 @@ def output_transform(
     pixel where the tiles overhang the output), on ``backend``'s threads.
     """
     xp = backend.xp
+    ws = workspace if workspace is not None else Workspace(xp)
     alpha2, k, _ = m_product.shape
     m = tiling.m
     th, tw = tiles
@@ -281,7 +290,8 @@ def output_transform(
         m_product[tiling.bias_position] += bias.reshape(k, 1)
         b = None
     # (m, m, K, N, th, tw): output pixel (r, c) of every tile.
-    z = xp.matmul(kron_a, m_product.reshape(alpha2, -1)).reshape(m, m, k, batch, th, tw)
+    z = ws.empty("untransformed", (m, m, k, batch, th, tw), m_product.dtype)
+    matmul_into(xp, kron_a, m_product.reshape(alpha2, -1), z.reshape(m * m, -1))
 
     def scatter(row: int | slice, col: int) -> None:
         if isinstance(row, slice):  # every row of the tile at once
@@ -308,13 +318,24 @@ def output_transform(
 
 
 def _output_tiles(
-    backend: Any, dout: Array, tiling: WinogradTiling, tiles: tuple[int, int]
+    backend: Any,
+    dout: Array,
+    tiling: WinogradTiling,
+    tiles: tuple[int, int],
+    workspace: Workspace | None = None,
 ) -> Array:
     """``dout`` (N, K, H_out, W_out) as zero-padded tiles ``(m^2, K, N th tw)``."""
-    n, k = dout.shape[:2]
+    ws = workspace if workspace is not None else Workspace(backend.xp)
+    n, k, ho, wo = dout.shape
     m = tiling.m
     th, tw = tiles
-    out = backend.xp.zeros((m, m, k, n, th, tw), dtype=dout.dtype)
+    shape = (m, m, k, n, th, tw)
+    covered = ho == th * m and wo == tw * m
+    out = (
+        ws.empty("tiles", shape, dout.dtype)
+        if covered
+        else ws.zeros("tiles", shape, dout.dtype)
+    )
 
     def gather(row: int, col: int) -> None:
         source = dout[:, :, row::m, col::m]
@@ -333,24 +354,30 @@ def chunk_images(
     per_image_columns: int,
     chunk_bytes: int | None,
     min_columns: int = 1,
+    parts: int = 1,
 ) -> int:
     """Images per chunk: as many as fit ``chunk_bytes`` of workspace.
 
-    At least enough for ``min_columns`` GEMM columns, at least 1, at most
-    ``batch``; the whole batch when ``chunk_bytes`` is ``None``.
+    At most ``batch / parts`` (rounded up), so that there are at least
+    ``parts`` chunks for threads to share; but at least enough for
+    ``min_columns`` GEMM columns, at least 1, at most ``batch``. The whole
+    batch when ``chunk_bytes`` is ``None``.
     """
     if chunk_bytes is None:
         return batch
-    fitting = chunk_bytes // max(1, per_image_bytes)
+    fitting = min(chunk_bytes // max(1, per_image_bytes), -(-batch // max(1, parts)))
     needed = -(-min_columns // max(1, per_image_columns))
     return max(1, min(batch, max(fitting, needed)))
 
 
 def _chunk(batch: int, tiles: tuple[int, int], per_image_bytes: int, chunk: Any) -> int:
-    """``chunk_images`` for Winograd: ``chunk`` is ``(bytes, min_columns)`` or None."""
-    chunk_bytes, min_columns = chunk if chunk is not None else (None, 1)
+    """``chunk_images`` for Winograd: ``chunk`` is ``(bytes, min_columns, parts)``.
+
+    ``None``: the whole batch at once.
+    """
+    chunk_bytes, min_columns, parts = chunk if chunk is not None else (None, 1, 1)
     return chunk_images(
-        batch, per_image_bytes, tiles[0] * tiles[1], chunk_bytes, min_columns
+        batch, per_image_bytes, tiles[0] * tiles[1], chunk_bytes, min_columns, parts
     )
 
 
@@ -374,52 +401,64 @@ def correlate(
     pads: tuple[int, int],
     out_size: tuple[int, int],
     tiling: WinogradTiling,
-    chunk: tuple[int | None, int] | None = None,
+    chunk: tuple[int | None, int, int] | None = None,
 ) -> Array:
     """Cross-correlation of ``x`` with 3x3 ``w`` at stride 1, padded by ``pads``.
 
     ``pads`` are the rows and columns of zeros before the input (negative:
     that many cropped); ``out_size`` is the output's (H_out, W_out). The batch
-    goes in chunks of at most ``chunk = (bytes, min_columns)`` of workspace
-    (see :func:`chunk_images`), so that each chunk's transforms and GEMMs
+    goes in chunks of at most ``chunk = (bytes, min_columns, parts)`` of
+    workspace (see :func:`chunk_images`), so that each chunk's transforms and GEMMs
     stay in cache; the chunks run on ``backend``'s threads
-    (:meth:`~backends.array.core.ArrayCore._parallel_blas`).
+    (:meth:`~backends.array.core.ArrayCore._blas_tasks`).
     """
-    y, tasks = _correlate_tasks(backend, x, w, bias, pads, out_size, tiling, chunk)
-    backend._parallel_blas(tasks)
-    return y
+    plan = _Correlation(backend, x, w, bias, pads, out_size, tiling, chunk)
+    with backend._blas_tasks(len(plan.starts)) as run:
+        run(plan.tasks())
+    return plan.y
 
 
-def _correlate_tasks(
-    backend: Any,
-    x: Array,
-    w: Array,
-    bias: Array | None,
-    pads: tuple[int, int],
-    out_size: tuple[int, int],
-    tiling: WinogradTiling,
-    chunk: tuple[int | None, int] | None,
-) -> tuple[Array, list]:
-    """:func:`correlate`'s output, not yet written, and the chunk tasks writing it."""
-    xp = backend.xp
-    n, c = x.shape[:2]
-    k = w.shape[0]
-    tiles = tile_counts(*out_size, tiling)
-    dtype = xp.result_type(x.dtype, w.dtype)
-    u = filter_transform(xp, w.astype(dtype, copy=False), tiling)
-    y = xp.empty((n, k, *out_size), dtype=dtype)
-    step = _chunk(n, tiles, _image_bytes(tiling, tiles, c, k, y.itemsize), chunk)
+class _Correlation:
+    """:func:`correlate` as chunk tasks: ``y`` is written once they have run."""
 
-    def run_chunk(start: int, worker: Any) -> None:
-        part = x[start : start + step].astype(dtype, copy=False)
-        v = input_transform(worker, part, pads, tiles, tiling)
-        m_product = xp.matmul(u, v)  # (alpha^2, K, P)
-        del v
-        output_transform(
-            worker, m_product, tiling, tiles, bias, y[start : start + step]
-        )
+    def __init__(
+        self,
+        backend: Any,
+        x: Array,
+        w: Array,
+        bias: Array | None,
+        pads: tuple[int, int],
+        out_size: tuple[int, int],
+        tiling: WinogradTiling,
+        chunk: tuple[int | None, int, int] | None,
+    ) -> None:
+        xp = self.xp = backend.xp
+        n, c = x.shape[:2]
+        k = w.shape[0]
+        self.x, self.w, self.bias, self.pads, self.tiling = x, w, bias, pads, tiling
+        self.tiles = tile_counts(*out_size, tiling)
+        self.dtype = xp.result_type(x.dtype, w.dtype)
+        self.y = xp.empty((n, k, *out_size), dtype=self.dtype)
+        per_image = _image_bytes(tiling, self.tiles, c, k, self.y.itemsize)
+        self.step = _chunk(n, self.tiles, per_image, chunk)
+        self.starts = range(0, n, self.step)
 
-    return y, [functools.partial(run_chunk, start) for start in range(0, n, step)]
+    def tasks(self) -> list:
+        """The chunk tasks; the filter transform, a GEMM, runs now."""
+        w = self.w.astype(self.dtype, copy=False)
+        u = filter_transform(self.xp, w, self.tiling)
+        return [functools.partial(self._run_chunk, u, start) for start in self.starts]
+
+    def _run_chunk(self, u: Array, start: int, worker: Any) -> None:
+        xp, tiling, tiles, dtype = self.xp, self.tiling, self.tiles, self.dtype
+        part = slice(start, start + self.step)
+        with scratch(xp) as ws:
+            x = self.x[part].astype(dtype, copy=False)
+            v = input_transform(worker, x, self.pads, tiles, tiling, ws)
+            m_product = ws.empty("product", (u.shape[0], u.shape[1], v.shape[2]), dtype)
+            matmul_into(xp, u, v, m_product)  # (alpha^2, K, P)
+            y = self.y[part]
+            output_transform(worker, m_product, tiling, tiles, self.bias, y, ws)
 
 
 def conv2d_forward(
@@ -429,7 +468,7 @@ def conv2d_forward(
     b: Array | None,
     g: Any,
     tiling: WinogradTiling,
-    chunk: tuple[int | None, int] | None = None,
+    chunk: tuple[int | None, int, int] | None = None,
 ) -> Array:
     """conv2d (3x3, stride 1, any padding) with ``tiling``; ``g`` the ConvGeometry."""
     out_size = (g.out_height, g.out_width)
@@ -443,7 +482,7 @@ def conv2d_backward(
     w: Array,
     g: Any,
     tiling: WinogradTiling,
-    chunk: tuple[int | None, int] | None = None,
+    chunk: tuple[int | None, int, int] | None = None,
 ) -> tuple[Array, Array]:
     """``(dx, dw)`` of :func:`conv2d_forward`."""
     xp = backend.xp
@@ -451,7 +490,7 @@ def conv2d_backward(
     # dx: dout padded by 2 - p (cropped where p > 2) against the flipped,
     # channel-transposed kernel; its output is exactly (H, W).
     w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx, dx_tasks = _correlate_tasks(
+    dx_plan = _Correlation(
         backend,
         dout,
         w_flipped,
@@ -461,6 +500,7 @@ def conv2d_backward(
         tiling,
         chunk,
     )
+    dx = dx_plan.y
     # dw: the adjoint of the forward in the kernel, accumulated over chunks.
     tiles = tile_counts(g.out_height, g.out_width, tiling)
     _, kron_g, kron_a = tiling.constants(xp, dout.dtype)
@@ -470,21 +510,26 @@ def conv2d_backward(
 
     def term(index: int, worker: Any) -> Array:
         start = starts[index]
-        v = input_transform(worker, x[start : start + step], g.padding, tiles, tiling)
-        dy_tiles = _output_tiles(worker, dout[start : start + step], tiling, tiles)
-        m2, _, p = dy_tiles.shape
-        dy_hat = xp.matmul(kron_a.T, dy_tiles.reshape(m2, k * p)).reshape(-1, k, p)
-        del dy_tiles
-        return xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
+        part = slice(start, start + step)
+        with scratch(xp) as ws:
+            v = input_transform(worker, x[part], g.padding, tiles, tiling, ws)
+            dy_tiles = _output_tiles(worker, dout[part], tiling, tiles, ws)
+            m2, _, p = dy_tiles.shape
+            dy_hat = ws.empty("tiles_hat", (tiling.alpha**2, k, p), dy_tiles.dtype)
+            matmul_into(
+                xp, kron_a.T, dy_tiles.reshape(m2, k * p), dy_hat.reshape(-1, k * p)
+            )
+            return xp.matmul(dy_hat, v.transpose(0, 2, 1))  # (alpha^2, K, C)
 
-    # dw's tasks first: they are the longer ones.
     dw_tasks, dw_sum = blocked.grouped_sum(len(starts), term)
-    backend._parallel_blas(dw_tasks + dx_tasks)
-    du = dw_sum()
-    if du is None:  # an empty batch
-        du = xp.zeros((tiling.alpha**2, k, c), dtype=dx.dtype)
     r = tiling.r
-    dw = xp.matmul(kron_g.T, du.reshape(du.shape[0], k * c)).reshape(r, r, k, c)
+    with backend._blas_tasks(len(dw_tasks) + len(dx_plan.starts)) as run:
+        # dw's tasks first: they are the longer ones.
+        run(dw_tasks + dx_plan.tasks())
+        du = dw_sum()
+        if du is None:  # an empty batch
+            du = xp.zeros((tiling.alpha**2, k, c), dtype=dx.dtype)
+        dw = xp.matmul(kron_g.T, du.reshape(du.shape[0], k * c)).reshape(r, r, k, c)
     return dx, xp.ascontiguousarray(dw.transpose(2, 3, 0, 1))
 
 
@@ -506,9 +551,13 @@ class _Host:
         for call in calls:
             call()
 
-    def _parallel_blas(self, tasks: list) -> None:
-        for task in tasks:
-            task(self)
+    @contextlib.contextmanager
+    def _blas_tasks(self, count: int) -> Iterator[Callable[[list], None]]:
+        def run(tasks: list) -> None:
+            for task in tasks:
+                task(self)
+
+        yield run
 
 
 def absolute_bound(
