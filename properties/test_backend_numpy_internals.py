@@ -653,6 +653,46 @@ def test_blas_is_held_to_one_thread_for_a_block_of_parallel_tasks() -> None:
     assert ran[-1], "backend numpy: a lone task was not given the backend itself"
 
 
+@NEEDS_NUMBA
+@pytest.mark.parametrize("float_dtype", DTYPES)
+@pytest.mark.parametrize("lanes", [fused.DIRECT_LANES, fused.DIRECT_WIDE_LANES])
+@pytest.mark.parametrize("pixels", sorted(set(fused.DIRECT_BLOCKS)))
+def test_every_direct_conv_register_block_matches_the_reference(
+    pixels: int, lanes: int, float_dtype: str
+) -> None:
+    """Each ``(lanes, pixels)`` block the direct conv may be compiled for is right.
+
+    Output rows of a multiple of ``pixels`` and of a multiple plus a tail;
+    fewer output channels than lanes and more (a second, zero-padded tile).
+    """
+    dtype = float_dtype
+    rng = np.random.default_rng(pixels * 100 + lanes)
+    for out_width, out_channels in [(2 * pixels, lanes - 3), (pixels + 3, lanes + 2)]:
+        x = rng.standard_normal((3, 2, 4 + 2, out_width + 2)).astype(dtype)
+        w = rng.standard_normal((out_channels, 2, 3, 3)).astype(dtype)
+        b = rng.standard_normal(out_channels).astype(dtype)
+        w_tiles, bias = fused.direct_weights(w, b, lanes)
+        y = np.empty((3, out_channels, 4, out_width), dtype)
+        fused.direct_conv(x, w_tiles, bias, y, slice(0, 3), pixels)
+        want = reference_layers.conv2d(
+            *(a.astype(np.float64) for a in (x, w, b)), stride=1, padding=0
+        )
+        what = (
+            f"direct conv of {lanes} lanes by {pixels} pixels, dtype {dtype}, "
+            f"x {x.shape}, w {w.shape}"
+        )
+        _assert_close(y, want, dtype, what)
+
+
+def test_the_direct_conv_block_divides_the_row_where_it_can() -> None:
+    """:func:`fused.direct_shape`: a block dividing the output row, else the default."""
+    for width, pixels in [(10, 10), (20, 10), (28, 7), (14, 7), (13, 5), (5, 5)]:
+        got = fused.direct_shape(4, width)
+        assert got == (fused.DIRECT_LANES, pixels), (
+            f"direct conv block for 4 channels, {width}-pixel rows: {got}"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Scratch arrays kept between calls
 # ---------------------------------------------------------------------------

@@ -323,5 +323,6 @@ def require_array_fits(
     (an array view with zero strides can describe far more than it holds).
     """
     count = math.prod(int(n) for n in shape) * int(itemsize)
-    description = what or f"an array of its shape {tuple(int(n) for n in shape)}"
-    require_fits(name, description, count)
+    if count > max_bytes():  # the message only then: this runs on every call
+        description = what or f"an array of its shape {tuple(int(n) for n in shape)}"
+        require_fits(name, description, count)

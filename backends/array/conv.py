@@ -307,13 +307,17 @@ def _im2col_forward(
         return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
     y = xp.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype=dtype)
     per_image = (g.columns + g.out_channels) * g.pixels * g.itemsize
-    for part in _chunks(backend, g, per_image):
+    parts = _chunks(backend, g, per_image, backend.conv_chunk_parts)
+
+    def chunk(part: slice, worker: ConvOps) -> None:
         with scratch(xp) as ws:
-            columns = _im2col_columns(backend, x[part], g, ws)
+            columns = _im2col_columns(worker, x[part], g, ws)
             y2 = ws.empty("product", (g.out_channels, columns.shape[1]), dtype)
             matmul_into(xp, w2, columns, y2)  # (C_out, n H W)
             y2 = y2.reshape(g.out_channels, -1, g.out_height, g.out_width)
-            _scatter_nchw(backend, y2, b, y[part])
+            _scatter_nchw(worker, y2, b, y[part])
+
+    backend._parallel_blas([functools.partial(chunk, part) for part in parts])
     return y
 
 
@@ -604,11 +608,13 @@ def _direct_forward(
     dtype = np.result_type(x.dtype, w.dtype)
     x_padded = np.ascontiguousarray(backend._pad(x, g.padding), dtype=dtype)
     bias = np.zeros(g.out_channels, dtype) if b is None else b
-    w_tiles, bias = fused.direct_weights(w.astype(dtype), bias.astype(dtype))
+    lanes, pixels = fused.direct_shape(g.out_channels, g.out_width)
+    w_tiles, bias = fused.direct_weights(w.astype(dtype), bias.astype(dtype), lanes)
     y = np.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype)
     products = y.size * g.columns
+    run = functools.partial(fused.direct_conv, x_padded, w_tiles, bias, y)
     calls = [
-        functools.partial(fused.direct_conv, x_padded, w_tiles, bias, y, part)
+        functools.partial(run, part, pixels)
         for part in backend._split(g.batch, products)
     ]
     backend._parallel(calls, products)

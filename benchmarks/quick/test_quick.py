@@ -1,8 +1,9 @@
 """A quick side-by-side of the backends in one pytest-benchmark run.
 
 A few of the asv workloads (float32 conv layers forward and backward with each
-backend's default algorithm, every optimizer on 1M parameters, layer_norm and
-GELU forward and backward at transformer shapes), on every backend and on
+backend's default algorithm: every 3x3 ResNet layer and both LeNet ones;
+every optimizer on 1M parameters; layer_norm and GELU forward and backward
+at transformer shapes), on every backend and on
 torch's own best calls, the anchors (``torch[aten]``'s conv backward and
 layer_norm and GELU kernels without autograd, ``torch[fused]`` and
 ``torch[foreach]`` optimizer steps, see
@@ -22,14 +23,14 @@ from benchmarks import anchors, bench_conv, bench_optim, bench_transformer, comm
 
 THREADS = common.THREADS[-1]
 
+#: Every 3x3 ResNet layer and both LeNet layers, forward and backward (the
+#: layers the kernels are held to), and one 1x1 layer forward.
 CONV_CASES = [
-    ("resnet 3x3 64->64 56px", "forward"),
-    ("resnet 3x3 64->64 56px", "backward"),
-    ("resnet 1x1 256->64 56px", "forward"),
-    ("resnet 3x3 256->256 14px", "backward"),
-    ("lenet C1 1->6 32px", "forward"),
-    ("lenet C3 6->16 14px", "backward"),
-]
+    (layer, direction)
+    for layer in common.CONV_LAYERS
+    if "3x3" in layer or "lenet" in layer
+    for direction in ("forward", "backward")
+] + [("resnet 1x1 256->64 56px", "forward")]
 OPTIMIZER_CASES = [(name, "1M") for name in common.OPTIMIZERS]
 
 ATEN_ANCHORS = anchors.anchor_names("cpu", (anchors.ATEN_ANCHOR,)) + (
