@@ -581,8 +581,9 @@ def test_conv_chunks_cover_the_batch_within_the_budget() -> None:
     ]
     for budget, min_columns, parts in cases:
         backend.conv_chunk_bytes, backend.conv_chunk_min_columns = budget, min_columns
+        backend.conv_chunk_parts = parts
         per_image = 1000
-        chunks = list(array_conv._chunks(backend, geometry, per_image, parts))
+        chunks = list(array_conv._chunks(backend, geometry, per_image))
         covered = [i for part in chunks for i in range(7)[part]]
         what = f"conv2d chunks, budget {budget}, min columns {min_columns}, "
         what += f"parts {parts}: {chunks}"

@@ -78,7 +78,7 @@ class ArrayBackend(
       (``conv_chunk_bytes = None``: the whole batch at once);
     * ``threads``: threads for what BLAS does not run (the optimizer passes,
       the copies of the conv algorithms) and for the batch chunks of the
-      Winograd conv and of im2col's backward (each chunk on one thread, BLAS
+      Winograd and im2col convs (each chunk on one thread, BLAS
       held to one thread meanwhile, where threadpoolctl is installed),
       ``None`` (default) for as many as
       NumPy's BLAS uses now (:func:`backends.array.blocked.blas_threads`);

@@ -3,9 +3,9 @@ r"""conv2d and conv2d_backward of the array backend: a table of algorithms.
 Convolution is a small dispatch table of algorithms (:data:`CONV_ALGORITHMS`);
 each pads the input itself and, for large batches, works through it in chunks
 of a few MiB of workspace (``conv_chunk_bytes``) so that its copies and GEMMs
-stay in cache. The Winograd algorithms and im2col's backward run their chunks
-on the backend's threads, one chunk per thread with BLAS held to one thread
-(:meth:`~backends.array.core.ArrayCore._parallel_blas`): a chunk's GEMMs are
+stay in cache. The Winograd algorithms and im2col run their chunks on the
+backend's threads, one chunk per thread with BLAS held to one thread
+(:meth:`~backends.array.core.ArrayCore._blas_tasks`): a chunk's GEMMs are
 too small for BLAS to split them itself. Their ``dW`` adds the chunks' terms
 in fixed groups (:func:`backends.array.blocked.grouped_sum`): the same sum
 whichever thread ran which chunk.
@@ -148,8 +148,8 @@ class ConvAlgorithm:
 CONV_CHUNK_BYTES = 4 << 20
 #: Fewest GEMM columns (output pixels, or Winograd tiles) in a chunk.
 CONV_CHUNK_MIN_COLUMNS = 128
-#: Fewest chunks the batch of a chunk-parallel algorithm (Winograd, im2col's
-#: backward) is cut into, where the columns allow: enough for two threads to
+#: Fewest chunks the batch of a chunk-parallel algorithm (Winograd, im2col)
+#: is cut into, where the columns allow: enough for two threads to
 #: take two each. Not the thread count itself, so that the chunks, and so the
 #: bits of dW, are the same at any thread count. Measured on LeNet's C3
 #: backward (64 images, 2 chunks by the budget alone, 2 threads): 4 chunks
@@ -268,24 +268,18 @@ def _im2col_columns(
     return columns.reshape(g.columns, batch * g.pixels)
 
 
-def _chunks(backend: ConvOps, g: ConvGeometry, per_image_bytes: int, parts: int = 1):
+def _chunks(backend: ConvOps, g: ConvGeometry, per_image_bytes: int):
     """Batch slices holding at most ``backend.conv_chunk_bytes`` of workspace each.
 
     Past the last-level cache a pass over the columns runs at memory speed:
     chunks of a few MiB keep away from it. A chunk keeps at least
     ``backend.conv_chunk_min_columns`` GEMM columns, below which the GEMMs lose
-    more than the cache saves. Chunks that run as tasks on the backend's
-    threads are cut into at least ``parts`` where the columns allow
-    (:data:`CONV_CHUNK_PARTS`).
+    more than the cache saves. The chunks run as tasks on the backend's
+    threads, so there are at least ``backend.conv_chunk_parts`` where the
+    columns allow (:data:`CONV_CHUNK_PARTS`).
     """
-    step = winograd.chunk_images(
-        g.batch,
-        per_image_bytes,
-        g.pixels,
-        backend.conv_chunk_bytes,
-        backend.conv_chunk_min_columns,
-        parts,
-    )
+    settings = _chunking(backend)
+    step = winograd.chunk_images(g.batch, per_image_bytes, g.pixels, *settings)
     for start in range(0, g.batch, step):
         yield slice(start, min(start + step, g.batch))
 
@@ -307,7 +301,7 @@ def _im2col_forward(
         return y.reshape(g.batch, g.out_channels, g.out_height, g.out_width)
     y = xp.empty((g.batch, g.out_channels, g.out_height, g.out_width), dtype=dtype)
     per_image = (g.columns + g.out_channels) * g.pixels * g.itemsize
-    parts = _chunks(backend, g, per_image, backend.conv_chunk_parts)
+    parts = _chunks(backend, g, per_image)
 
     def chunk(part: slice, worker: ConvOps) -> None:
         with scratch(xp) as ws:
@@ -410,7 +404,7 @@ def _im2col_backward(
         return dx, dw.reshape(w.shape)
     dx = xp.empty((g.batch, g.in_channels, g.height, g.width), dtype=dtype)
     per_image = (2 * g.columns + g.out_channels) * g.pixels * g.itemsize
-    parts = list(_chunks(backend, g, per_image, backend.conv_chunk_parts))
+    parts = list(_chunks(backend, g, per_image))
 
     def chunk(index: int, worker: ConvOps) -> Array:
         """Write the chunk's ``dx``; return its term of ``dw``."""
@@ -538,7 +532,7 @@ WINOGRAD_MIN_TILES = 2
 
 
 def _chunking(backend: ConvOps) -> tuple[int | None, int, int]:
-    """The Winograd ``chunk`` argument: ``(bytes, min_columns, parts)``."""
+    """The backend's ``(bytes, min_columns, parts)``: Winograd's ``chunk`` argument."""
     return (
         backend.conv_chunk_bytes,
         backend.conv_chunk_min_columns,
